@@ -1,0 +1,185 @@
+"""The on-disk cache: one folder per stage and key, plain .npy arrays plus JSON, never pickle.
+
+An entry is written into a temporary folder and renamed into place, its manifest last, so a
+reader sees a whole entry or none. Every file's size and SHA-256 are in the manifest and are
+checked on load; an entry that is partial, altered or unreadable is removed and recomputed.
+A file lock per entry makes two processes asking for the same entry compute it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from core.errors import DotmapError
+
+FORMAT_VERSION = 1
+CACHE_ENV = "DOTMAP_CACHE"
+MANIFEST = "manifest.json"
+LOCK_TIMEOUT_S = 3600.0  # a stage can take minutes on a large set; a dead holder frees the lock
+
+Arrays = dict[str, np.ndarray]
+
+
+def default_cache_dir() -> Path:
+    """``$DOTMAP_CACHE``, else ``$XDG_CACHE_HOME/dotmap``, else ``~/.cache/dotmap``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "dotmap"
+
+
+def make_key(stage: str, **parts: Any) -> str:
+    """A stable hex key for a stage from its settings and its upstream keys (JSON-serialisable)."""
+    text = json.dumps({"stage": stage, "format": FORMAT_VERSION, **parts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Entry:
+    """A loaded cache entry: its arrays and its JSON metadata."""
+
+    arrays: Arrays
+    meta: dict[str, Any]
+
+
+@dataclass
+class Cache:
+    """A cache folder. ``notes`` collects what was found broken and recomputed, in words."""
+
+    root: Path
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).expanduser()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DotmapError(
+                f"Cannot create the cache folder {self.root}: {exc.strerror or exc}. "
+                f"Choose another with --cache DIR or the {CACHE_ENV} variable."
+            ) from None
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / f"{stage}-{key}"
+
+    def has(self, stage: str, key: str) -> bool:
+        """True when a complete entry is there (manifest present, every file of its size)."""
+        folder = self.path(stage, key)
+        manifest = self._read_manifest(folder)
+        if manifest is None:
+            return False
+        return all(
+            (folder / name).is_file() and (folder / name).stat().st_size == info["size"]
+            for name, info in manifest["files"].items()
+        )
+
+    def meta(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The metadata of a complete entry without loading its arrays; None when there is none."""
+        if not self.has(stage, key):
+            return None
+        manifest = self._read_manifest(self.path(stage, key))
+        return None if manifest is None else manifest["meta"]
+
+    def _read_manifest(self, folder: Path) -> dict[str, Any] | None:
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            return None
+        if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("meta"), dict):
+            return None
+        return manifest
+
+    def load(self, stage: str, key: str) -> Entry | None:
+        """The entry, verified; None when there is none. A broken entry is removed and noted."""
+        folder = self.path(stage, key)
+        if not folder.exists():
+            return None
+        problem = "its manifest is missing or unreadable"
+        manifest = self._read_manifest(folder)
+        arrays: Arrays = {}
+        if manifest is not None:
+            problem = ""
+            for name, info in manifest["files"].items():
+                file = folder / name
+                if not file.is_file() or file.stat().st_size != info.get("size"):
+                    problem = f"{name} is missing or of the wrong size"
+                    break
+                if _sha256(file) != info.get("sha256"):
+                    problem = f"{name} does not match its checksum"
+                    break
+                try:
+                    arrays[Path(name).stem] = np.load(file, allow_pickle=False)
+                except (OSError, ValueError) as exc:
+                    problem = f"{name} cannot be read ({exc})"
+                    break
+        if problem:
+            self.notes.append(f"cache entry {folder.name} was broken ({problem}); recomputed it")
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return Entry(arrays, manifest["meta"])
+
+    def _write(self, stage: str, key: str, arrays: Arrays, meta: dict[str, Any]) -> None:
+        final = self.path(stage, key)
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{stage}-", dir=self.root))
+        try:
+            files = {}
+            for name, array in arrays.items():
+                if array.dtype == object:
+                    raise TypeError(f"array {name!r} has dtype object; the cache stores plain arrays")
+                file = staging / f"{name}.npy"
+                np.save(file, array, allow_pickle=False)
+                files[file.name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+            manifest = {"format": FORMAT_VERSION, "stage": stage, "files": files, "meta": meta}
+            (staging / MANIFEST).write_text(json.dumps(manifest))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def get_or_compute(
+        self, stage: str, key: str, compute: Callable[[], tuple[Arrays, dict[str, Any]]]
+    ) -> tuple[Entry, bool]:
+        """The entry for (stage, key), computing and storing it under a lock if it is missing.
+
+        Returns the entry and whether it was computed by this call.
+        """
+        entry = self.load(stage, key)
+        if entry is not None:
+            return entry, False
+        lock = FileLock(str(self.path(stage, key)) + ".lock")
+        try:
+            with lock.acquire(timeout=LOCK_TIMEOUT_S):
+                entry = self.load(stage, key)  # another process may have written it meanwhile
+                if entry is not None:
+                    return entry, False
+                arrays, meta = compute()
+                self._write(stage, key, arrays, meta)
+        except Timeout:
+            raise DotmapError(
+                f"Waited {LOCK_TIMEOUT_S:.0f} s for another process computing {stage} in "
+                f"{self.root}; if none is running, delete {self.path(stage, key)}.lock."
+            ) from None
+        return Entry(arrays, json.loads(json.dumps(meta))), True

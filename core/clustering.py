@@ -1,0 +1,126 @@
+"""k-means and spherical k-means for one k, assignment to centres, and cluster ids kept across k."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+
+ALGORITHMS = ("kmeans", "spherical")
+N_INIT = 3
+MAX_ITER = 300
+SPHERICAL_TOL = 1e-6
+
+
+@dataclass
+class Fit:
+    """One clustering: labels (n,), centres (k, d), inertia (sum of distances to the centres)."""
+
+    labels: np.ndarray
+    centres: np.ndarray
+    inertia: float
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (all-zero rows stay zero)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.where(norms == 0, 1, norms)).astype(X.dtype, copy=False)
+
+
+def distances_to_centres(X: np.ndarray, centres: np.ndarray, algorithm: str) -> np.ndarray:
+    """Distances of rows X (n, d) to centres (k, d): (n, k) float32.
+
+    Euclidean for k-means; cosine distance (1 - cosine similarity) for spherical k-means.
+    """
+    X = np.atleast_2d(X).astype(np.float32)
+    centres = centres.astype(np.float32)
+    if algorithm == "spherical":
+        return np.clip(1.0 - unit_rows(X) @ unit_rows(centres).T, 0.0, 2.0)
+    squared = (X * X).sum(1)[:, None] - 2 * X @ centres.T + (centres * centres).sum(1)[None, :]
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _spherical_kmeans(X: np.ndarray, k: int, seed: int, n_init: int) -> Fit:
+    """k-means on the unit sphere: assign by cosine similarity, centres are normalised means."""
+    U = unit_rows(X.astype(np.float64))
+    rng = np.random.RandomState(seed)
+    best: Fit | None = None
+    for _ in range(n_init):
+        centres, _ = kmeans_plusplus(U, k, random_state=rng)
+        previous = -np.inf
+        for _ in range(MAX_ITER):
+            similarity = U @ centres.T
+            labels = similarity.argmax(1)
+            objective = similarity[np.arange(len(U)), labels].sum()
+            sums = np.zeros_like(centres)
+            np.add.at(sums, labels, U)
+            empty = np.bincount(labels, minlength=k) == 0
+            if empty.any():  # reseed an empty cluster at the point least like its centre
+                worst = np.argsort(similarity[np.arange(len(U)), labels])[: empty.sum()]
+                sums[empty] = U[worst]
+            centres = unit_rows(sums)
+            if objective - previous <= SPHERICAL_TOL * len(U):
+                break
+            previous = objective
+        labels = (U @ centres.T).argmax(1)
+        inertia = float((1.0 - (U @ centres.T)[np.arange(len(U)), labels]).sum())
+        if best is None or inertia < best.inertia:
+            best = Fit(labels, centres.astype(np.float32), inertia)
+    assert best is not None
+    return best
+
+
+def fit_clusters(
+    X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0, n_init: int = N_INIT
+) -> Fit:
+    """Cluster rows X (n, d) into k groups with k-means++ seeding and a fixed seed."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} should be one of {ALGORITHMS}.")
+    if not 1 <= k <= len(X):
+        raise ValueError(f"n_samples={len(X)} should be >= n_clusters={k}.")
+    if algorithm == "spherical":
+        return _spherical_kmeans(X, k, seed, n_init)
+    with warnings.catch_warnings():
+        # duplicates can leave fewer distinct centres; callers check k against distinct images
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KMeans(k, n_init=n_init, max_iter=MAX_ITER, random_state=seed).fit(X)
+    return Fit(model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32), float(model.inertia_))
+
+
+def order_by_size(fit: Fit) -> Fit:
+    """Renumber clusters from the largest (0) to the smallest; ties by the lowest old id."""
+    sizes = np.bincount(fit.labels, minlength=len(fit.centres))
+    order = np.lexsort((np.arange(len(sizes)), -sizes))
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(len(order))
+    return Fit(new_id[fit.labels], fit.centres[order], fit.inertia)
+
+
+def match_to_previous(previous: np.ndarray, fit: Fit) -> tuple[Fit, np.ndarray]:
+    """Renumber a clustering so its ids follow the previous clustering's wherever they overlap.
+
+    Ids 0..k_prev-1 go to the clusters that share most images with the previous ones (an optimal
+    one-to-one matching of the overlap table); the remaining clusters take the next ids, the
+    larger first.
+
+    Returns
+    -------
+    fit : the renumbered clustering.
+    contingency : ndarray of shape (k_prev, k), int64: images in previous cluster i and new j.
+    """
+    k_prev, k = int(previous.max()) + 1, len(fit.centres)
+    table = np.zeros((k_prev, k), np.int64)
+    np.add.at(table, (previous, fit.labels), 1)
+    rows, cols = linear_sum_assignment(-table)
+    new_id = np.full(k, -1, np.int64)
+    new_id[cols] = rows
+    rest = np.flatnonzero(new_id < 0)
+    rest = rest[np.argsort(-table[:, rest].sum(0), kind="stable")]
+    new_id[rest] = np.arange(len(rows), len(rows) + len(rest))
+    order = np.argsort(new_id)
+    matched = Fit(new_id[fit.labels], fit.centres[order], fit.inertia)
+    return matched, table[:, order]

@@ -1,0 +1,88 @@
+"""UMAP embeddings (the 2-D map and the optional 10-D cluster space) over a precomputed kNN graph.
+
+umap-learn is imported only here and only when an embedding has to be computed: its numba JIT
+costs 10-40 s in a fresh process, so the warm path reads the cached result instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from core.errors import UmapUnavailableError
+
+MAP_EPOCHS = 200  # umap-learn's own choice for large sets; the map is looked at, so it gets them all
+CLUSTER_SPACE_DIM = 10
+CLUSTER_SPACE_EPOCHS = 100  # clustering needs the groups, not a polished layout: measured, same ARI
+UMAP_MIN_IMAGES = 10
+
+
+def umap_embedding(
+    Z: np.ndarray,
+    knn_indices: np.ndarray,
+    knn_distances: np.ndarray,
+    n_components: int = 2,
+    seed: int = 0,
+    min_dist: float = 0.1,
+    n_epochs: int = MAP_EPOCHS,
+) -> np.ndarray:
+    """Seeded UMAP of Z (n, c) from its kNN graph: ndarray of shape (n, n_components), float32.
+
+    Raises
+    ------
+    UmapUnavailableError
+        When umap-learn cannot be imported, there are too few images, or UMAP fails.
+    """
+    n = len(Z)
+    if n < UMAP_MIN_IMAGES:
+        raise UmapUnavailableError(
+            f"UMAP needs at least {UMAP_MIN_IMAGES} images and there are {n}; "
+            "use the PCA layout and --cluster-space pca."
+        )
+    try:
+        import umap
+    except ImportError as exc:
+        raise UmapUnavailableError(
+            f"UMAP could not be imported ({exc}); install it with 'pip install -r requirements.txt', "
+            "or use the PCA layout and --cluster-space pca."
+        ) from None
+    n_neighbors = knn_indices.shape[1]
+    model = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        n_epochs=n_epochs,
+        random_state=seed,
+        precomputed_knn=(knn_indices, knn_distances, None),
+    )
+    try:
+        with warnings.catch_warnings():
+            # a seed makes UMAP single-threaded (that is the point), and it says so every time
+            warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
+            warnings.filterwarnings("ignore", message=".*precomputed_knn.*")
+            embedding = model.fit_transform(Z)
+    except Exception as exc:  # umap raises many kinds; the user needs words and a way out
+        raise UmapUnavailableError(
+            f"UMAP failed on {n} images ({type(exc).__name__}: {exc}); "
+            "use the PCA layout and --cluster-space pca."
+        ) from None
+    embedding = np.asarray(embedding, dtype=np.float32)
+    if not np.isfinite(embedding).all():
+        raise UmapUnavailableError("UMAP returned non-finite positions; use --cluster-space pca.")
+    return embedding
+
+
+def place_by_neighbours(
+    positions: np.ndarray, indices: np.ndarray, distances: np.ndarray
+) -> np.ndarray:
+    """Positions of new points as the distance-weighted mean of their neighbours' positions.
+
+    positions : (n, c) of the known points; indices, distances : (m, n_neighbors).
+    An exact duplicate (distance 0) takes its twin's position.
+    """
+    weights = 1.0 / np.maximum(distances.astype(np.float64), 1e-12)
+    exact = distances <= 1e-12
+    weights = np.where(exact.any(1, keepdims=True), exact.astype(np.float64), weights)
+    weights /= weights.sum(1, keepdims=True)
+    return np.einsum("mj,mjc->mc", weights, positions[indices]).astype(np.float32)

@@ -1,0 +1,366 @@
+"""The stages from a folder to clusterings for every k and a map, each cached on disk by its key.
+
+A stage's key is a hash of its settings and its upstream stages' keys, never of their data, so
+finding that a stage is cached needs no upstream work: a warm run reads only what it shows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import clustering, embedding, features, images, reduction, scoring
+from core.cache import Cache, Entry, default_cache_dir, make_key
+from core.errors import DotmapError, NoImagesError, NoStructureError
+
+CLUSTER_SPACES = ("umap", "pca")
+PCA_MAP_NOTE = "PCA layout: the first two principal components"
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes a result. Defaults are the measured best for shapes of dots."""
+
+    features: str = "shape-rotation"
+    components: int = 50
+    k_min: int = 2
+    k_max: int = 20
+    algorithm: str = "kmeans"
+    cluster_space: str = "umap"
+    grid: int = 200
+    polarity: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.features not in features.FEATURE_KINDS:
+            raise DotmapError(f"features={self.features!r} should be one of {features.FEATURE_KINDS}.")
+        if self.algorithm not in clustering.ALGORITHMS:
+            raise DotmapError(f"algorithm={self.algorithm!r} should be one of {clustering.ALGORITHMS}.")
+        if self.cluster_space not in CLUSTER_SPACES:
+            raise DotmapError(f"cluster_space={self.cluster_space!r} should be one of {CLUSTER_SPACES}.")
+        if self.polarity not in images.POLARITIES:
+            raise DotmapError(f"polarity={self.polarity!r} should be one of {images.POLARITIES}.")
+        if self.components < 2:
+            raise DotmapError(f"components={self.components} should be >= 2.")
+        if self.k_min < 2:
+            raise DotmapError(f"k_min={self.k_min} should be >= 2 (one cluster is no grouping).")
+        if self.k_max < self.k_min:
+            raise DotmapError(f"k_max={self.k_max} should be >= k_min={self.k_min}.")
+        if self.grid < 8:
+            raise DotmapError(f"grid={self.grid} should be >= 8.")
+
+    @property
+    def ks(self) -> list[int]:
+        return list(range(self.k_min, self.k_max + 1))
+
+
+@dataclass
+class StageRecord:
+    """How one stage went: its name, wall seconds, and whether it was computed (else loaded)."""
+
+    stage: str
+    seconds: float
+    computed: bool
+
+
+@dataclass
+class Sweep:
+    """Clusterings for every k, with ids matched from k to k+1, and their scores.
+
+    labels : ndarray of shape (n_k, n_images), int16; row j is k = ks[j].
+    silhouette : ndarray of shape (n_k, n_images), float32, per image.
+    distance : ndarray of shape (n_k, n_images), float32, to the own cluster's centre.
+    table : one dict per k with k, inertia, silhouette, davies_bouldin, calinski_harabasz,
+        stability, sizes.
+    transitions : for each k but the last, the overlap table (k, k+1) of clusters at k and k+1.
+    """
+
+    ks: list[int]
+    labels: np.ndarray
+    centres: list[np.ndarray]
+    silhouette: np.ndarray
+    distance: np.ndarray
+    outlier_distance: list[np.ndarray]
+    table: list[dict[str, Any]]
+    transitions: list[list[list[int]]]
+    recommended_k: int
+    sample_size: int
+    algorithm: str
+
+    def row(self, k: int) -> int:
+        if k not in self.ks:
+            raise DotmapError(f"k={k} is outside the prepared range {self.ks[0]}..{self.ks[-1]}.")
+        return self.ks.index(k)
+
+
+@dataclass
+class Pipeline:
+    """Runs or reuses each stage for one data folder and one set of settings."""
+
+    data_dir: str | Path
+    settings: Settings = field(default_factory=Settings)
+    cache_dir: str | Path | None = None
+    on_progress: ProgressFn | None = None
+
+    def __post_init__(self) -> None:
+        self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
+        self.inventory = images.scan_folder(self.data_dir)
+        self.records: list[StageRecord] = []
+        self._entries: dict[str, Entry] = {}
+
+    # ---- keys: pure functions of settings and upstream keys -------------------------------
+    def key(self, stage: str, k: int | None = None) -> str:
+        s = self.settings
+        if stage == "images":
+            return make_key(stage, data=self.inventory.fingerprint, grid=s.grid, polarity=s.polarity)
+        if stage == "features":
+            return make_key(stage, up=self.key("images"), kind=s.features)
+        if stage == "reduction":
+            return make_key(stage, up=self.key("features"), components=s.components, seed=s.seed)
+        if stage == "neighbours":
+            return make_key(stage, up=self.key("reduction"), n=reduction.N_NEIGHBORS)
+        if stage == "space":
+            if s.cluster_space == "pca":
+                return self.key("reduction")
+            return make_key(
+                stage, up=self.key("neighbours"), seed=s.seed,
+                dim=embedding.CLUSTER_SPACE_DIM, epochs=embedding.CLUSTER_SPACE_EPOCHS,
+            )
+        if stage == "fit":
+            return make_key(
+                stage, up=self.key("space"), space=s.cluster_space, algorithm=s.algorithm,
+                k=k, seed=s.seed, n_init=clustering.N_INIT,
+            )
+        if stage == "sweep":
+            return make_key(stage, fits=[self.key("fit", k) for k in s.ks])
+        if stage == "map":
+            return make_key(stage, up=self.key("neighbours"), seed=s.seed, epochs=embedding.MAP_EPOCHS)
+        raise ValueError(f"unknown stage {stage!r}")
+
+    # ---- running a stage ------------------------------------------------------------------
+    def _stage(self, stage: str, compute: Callable[[], tuple[dict, dict]], k: int | None = None) -> Entry:
+        name = stage if k is None else f"{stage}-k{k}"
+        if name in self._entries:
+            return self._entries[name]
+        start = time.perf_counter()
+        entry, computed = self.cache.get_or_compute(stage, self.key(stage, k), compute)
+        self.records.append(StageRecord(name, time.perf_counter() - start, computed))
+        self._entries[name] = entry
+        return entry
+
+    def _progress(self, done: int, total: int, stage: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total, stage)
+
+    def is_cached(self, stage: str, k: int | None = None) -> bool:
+        return self.cache.has(stage, self.key(stage, k))
+
+    # ---- stages ---------------------------------------------------------------------------
+    def images(self) -> images.ImageSet:
+        def compute() -> tuple[dict, dict]:
+            if not self.inventory.files:
+                raise NoImagesError(f"The folder {self.inventory.root} holds no files.")
+            loaded = images.load_images(
+                self.inventory, self.settings.grid, self.settings.polarity, on_progress=self.on_progress
+            )
+            distinct = images.count_distinct(loaded.packed)
+            meta = {"paths": loaded.paths, "skipped": loaded.skipped, "grid": loaded.grid, "distinct": distinct}
+            return {"packed": loaded.packed}, meta
+
+        entry = self._stage("images", compute)
+        meta = entry.meta
+        return images.ImageSet(entry.arrays["packed"], meta["grid"], meta["paths"], [tuple(x) for x in meta["skipped"]])
+
+    def image_meta(self) -> dict[str, Any]:
+        """Paths, skipped files and the count of distinct images, without loading the pixels."""
+        if "images" not in self._entries:
+            meta = self.cache.meta("images", self.key("images"))
+            if meta is not None:
+                return meta
+            self.images()
+        return self._entries["images"].meta
+
+    def features(self) -> np.ndarray:
+        def compute() -> tuple[dict, dict]:
+            self._check_enough_images()
+            X = features.compute_features(self.images(), self.settings.features, self.on_progress)
+            return {"X": X}, {}
+
+        return self._stage("features", compute).arrays["X"]
+
+    def reduction(self) -> reduction.Reduction:
+        def compute() -> tuple[dict, dict]:
+            self._progress(0, 1, "reduce")
+            r = reduction.reduce_features(self.features(), self.settings.components, self.settings.seed)
+            self._progress(1, 1, "reduce")
+            return asdict(r), {}
+
+        return reduction.Reduction(**self._stage("reduction", compute).arrays)
+
+    def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        def compute() -> tuple[dict, dict]:
+            self._progress(0, 1, "neighbours")
+            indices, distances = reduction.nearest_neighbors(self.reduction().Z)
+            self._progress(1, 1, "neighbours")
+            return {"indices": indices, "distances": distances}, {}
+
+        arrays = self._stage("neighbours", compute).arrays
+        return arrays["indices"], arrays["distances"]
+
+    def space(self) -> np.ndarray:
+        """The rows that are clustered: PCA components, or their 10-D UMAP."""
+        if self.settings.cluster_space == "pca":
+            return self.reduction().Z
+
+        def compute() -> tuple[dict, dict]:
+            self._progress(0, 1, "cluster space (UMAP)")
+            indices, distances = self.neighbours()
+            U = embedding.umap_embedding(
+                self.reduction().Z, indices, distances, embedding.CLUSTER_SPACE_DIM,
+                self.settings.seed, min_dist=0.0, n_epochs=embedding.CLUSTER_SPACE_EPOCHS,
+            )
+            self._progress(1, 1, "cluster space (UMAP)")
+            return {"U": U}, {}
+
+        return self._stage("space", compute).arrays["U"]
+
+    def fit(self, k: int) -> Entry:
+        def compute() -> tuple[dict, dict]:
+            X, algorithm, seed = self.space(), self.settings.algorithm, self.settings.seed
+            result = clustering.fit_clusters(X, k, algorithm, seed)
+            db, ch = scoring.separation_scores(X, result.labels, algorithm)
+            stable = scoring.stability(X, result.labels, k, algorithm, seed)
+            meta = {"inertia": result.inertia, "davies_bouldin": db, "calinski_harabasz": ch, "stability": stable}
+            return {"labels": result.labels, "centres": result.centres}, meta
+
+        return self._stage("fit", compute, k)
+
+    def sweep(self) -> Sweep:
+        def compute() -> tuple[dict, dict]:
+            self._check_enough_images()
+            ks = self.settings.ks
+            fits, previous, transitions = [], None, []
+            for i, k in enumerate(ks):
+                self._progress(i, len(ks), "clustering")
+                entry = self.fit(k)
+                fit = clustering.Fit(entry.arrays["labels"], entry.arrays["centres"], entry.meta["inertia"])
+                if previous is None:
+                    fit = clustering.order_by_size(fit)
+                else:
+                    fit, table = clustering.match_to_previous(previous, fit)
+                    transitions.append(table.tolist())
+                fits.append((fit, entry.meta))
+                previous = fit.labels
+            self._progress(len(ks), len(ks), "clustering")
+            X = self.space()
+            metric = "cosine" if self.settings.algorithm == "spherical" else "euclidean"
+            sample = scoring.silhouette_sample(len(X), self.settings.seed)
+            labels = [f.labels for f, _ in fits]
+            sil_scores, per_image = scoring.silhouettes(X, labels, sample, metric, self.on_progress)
+            distance = np.stack([
+                clustering.distances_to_centres(X, f.centres, self.settings.algorithm)[np.arange(len(X)), f.labels]
+                for f, _ in fits
+            ]).astype(np.float32)
+            table, outlier = [], []
+            for j, ((f, meta), k) in enumerate(zip(fits, ks, strict=True)):
+                sizes = np.bincount(f.labels, minlength=k)
+                limit = np.array([
+                    np.percentile(distance[j][f.labels == c], 99) if sizes[c] else np.inf for c in range(k)
+                ], np.float32)
+                outlier.append(limit)
+                table.append({
+                    "k": k, "inertia": meta["inertia"], "silhouette": float(sil_scores[j]),
+                    "davies_bouldin": meta["davies_bouldin"], "calinski_harabasz": meta["calinski_harabasz"],
+                    "stability": meta["stability"], "sizes": sizes.tolist(),
+                })
+            recommended = scoring.recommend_k(ks, sil_scores, [t["stability"] for t in table])
+            arrays = {
+                "labels": np.stack(labels).astype(np.int16),
+                "centres": np.concatenate([f.centres for f, _ in fits]),
+                "silhouette": per_image,
+                "distance": distance,
+                "outlier_distance": np.concatenate(outlier),
+            }
+            meta = {
+                "ks": ks, "table": table, "transitions": transitions, "recommended_k": recommended,
+                "sample_size": int(len(sample)), "algorithm": self.settings.algorithm,
+            }
+            return arrays, meta
+
+        entry = self._stage("sweep", compute)
+        a, meta = entry.arrays, entry.meta
+        bounds = np.cumsum([0, *meta["ks"]])
+        return Sweep(
+            ks=meta["ks"], labels=a["labels"],
+            centres=[a["centres"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
+            silhouette=a["silhouette"], distance=a["distance"],
+            outlier_distance=[a["outlier_distance"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
+            table=meta["table"], transitions=meta["transitions"], recommended_k=meta["recommended_k"],
+            sample_size=meta["sample_size"], algorithm=meta["algorithm"],
+        )
+
+    def map(self) -> np.ndarray:
+        """The 2-D UMAP map: ndarray of shape (n_images, 2), float32."""
+
+        def compute() -> tuple[dict, dict]:
+            self._progress(0, 1, "map (UMAP)")
+            indices, distances = self.neighbours()
+            xy = embedding.umap_embedding(self.reduction().Z, indices, distances, 2, self.settings.seed)
+            self._progress(1, 1, "map (UMAP)")
+            return {"xy": xy}, {}
+
+        return self._stage("map", compute).arrays["xy"]
+
+    def pca_map(self) -> np.ndarray:
+        """The instant 2-D layout: the first two principal components, (n_images, 2)."""
+        return self.reduction().Z[:, :2]
+
+    # ---- checks ---------------------------------------------------------------------------
+    def _check_enough_images(self) -> None:
+        meta = self.image_meta()
+        n, distinct = len(meta["paths"]), meta["distinct"]
+        skipped = f" ({len(meta['skipped'])} files skipped)" if meta["skipped"] else ""
+        if n == 0:
+            raise NoImagesError(f"No readable images in {self.inventory.root}{skipped}.")
+        if n == 1:
+            raise NoImagesError(f"Only one readable image in {self.inventory.root}{skipped}; clustering needs several.")
+        if distinct == 1:
+            raise NoStructureError(
+                f"All {n} images are identical: there is no structure to cluster, so nothing is drawn."
+            )
+        if self.settings.k_max > distinct or self.settings.k_max >= n:
+            raise NoStructureError(
+                f"k_max={self.settings.k_max} is more than the data allows: {n} images, {distinct} distinct. "
+                f"Use --k-max {min(distinct, n - 1)} or lower."
+            )
+
+    # ---- everything -----------------------------------------------------------------------
+    def prepare(self, with_map: bool = True) -> list[StageRecord]:
+        """Run (or reuse) every stage, upstream first, so each record times its own stage.
+
+        Returns the stage records of this call.
+        """
+        first = len(self.records)
+        if self.is_cached("sweep") and (not with_map or self.is_cached("map")):
+            self.image_meta()  # the skipped-file list is part of what a run reports
+            return self.records[first:]
+        self.images()
+        self._check_enough_images()
+        self.features()
+        self.reduction()
+        if self.settings.cluster_space == "umap" or with_map:
+            self.neighbours()
+        self.space()
+        for k in self.settings.ks:
+            self.fit(k)
+        self.sweep()
+        if with_map:
+            self.map()
+        return self.records[first:]

@@ -1,0 +1,143 @@
+"""Scores of clusterings: silhouettes for every k at once, stability, and the recommended k."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+)
+
+from core.clustering import distances_to_centres, fit_clusters, unit_rows
+
+SILHOUETTE_SAMPLE = 10_000  # silhouettes are taken against at most this many images
+STABILITY_RUNS = 2
+STABILITY_FRACTION = 0.8
+STABLE_ENOUGH = 0.8
+QUERY_BATCH = 2048
+RECOMMENDATION_RULE = (
+    "the k with the highest silhouette among those whose stability (ARI between clusterings "
+    f"of different seeds and {STABILITY_FRACTION:.0%} subsamples) is at least {STABLE_ENOUGH}; "
+    "if no k is that stable, the k with the highest silhouette"
+)
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def silhouette_sample(n: int, seed: int, sample_size: int = SILHOUETTE_SAMPLE) -> np.ndarray:
+    """Sorted row ids of the fixed-seed reference sample (all rows when n <= sample_size)."""
+    if n <= sample_size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, sample_size, replace=False))
+
+
+def _pairwise(Q: np.ndarray, R: np.ndarray, R_sq: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        return np.clip(1.0 - Q @ R.T, 0.0, 2.0)
+    squared = (Q * Q).sum(1)[:, None] - 2 * Q @ R.T + R_sq[None, :]
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def silhouettes(
+    X: np.ndarray,
+    labels_by_k: Sequence[np.ndarray],
+    sample: np.ndarray,
+    metric: str = "euclidean",
+    on_progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Silhouettes of every image for several clusterings, against one reference sample.
+
+    a(i) and b(i) are mean distances to the sample's members of each cluster, so for images in
+    the sample the mean is exactly scikit-learn's ``silhouette_score`` on that sample; for the
+    others it is an estimate from the same reference. A cluster with one member scores 0.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_k,): mean silhouette over the sample for each clustering.
+    per_image : ndarray of shape (n_k, n_images), float32.
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric={metric!r} should be 'euclidean' or 'cosine'.")
+    X = X.astype(np.float32)
+    if metric == "cosine":
+        X = unit_rows(X)
+    n = len(X)
+    R = X[sample]
+    R_sq = (R * R).sum(1)
+    ks = [int(labels.max()) + 1 for labels in labels_by_k]
+    offsets = np.concatenate([[0], np.cumsum(ks)])
+    onehot = np.zeros((len(sample), offsets[-1]), np.float32)
+    for j, labels in enumerate(labels_by_k):
+        onehot[np.arange(len(sample)), offsets[j] + labels[sample]] = 1.0
+    counts = onehot.sum(0)
+    in_sample = np.zeros(n, bool)
+    in_sample[sample] = True
+    per_image = np.zeros((len(ks), n), np.float32)
+    for start in range(0, n, QUERY_BATCH):
+        stop = min(start + QUERY_BATCH, n)
+        sums = _pairwise(X[start:stop], R, R_sq, metric) @ onehot  # (batch, sum of k)
+        self_count = in_sample[start:stop].astype(np.float32)
+        for j, labels in enumerate(labels_by_k):
+            block = sums[:, offsets[j] : offsets[j + 1]]
+            own = labels[start:stop]
+            rows = np.arange(stop - start)
+            own_count = counts[offsets[j] + own] - self_count
+            a = block[rows, own] / np.maximum(own_count, 1)
+            means = block / np.maximum(counts[offsets[j] : offsets[j + 1]], 1)
+            means[rows, own] = np.inf
+            means[:, counts[offsets[j] : offsets[j + 1]] == 0] = np.inf
+            b = means.min(1)
+            s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+            s[own_count < 1] = 0.0
+            per_image[j, start:stop] = np.where(np.isfinite(s), s, 0.0)
+        if on_progress is not None:
+            on_progress(stop, n, "silhouette")
+    scores = per_image[:, sample].mean(1).astype(np.float64)
+    return scores, per_image
+
+
+def stability(
+    X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: int, n_init: int = 1
+) -> float:
+    """Mean ARI between ``labels`` and clusterings fit on other seeds' subsamples of X.
+
+    1 means the same groups come back whatever the seed and whichever images are left out.
+    """
+    rng = np.random.default_rng(seed + 7919)
+    n = len(X)
+    size = max(k, int(round(STABILITY_FRACTION * n)))
+    agreement = []
+    for run in range(STABILITY_RUNS):
+        rows = np.sort(rng.choice(n, size, replace=False))
+        other = fit_clusters(X[rows], k, algorithm, seed + run + 1, n_init)
+        predicted = distances_to_centres(X, other.centres, algorithm).argmin(1)
+        agreement.append(adjusted_rand_score(labels, predicted))
+    return float(np.mean(agreement))
+
+
+def separation_scores(X: np.ndarray, labels: np.ndarray, algorithm: str) -> tuple[float, float]:
+    """(Davies-Bouldin, Calinski-Harabasz) in the clustering's own geometry."""
+    Y = unit_rows(X) if algorithm == "spherical" else X
+    return float(davies_bouldin_score(Y, labels)), float(calinski_harabasz_score(Y, labels))
+
+
+def agreement_with_truth(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(ARI, NMI) of labels against true codes; images whose code is -1 are left out."""
+    known = truth >= 0
+    return (
+        float(adjusted_rand_score(truth[known], labels[known])),
+        float(normalized_mutual_info_score(truth[known], labels[known])),
+    )
+
+
+def recommend_k(ks: Sequence[int], silhouette: Sequence[float], stable: Sequence[float]) -> int:
+    """The recommended k by :data:`RECOMMENDATION_RULE`."""
+    ks, silhouette, stable = np.asarray(ks), np.asarray(silhouette), np.asarray(stable)
+    candidates = np.flatnonzero(stable >= STABLE_ENOUGH)
+    if len(candidates) == 0:
+        candidates = np.arange(len(ks))
+    return int(ks[candidates[np.argmax(silhouette[candidates])]])

@@ -1,0 +1,28 @@
+"""Shared fixtures: one fixed seed and tiny synthetic ink masks, built fresh for every test."""
+
+import numpy as np
+import pytest
+
+SEED = 0
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(SEED)
+
+
+@pytest.fixture
+def pattern() -> np.ndarray:
+    """An asymmetric ink mask of shape (16, 16), bool: a few ink pixels on plenty of ground."""
+    mask = np.zeros((16, 16), bool)
+    mask[2, 3:7] = True
+    mask[3:9, 3] = True
+    mask[7, 11] = True
+    mask[13, 14] = True
+    return mask
+
+
+@pytest.fixture
+def random_masks(rng: np.random.Generator) -> np.ndarray:
+    """Five random ink masks of shape (5, 13, 13), bool: 13 is not a multiple of 8 on purpose."""
+    return rng.random((5, 13, 13)) < 0.2

@@ -1,0 +1,173 @@
+"""Tests of core.demo: demo images and the demo folder with its labels."""
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.demo import FAMILIES, draw_demo_image, make_demo
+from core.errors import DotmapError
+from core.images import load_images, read_labels, scan_folder
+
+SIZE = 48  # small canvas for speed, still above 2 * (MIN_RADIUS + MARGIN)
+
+
+def read_rows(folder: Path) -> list[list[str]]:
+    with open(folder / "labels.csv", newline="") as f:
+        return list(csv.reader(f))
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_make_demo_writes_n_pngs_and_labels(tmp_path: Path) -> None:
+    out = make_demo(tmp_path / "demo", n=12, seed=0, size=SIZE)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [f"dots_{i:02d}.png" for i in range(12)]
+    assert sorted(p.name for p in out.iterdir()) == pngs + ["labels.csv"]
+    rows = read_rows(out)
+    assert rows[0] == ["filename", "label"]
+    assert [r[0] for r in rows[1:]] == pngs
+
+
+def test_make_demo_images_are_gray_canvases_of_the_size(tmp_path: Path) -> None:
+    out = make_demo(tmp_path / "demo", n=3, seed=0, size=SIZE)
+    for path in out.glob("*.png"):
+        with Image.open(path) as im:
+            assert (im.format, im.mode, im.size) == ("PNG", "L", (SIZE, SIZE))
+
+
+@pytest.mark.parametrize(
+    ("n", "families", "expected"),
+    [
+        (12, None, {name: 2 if i < 4 else 1 for i, name in enumerate(FAMILIES)}),
+        (7, ["ring", "line", "disk"], {"ring": 3, "line": 2, "disk": 2}),
+        (6, ["spiral", "square"], {"spiral": 3, "square": 3}),
+    ],
+)
+def test_make_demo_balances_families(tmp_path: Path, n, families, expected) -> None:
+    out = make_demo(tmp_path / "demo", n=n, seed=1, families=families, size=SIZE)
+    assert Counter(label for _, label in read_rows(out)[1:]) == expected
+
+
+def test_make_demo_families_take_turns(tmp_path: Path) -> None:
+    out = make_demo(
+        tmp_path / "demo", n=5, seed=0, families=["cross", "ring"], size=SIZE
+    )
+    assert [label for _, label in read_rows(out)[1:]] == ["cross", "ring"] * 2 + [
+        "cross"
+    ]
+
+
+def test_make_demo_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
+    first = make_demo(tmp_path / "first", n=4, seed=7, size=SIZE)
+    second = make_demo(tmp_path / "second", n=4, seed=7, size=SIZE)
+    assert folder_bytes(first) == folder_bytes(second)
+
+
+def test_make_demo_other_seed_gives_other_images(tmp_path: Path) -> None:
+    first = folder_bytes(make_demo(tmp_path / "first", n=4, seed=7, size=SIZE))
+    second = folder_bytes(make_demo(tmp_path / "second", n=4, seed=8, size=SIZE))
+    assert first["labels.csv"] == second["labels.csv"]
+    assert all(first[name] != second[name] for name in first if name.endswith(".png"))
+
+
+def test_make_demo_refuses_a_non_empty_folder_and_keeps_its_files(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    keep = out / "dots_0.png"
+    keep.write_bytes(b"precious")
+    stat = keep.stat()
+    with pytest.raises(DotmapError, match=r"already exists and is not an empty folder"):
+        make_demo(out, n=2, seed=0, size=SIZE)
+    assert [p.name for p in out.iterdir()] == ["dots_0.png"]
+    assert keep.read_bytes() == b"precious"
+    assert keep.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_make_demo_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.write_bytes(b"not a folder")
+    with pytest.raises(DotmapError, match=r"already exists and is not an empty folder"):
+        make_demo(out, n=2, seed=0, size=SIZE)
+    assert out.read_bytes() == b"not a folder"
+
+
+def test_make_demo_fills_an_existing_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    assert make_demo(out, n=2, seed=0, size=SIZE) == out
+    assert len(list(out.glob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_make_demo_refuses_a_bad_count(tmp_path: Path, n: int) -> None:
+    with pytest.raises(ValueError, match=rf"n={n} should be >= 1"):
+        make_demo(tmp_path / "demo", n=n)
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize(
+    ("families", "match"),
+    [
+        (["ring", "blob"], r"unknown families \['blob'\]"),
+        (["nope"], r"unknown families \['nope'\]"),
+        ([], r"famil"),
+    ],
+    ids=["one-unknown", "all-unknown", "none"],
+)
+def test_make_demo_refuses_bad_families(tmp_path: Path, families, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_demo(tmp_path / "demo", n=3, families=families, size=SIZE)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_make_demo_reports_progress_to_the_end(tmp_path: Path) -> None:
+    calls = []
+    make_demo(tmp_path / "demo", n=3, size=SIZE, on_progress=lambda *a: calls.append(a))
+    assert calls[-1] == (3, 3, "demo")
+
+
+def test_make_demo_folder_loads_with_its_true_labels(tmp_path: Path) -> None:
+    families = ["ring", "line", "two-blobs"]
+    out = make_demo(tmp_path / "demo", n=6, seed=3, families=families, size=SIZE)
+    inventory = scan_folder(out)
+    images = load_images(inventory, grid=SIZE, workers=1)
+    assert images.skipped == []
+    assert len(images) == 6
+    codes, names = read_labels(inventory.labels_path, images.paths)
+    assert names == sorted(families)
+    assert [names[c] for c in codes] == families * 2
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_draw_demo_image_is_black_dots_on_white(family: str) -> None:
+    image = draw_demo_image(family, np.random.default_rng(0), size=SIZE)
+    assert image.dtype == np.uint8
+    assert image.shape == (SIZE, SIZE)
+    assert set(np.unique(image)) == {0, 255}
+    assert (
+        0 < np.count_nonzero(image == 0) < image.size // 2
+    )  # some ink, ground in majority
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_draw_demo_image_is_repeatable_from_the_seed(family: str) -> None:
+    first = draw_demo_image(family, np.random.default_rng(5), size=SIZE)
+    second = draw_demo_image(family, np.random.default_rng(5), size=SIZE)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_draw_demo_image_default_canvas() -> None:
+    assert draw_demo_image("ring", np.random.default_rng(0)).shape == (200, 200)
+
+
+def test_draw_demo_image_refuses_an_unknown_family() -> None:
+    with pytest.raises(ValueError, match=r"family='blob' should be one of"):
+        draw_demo_image("blob", np.random.default_rng(0))

@@ -1,0 +1,233 @@
+"""Tests of core.features: ink points, pixel densities and the pose-free shape descriptors."""
+
+import numpy as np
+import pytest
+
+import core.features
+from core.features import (
+    ANGULAR_BINS,
+    FEATURE_KINDS,
+    RADIAL_BINS,
+    SHAPE_CELLS,
+    compute_features,
+    features_from_packed,
+    ink_points,
+    pixel_features,
+)
+from core.images import ImageSet, pack_masks
+
+GRID = 64
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def letter_f(scale: int = 1) -> np.ndarray:
+    """A 12x12 drawing of an "F": it has no rotation or mirror symmetry."""
+    mask = np.zeros((12, 12), bool)
+    mask[1:11, 2] = True
+    mask[1, 2:10] = True
+    mask[5, 2:8] = True
+    return np.kron(mask, np.ones((scale, scale), bool))
+
+
+def ring(radius: float = 10.0) -> np.ndarray:
+    yy, xx = np.mgrid[:GRID, :GRID]
+    return np.abs(np.hypot(yy - 30, xx - 30) - radius) < 0.7
+
+
+def place(drawing: np.ndarray, top: int, left: int) -> np.ndarray:
+    mask = np.zeros((GRID, GRID), bool)
+    mask[top : top + drawing.shape[0], left : left + drawing.shape[1]] = drawing
+    return mask
+
+
+def features_of(masks: list[np.ndarray], kind: str) -> np.ndarray:
+    return features_from_packed(pack_masks(np.stack(masks)), GRID, kind)
+
+
+# ---------------------------------------------------------------- ink_points
+
+
+def test_ink_points_match_nonzero_of_the_masks(random_masks: np.ndarray) -> None:
+    image, y, x = ink_points(pack_masks(random_masks), 13)
+    expected = np.nonzero(random_masks)
+    for got, want in zip((image, y, x), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ink_points_of_blank_masks_are_empty() -> None:
+    image, y, x = ink_points(pack_masks(np.zeros((3, 10, 10), bool)), 10)
+    assert image.size == y.size == x.size == 0
+
+
+# ---------------------------------------------------------------- pixels
+
+
+def test_pixel_features_are_block_means_by_hand() -> None:
+    """grid 100 -> blocks of 2x2 pixels, 50x50 cells."""
+    mask = np.zeros((100, 100), bool)
+    mask[0, 0] = mask[0, 1] = mask[1, 0] = True  # cell (0, 0): 3 of 4 pixels
+    mask[5, 7] = True  # cell (2, 3): 1 of 4
+    mask[98:100, 98:100] = True  # cell (49, 49): all 4
+    expected = np.zeros(2500, np.float32)
+    expected[0] = 0.75
+    expected[2 * 50 + 3] = 0.25
+    expected[49 * 50 + 49] = 1.0
+    got = pixel_features(pack_masks(mask[None]), 100)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected[None])
+
+
+def test_pixel_features_of_a_small_grid_are_the_mask() -> None:
+    """Below PIXEL_CELLS pixels a block is one pixel."""
+    mask = np.zeros((1, 12, 12), bool)
+    mask[0, 3, 4] = mask[0, 11, 0] = True
+    np.testing.assert_array_equal(
+        pixel_features(pack_masks(mask), 12), mask.reshape(1, -1)
+    )
+
+
+def test_pixel_features_depend_on_position() -> None:
+    first, moved = features_of(
+        [place(letter_f(), 5, 5), place(letter_f(), 30, 20)], "pixels"
+    )
+    assert cosine(first, moved) < 0.1
+
+
+# ---------------------------------------------------------------- shape
+
+
+def test_shape_features_ignore_position_and_size() -> None:
+    first, moved_and_doubled, other = features_of(
+        [place(letter_f(), 5, 5), place(letter_f(2), 30, 20), ring()], "shape"
+    )
+    same = cosine(first, moved_and_doubled)
+    assert same > 0.95
+    assert cosine(first, other) < same - 0.2
+
+
+def test_shape_features_see_rotation_and_mirroring() -> None:
+    base = place(letter_f(), 20, 20)
+    first, rotated, mirrored = features_of(
+        [base, np.rot90(base), np.fliplr(base)], "shape"
+    )
+    assert cosine(first, rotated) < 0.8
+    assert cosine(first, mirrored) < 0.8
+
+
+# ---------------------------------------------------------------- shape-rotation
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        pytest.param(np.rot90, id="rot90"),
+        pytest.param(lambda m: np.rot90(m, 2), id="rot180"),
+        pytest.param(np.fliplr, id="mirror"),
+        pytest.param(np.flipud, id="upside-down-mirror"),
+    ],
+)
+def test_rotation_features_ignore_rotation_and_mirroring(turn) -> None:
+    base = place(letter_f(), 20, 20)
+    first, turned, other = features_of([base, turn(base), ring()], "shape-rotation")
+    assert cosine(first, turned) > 0.99
+    assert cosine(first, other) < 0.9
+
+
+def test_rotation_features_ignore_position_and_size() -> None:
+    first, moved_and_doubled = features_of(
+        [place(letter_f(), 5, 5), place(np.rot90(letter_f(2)), 30, 20)],
+        "shape-rotation",
+    )
+    assert cosine(first, moved_and_doubled) > 0.95
+
+
+# ---------------------------------------------------------------- all kinds
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_features"),
+    [
+        ("pixels", GRID * GRID),  # GRID < PIXEL_CELLS: one pixel per block
+        ("shape", SHAPE_CELLS**2),
+        ("shape-rotation", RADIAL_BINS * (ANGULAR_BINS // 2 + 1)),
+    ],
+)
+def test_feature_shapes(kind: str, n_features: int) -> None:
+    X = features_of([place(letter_f(), 5, 5)] * 3, kind)
+    assert X.shape == (3, n_features)
+    assert X.dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", ["shape", "shape-rotation"])
+def test_shape_features_have_unit_norm(kind: str) -> None:
+    """The Hellinger embedding of a density has norm 1; Parseval keeps it through the FFT."""
+    X = features_of([place(letter_f(), 5, 5), ring(), place(letter_f(3), 20, 8)], kind)
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_blank_image_gives_finite_zero_features(kind: str) -> None:
+    X = features_of([np.zeros((GRID, GRID), bool), place(letter_f(), 5, 5)], kind)
+    assert np.isfinite(X).all()
+    assert not X[0].any()
+    assert X[1].any()
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_single_ink_pixel_gives_finite_features(kind: str) -> None:
+    mask = np.zeros((1, GRID, GRID), bool)
+    mask[0, 40, 17] = True
+    X = features_of(list(mask), kind)
+    assert np.isfinite(X).all()
+    assert X.any()
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_features_of_a_row_do_not_depend_on_its_neighbours(kind: str) -> None:
+    masks = [place(letter_f(), 5, 5), ring(), place(letter_f(2), 30, 20)]
+    together = features_of(masks, kind)
+    alone = features_of(masks[1:2], kind)
+    np.testing.assert_allclose(together[1:2], alone, atol=1e-6)
+
+
+def test_features_from_packed_refuses_an_unknown_kind() -> None:
+    with pytest.raises(ValueError, match=r"features='edges' should be one of"):
+        features_from_packed(pack_masks(np.zeros((1, 8, 8), bool)), 8, "edges")
+
+
+def test_compute_features_refuses_an_unknown_kind(random_masks: np.ndarray) -> None:
+    images = ImageSet(pack_masks(random_masks), 13, [f"{i}.png" for i in range(5)])
+    with pytest.raises(ValueError, match=r"features='edges' should be one of"):
+        compute_features(images, "edges")
+
+
+# ---------------------------------------------------------------- compute_features
+
+
+@pytest.fixture
+def image_set(rng: np.random.Generator) -> ImageSet:
+    masks = rng.random((7, 24, 24)) < 0.1
+    masks[3] = False  # one blank image among them
+    return ImageSet(pack_masks(masks), 24, [f"{i}.png" for i in range(7)])
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_compute_features_in_chunks_equals_one_call(
+    monkeypatch, image_set: ImageSet, kind: str
+) -> None:
+    whole = features_from_packed(image_set.packed, image_set.grid, kind)
+    monkeypatch.setattr(core.features, "CHUNK_IMAGES", 3)
+    chunked = compute_features(image_set, kind)
+    np.testing.assert_array_equal(chunked, whole)
+
+
+def test_compute_features_reports_progress_per_chunk(
+    monkeypatch, image_set: ImageSet
+) -> None:
+    monkeypatch.setattr(core.features, "CHUNK_IMAGES", 3)
+    calls = []
+    compute_features(image_set, "pixels", on_progress=lambda *a: calls.append(a))
+    assert calls == [(3, 7, "features"), (6, 7, "features"), (7, 7, "features")]
