@@ -238,7 +238,7 @@ def decode_image(
     except ImageReadError:
         raise
     except FileNotFoundError:
-        raise ImageReadError("the file disappeared while reading") from None
+        raise ImageReadError("the file does not exist (or disappeared while reading)") from None
     except IsADirectoryError:
         raise ImageReadError("it is a folder, not a file") from None
     except PermissionError:

@@ -1,0 +1,277 @@
+"""The command line: ``python -m core demo|prepare|report|export|predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from core import demo, features
+from core.cache import CACHE_ENV
+from core.errors import DotmapError
+from core.images import POLARITIES, ImageReadError, read_labels
+from core.pipeline import CLUSTER_SPACES, Pipeline, Settings, StageRecord
+from core.scoring import RECOMMENDATION_RULE, agreement_with_truth
+
+SKIPPED_SHOWN = 20
+
+
+class _Progress:
+    """One tqdm bar per stage on stderr; quiet when stderr is not a terminal and --quiet is set."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.stage = ""
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage or self.bar is None:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{stage:<22}", file=sys.stderr, leave=False, dynamic_ncols=True)
+        self.bar.n = done
+        self.bar.refresh()
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    d = Settings()
+    kinds = "; ".join(f"{k}: {v}" for k, v in features.FEATURE_HELP.items())
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of images, searched recursively")
+    parser.add_argument("--features", choices=features.FEATURE_KINDS, default=d.features,
+                        help=f"what counts as the same shape (default {d.features}). {kinds}")
+    parser.add_argument("--components", type=int, default=d.components,
+                        help=f"principal components kept (default {d.components})")
+    parser.add_argument("--k-min", type=int, default=d.k_min, help=f"smallest k (default {d.k_min})")
+    parser.add_argument("--k-max", type=int, default=d.k_max, help=f"largest k (default {d.k_max})")
+    parser.add_argument("--algorithm", choices=("kmeans", "spherical"), default=d.algorithm,
+                        help="k-means, or spherical k-means (cosine) (default kmeans)")
+    parser.add_argument("--cluster-space", choices=CLUSTER_SPACES, default=d.cluster_space,
+                        help="cluster a 10-D UMAP of the components (default; best on curved groups) "
+                             "or the components themselves (faster)")
+    parser.add_argument("--grid", type=int, default=d.grid, help=f"working grid in pixels (default {d.grid})")
+    parser.add_argument("--polarity", choices=POLARITIES, default=d.polarity,
+                        help="ink tone: auto takes each image's majority tone as its ground (default)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--cache", metavar="DIR", default=None,
+                        help=f"cache folder (default ${CACHE_ENV} or ~/.cache/dotmap)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        features=args.features, components=args.components, k_min=args.k_min, k_max=args.k_max,
+        algorithm=args.algorithm, cluster_space=args.cluster_space, grid=args.grid,
+        polarity=args.polarity, seed=args.seed,
+    )
+
+
+def _pipeline(args: argparse.Namespace) -> tuple[Pipeline, _Progress]:
+    progress = _Progress(not args.quiet and sys.stderr.isatty())
+    pipeline = Pipeline(args.data_dir, _settings(args), args.cache, on_progress=progress)
+    return pipeline, progress
+
+
+def _report_skipped(pipeline: Pipeline, out=sys.stderr) -> None:
+    skipped = pipeline.image_meta()["skipped"]
+    if not skipped:
+        return
+    print(f"skipped {len(skipped)} file(s) that are not usable images:", file=out)
+    for path, reason in skipped[:SKIPPED_SHOWN]:
+        print(f"  {path}: {reason}", file=out)
+    if len(skipped) > SKIPPED_SHOWN:
+        print(f"  ... and {len(skipped) - SKIPPED_SHOWN} more (all are listed by 'report --json')", file=out)
+
+
+def _notes(pipeline: Pipeline) -> None:
+    for note in pipeline.cache.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    progress = _Progress(not args.quiet and sys.stderr.isatty())
+    out = demo.make_demo(args.out_dir, n=args.n, seed=args.seed, on_progress=progress)
+    progress.close()
+    print(f"wrote {args.n} demo images of {len(demo.FAMILIES)} shape families and labels.csv to {out}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    pipeline, progress = _pipeline(args)
+    records = pipeline.prepare(with_map=not args.no_map)
+    progress.close()
+    _notes(pipeline)
+    meta = pipeline.image_meta()
+    fits = [r for r in records if r.stage.startswith("fit-")]
+    shown = [r for r in records if not r.stage.startswith("fit-")]
+    if fits:
+        ks = pipeline.settings.ks
+        total = sum(r.seconds for r in fits)
+        shown.insert(-2 if shown[-1].stage == "map" else -1,
+                     StageRecord(f"k-means k={ks[0]}..{ks[-1]}", total, any(r.computed for r in fits)))
+    for r in shown:
+        print(f"{r.stage:<20} {r.seconds:8.2f} s  {'computed' if r.computed else 'from cache'}")
+    if not any(r.computed for r in records):
+        print("everything was already in the cache")
+    print(f"{len(meta['paths'])} images ready in {time.perf_counter() - start:.1f} s; cache: {pipeline.cache.root}")
+    _report_skipped(pipeline)
+    return 0
+
+
+def _report_data(pipeline: Pipeline) -> dict:
+    sweep = pipeline.sweep()
+    meta = pipeline.image_meta()
+    rows = [dict(r) for r in sweep.table]
+    inventory = pipeline.inventory
+    truth_names = None
+    if inventory.labels_path is not None:
+        truth, truth_names = read_labels(inventory.labels_path, meta["paths"])
+        if (truth >= 0).sum() >= 2:
+            for row, labels in zip(rows, sweep.labels, strict=True):
+                row["ari"], row["nmi"] = agreement_with_truth(truth, labels)
+    return {
+        "data_dir": str(inventory.root), "settings": asdict(pipeline.settings),
+        "n_images": len(meta["paths"]), "n_distinct": meta["distinct"], "skipped": meta["skipped"],
+        "silhouette_sample": sweep.sample_size, "recommended_k": sweep.recommended_k,
+        "recommendation_rule": RECOMMENDATION_RULE, "true_labels": truth_names, "per_k": rows,
+    }
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    pipeline, progress = _pipeline(args)
+    data = _report_data(pipeline)
+    progress.close()
+    _notes(pipeline)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    has_truth = "ari" in data["per_k"][0]
+    header = f"{'k':>3} {'silhouette':>10} {'davies-b.':>9} {'calinski-h.':>11} {'inertia':>11} {'stability':>9}"
+    print(f"{data['n_images']} images ({data['n_distinct']} distinct), {data['settings']['features']} features, "
+          f"{data['settings']['algorithm']} in {data['settings']['cluster_space']} space; "
+          f"silhouette on {data['silhouette_sample']} images")
+    print(header + ("   ARI    NMI" if has_truth else ""))
+    for r in data["per_k"]:
+        mark = "  <- recommended" if r["k"] == data["recommended_k"] else ""
+        line = (f"{r['k']:>3} {r['silhouette']:>10.3f} {r['davies_bouldin']:>9.3f} "
+                f"{r['calinski_harabasz']:>11.0f} {r['inertia']:>11.4g} {r['stability']:>9.3f}")
+        if has_truth:
+            line += f" {r['ari']:>6.3f} {r['nmi']:>6.3f}"
+        print(line + mark)
+    print(f"recommended k = {data['recommended_k']}: {RECOMMENDATION_RULE}.")
+    _report_skipped(pipeline, sys.stdout)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import export_csv, export_folders
+
+    if args.csv is None and args.folders is None:
+        raise DotmapError("say what to export: --csv OUT.csv and/or --folders OUT_DIR.")
+    for target in (args.csv, args.folders):
+        if target is not None and Path(target).exists():
+            raise DotmapError(f"{target} already exists; choose a new name (nothing was overwritten).")
+    pipeline, progress = _pipeline(args)
+    k = pipeline.sweep().recommended_k if args.k is None else args.k
+    if args.csv is not None:
+        print(f"wrote the clusters of k={k} to {export_csv(pipeline, k, args.csv)}")
+    if args.folders is not None:
+        out = export_folders(pipeline, k, args.folders, link=args.link, on_progress=progress)
+        progress.close()
+        print(f"{'linked' if args.link else 'copied'} the images into {k} cluster folders under {out}")
+    _notes(pipeline)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.predict import Predictor
+
+    pipeline, progress = _pipeline(args)
+    pipeline.prepare()
+    progress.close()
+    predictor = Predictor(pipeline, args.k)
+    results, failures = [], []
+    for image in args.images:
+        try:
+            results.append(predictor.predict(image).to_dict())
+        except ImageReadError as exc:
+            failures.append({"name": image, "error": str(exc)})
+    if args.json:
+        print(json.dumps({"k": predictor.k, "predictions": results, "errors": failures}, indent=2))
+    else:
+        for r in results:
+            flag = "  UNLIKE EVERY CLUSTER" if r["unusual"] else ""
+            print(f"{r['name']}: cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}, "
+                  f"confidence {r['confidence']:.2f}{flag}")
+            print(f"  nearest: {', '.join(r['neighbour_paths'][:5])}")
+        for f in failures:
+            print(f"{f['name']}: skipped: {f['error']}", file=sys.stderr)
+    _notes(pipeline)
+    return 0 if not failures else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core", description="Dotmap: find and explore clusters of black-and-white dot images."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="write demo images of known shape families, with labels.csv")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="a new (or empty) folder")
+    p.add_argument("--n", type=int, default=2000, help="number of images (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("prepare", help="run every stage (read, features, reduce, cluster every k, map)")
+    _add_settings(p)
+    p.add_argument("--no-map", action="store_true", help="skip the 2-D UMAP map")
+    p.set_defaults(run=cmd_prepare)
+
+    p = sub.add_parser("report", help="the scores of every k and the recommended k")
+    _add_settings(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_report)
+
+    p = sub.add_parser("export", help="write a CSV of assignments and/or per-cluster folders")
+    _add_settings(p)
+    p.add_argument("--k", type=int, default=None, help="number of clusters (default: the recommended k)")
+    p.add_argument("--csv", metavar="OUT.csv", default=None, help="a new CSV file: path,cluster,distance,silhouette")
+    p.add_argument("--folders", metavar="OUT_DIR", default=None, help="a new folder with one folder per cluster")
+    p.add_argument("--link", action="store_true", help="symlink the images instead of copying them")
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("predict", help="assign new images to the clusters of a prepared folder")
+    _add_settings(p)
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files to classify")
+    p.add_argument("--k", type=int, default=None, help="number of clusters (default: the recommended k)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DotmapError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; finished stages stay in the cache", file=sys.stderr)
+        return 130
