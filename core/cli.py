@@ -52,31 +52,55 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     d = Settings()
     kinds = "; ".join(f"{k}: {v}" for k, v in features.FEATURE_HELP.items())
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of images, searched recursively")
-    parser.add_argument("--features", choices=features.FEATURE_KINDS, default=d.features,
-                        help=f"what counts as the same shape (default {d.features}). {kinds}")
-    parser.add_argument("--components", type=int, default=d.components,
-                        help=f"principal components kept (default {d.components})")
+    parser.add_argument(
+        "--features",
+        choices=features.FEATURE_KINDS,
+        default=d.features,
+        help=f"what counts as the same shape (default {d.features}). {kinds}",
+    )
+    parser.add_argument(
+        "--components", type=int, default=d.components, help=f"principal components kept (default {d.components})"
+    )
     parser.add_argument("--k-min", type=int, default=d.k_min, help=f"smallest k (default {d.k_min})")
     parser.add_argument("--k-max", type=int, default=d.k_max, help=f"largest k (default {d.k_max})")
-    parser.add_argument("--algorithm", choices=("kmeans", "spherical"), default=d.algorithm,
-                        help="k-means, or spherical k-means (cosine) (default kmeans)")
-    parser.add_argument("--cluster-space", choices=CLUSTER_SPACES, default=d.cluster_space,
-                        help="cluster a 10-D UMAP of the components (default; best on curved groups) "
-                             "or the components themselves (faster)")
+    parser.add_argument(
+        "--algorithm",
+        choices=("kmeans", "spherical"),
+        default=d.algorithm,
+        help="k-means, or spherical k-means (cosine) (default kmeans)",
+    )
+    parser.add_argument(
+        "--cluster-space",
+        choices=CLUSTER_SPACES,
+        default=d.cluster_space,
+        help="cluster a 10-D UMAP of the components (default; best on curved groups) "
+        "or the components themselves (faster)",
+    )
     parser.add_argument("--grid", type=int, default=d.grid, help=f"working grid in pixels (default {d.grid})")
-    parser.add_argument("--polarity", choices=POLARITIES, default=d.polarity,
-                        help="ink tone: auto takes each image's majority tone as its ground (default)")
+    parser.add_argument(
+        "--polarity",
+        choices=POLARITIES,
+        default=d.polarity,
+        help="ink tone: auto takes each image's majority tone as its ground (default)",
+    )
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    parser.add_argument("--cache", metavar="DIR", default=None,
-                        help=f"cache folder (default ${CACHE_ENV} or ~/.cache/dotmap)")
+    parser.add_argument(
+        "--cache", metavar="DIR", default=None, help=f"cache folder (default ${CACHE_ENV} or ~/.cache/dotmap)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings(
-        features=args.features, components=args.components, k_min=args.k_min, k_max=args.k_max,
-        algorithm=args.algorithm, cluster_space=args.cluster_space, grid=args.grid,
-        polarity=args.polarity, seed=args.seed,
+        features=args.features,
+        components=args.components,
+        k_min=args.k_min,
+        k_max=args.k_max,
+        algorithm=args.algorithm,
+        cluster_space=args.cluster_space,
+        grid=args.grid,
+        polarity=args.polarity,
+        seed=args.seed,
     )
 
 
@@ -122,8 +146,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if fits:
         ks = pipeline.settings.ks
         total = sum(r.seconds for r in fits)
-        shown.insert(-2 if shown[-1].stage == "map" else -1,
-                     StageRecord(f"k-means k={ks[0]}..{ks[-1]}", total, any(r.computed for r in fits)))
+        shown.insert(
+            -2 if shown[-1].stage == "map" else -1,
+            StageRecord(f"k-means k={ks[0]}..{ks[-1]}", total, any(r.computed for r in fits)),
+        )
     for r in shown:
         print(f"{r.stage:<20} {r.seconds:8.2f} s  {'computed' if r.computed else 'from cache'}")
     if not any(r.computed for r in records):
@@ -145,10 +171,16 @@ def _report_data(pipeline: Pipeline) -> dict:
             for row, labels in zip(rows, sweep.labels, strict=True):
                 row["ari"], row["nmi"] = agreement_with_truth(truth, labels)
     return {
-        "data_dir": str(inventory.root), "settings": asdict(pipeline.settings),
-        "n_images": len(meta["paths"]), "n_distinct": meta["distinct"], "skipped": meta["skipped"],
-        "silhouette_sample": sweep.sample_size, "recommended_k": sweep.recommended_k,
-        "recommendation_rule": RECOMMENDATION_RULE, "true_labels": truth_names, "per_k": rows,
+        "data_dir": str(inventory.root),
+        "settings": asdict(pipeline.settings),
+        "n_images": len(meta["paths"]),
+        "n_distinct": meta["distinct"],
+        "skipped": meta["skipped"],
+        "silhouette_sample": sweep.sample_size,
+        "recommended_k": sweep.recommended_k,
+        "recommendation_rule": RECOMMENDATION_RULE,
+        "true_labels": truth_names,
+        "per_k": rows,
     }
 
 
@@ -162,14 +194,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     has_truth = "ari" in data["per_k"][0]
     header = f"{'k':>3} {'silhouette':>10} {'davies-b.':>9} {'calinski-h.':>11} {'inertia':>11} {'stability':>9}"
-    print(f"{data['n_images']} images ({data['n_distinct']} distinct), {data['settings']['features']} features, "
-          f"{data['settings']['algorithm']} in {data['settings']['cluster_space']} space; "
-          f"silhouette on {data['silhouette_sample']} images")
+    print(
+        f"{data['n_images']} images ({data['n_distinct']} distinct), {data['settings']['features']} features, "
+        f"{data['settings']['algorithm']} in {data['settings']['cluster_space']} space; "
+        f"silhouette on {data['silhouette_sample']} images"
+    )
     print(header + ("   ARI    NMI" if has_truth else ""))
     for r in data["per_k"]:
         mark = "  <- recommended" if r["k"] == data["recommended_k"] else ""
-        line = (f"{r['k']:>3} {r['silhouette']:>10.3f} {r['davies_bouldin']:>9.3f} "
-                f"{r['calinski_harabasz']:>11.0f} {r['inertia']:>11.4g} {r['stability']:>9.3f}")
+        line = (
+            f"{r['k']:>3} {r['silhouette']:>10.3f} {r['davies_bouldin']:>9.3f} "
+            f"{r['calinski_harabasz']:>11.0f} {r['inertia']:>11.4g} {r['stability']:>9.3f}"
+        )
         if has_truth:
             line += f" {r['ari']:>6.3f} {r['nmi']:>6.3f}"
         print(line + mark)
@@ -216,8 +252,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         for r in results:
             flag = "  UNLIKE EVERY CLUSTER" if r["unusual"] else ""
-            print(f"{r['name']}: cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}, "
-                  f"confidence {r['confidence']:.2f}{flag}")
+            print(
+                f"{r['name']}: cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}, "
+                f"confidence {r['confidence']:.2f}{flag}"
+            )
             print(f"  nearest: {', '.join(r['neighbour_paths'][:5])}")
         for f in failures:
             print(f"{f['name']}: skipped: {f['error']}", file=sys.stderr)

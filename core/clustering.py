@@ -74,9 +74,7 @@ def _spherical_kmeans(X: np.ndarray, k: int, seed: int, n_init: int) -> Fit:
     return best
 
 
-def fit_clusters(
-    X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0, n_init: int = N_INIT
-) -> Fit:
+def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0, n_init: int = N_INIT) -> Fit:
     """Cluster rows X (n, d) into k groups with k-means++ seeding and a fixed seed."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} should be one of {ALGORITHMS}.")

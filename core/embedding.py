@@ -64,8 +64,7 @@ def umap_embedding(
             embedding = model.fit_transform(Z)
     except Exception as exc:  # umap raises many kinds; the user needs words and a way out
         raise UmapUnavailableError(
-            f"UMAP failed on {n} images ({type(exc).__name__}: {exc}); "
-            "use the PCA layout and --cluster-space pca."
+            f"UMAP failed on {n} images ({type(exc).__name__}: {exc}); use the PCA layout and --cluster-space pca."
         ) from None
     embedding = np.asarray(embedding, dtype=np.float32)
     if not np.isfinite(embedding).all():
@@ -73,9 +72,7 @@ def umap_embedding(
     return embedding
 
 
-def place_by_neighbours(
-    positions: np.ndarray, indices: np.ndarray, distances: np.ndarray
-) -> np.ndarray:
+def place_by_neighbours(positions: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """Positions of new points as the distance-weighted mean of their neighbours' positions.
 
     positions : (n, c) of the known points; indices, distances : (m, n_neighbors).

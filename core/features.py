@@ -139,9 +139,7 @@ def features_from_packed(packed: np.ndarray, grid: int, kind: str) -> np.ndarray
     return _KINDS[kind](np.atleast_2d(packed), grid)
 
 
-def compute_features(
-    images: ImageSet, kind: str, on_progress: ProgressFn | None = None
-) -> np.ndarray:
+def compute_features(images: ImageSet, kind: str, on_progress: ProgressFn | None = None) -> np.ndarray:
     """Features of every image of a set, in chunks: ndarray of shape (n_images, n_features)."""
     if kind not in _KINDS:
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")

@@ -222,8 +222,7 @@ def decode_image(
                 w, h = im.size
                 if w * h > max_pixels:
                     raise ImageReadError(
-                        f"{w}x{h} pixels is over the limit of {max_pixels:,} "
-                        "(a possible decompression bomb)"
+                        f"{w}x{h} pixels is over the limit of {max_pixels:,} (a possible decompression bomb)"
                     )
                 if w == 0 or h == 0:
                     raise ImageReadError("the image has no pixels")

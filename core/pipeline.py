@@ -130,13 +130,21 @@ class Pipeline:
             if s.cluster_space == "pca":
                 return self.key("reduction")
             return make_key(
-                stage, up=self.key("neighbours"), seed=s.seed,
-                dim=embedding.CLUSTER_SPACE_DIM, epochs=embedding.CLUSTER_SPACE_EPOCHS,
+                stage,
+                up=self.key("neighbours"),
+                seed=s.seed,
+                dim=embedding.CLUSTER_SPACE_DIM,
+                epochs=embedding.CLUSTER_SPACE_EPOCHS,
             )
         if stage == "fit":
             return make_key(
-                stage, up=self.key("space"), space=s.cluster_space, algorithm=s.algorithm,
-                k=k, seed=s.seed, n_init=clustering.N_INIT,
+                stage,
+                up=self.key("space"),
+                space=s.cluster_space,
+                algorithm=s.algorithm,
+                k=k,
+                seed=s.seed,
+                n_init=clustering.N_INIT,
             )
         if stage == "sweep":
             return make_key(stage, fits=[self.key("fit", k) for k in s.ks])
@@ -223,8 +231,13 @@ class Pipeline:
             self._progress(0, 1, "cluster space (UMAP)")
             indices, distances = self.neighbours()
             U = embedding.umap_embedding(
-                self.reduction().Z, indices, distances, embedding.CLUSTER_SPACE_DIM,
-                self.settings.seed, min_dist=0.0, n_epochs=embedding.CLUSTER_SPACE_EPOCHS,
+                self.reduction().Z,
+                indices,
+                distances,
+                embedding.CLUSTER_SPACE_DIM,
+                self.settings.seed,
+                min_dist=0.0,
+                n_epochs=embedding.CLUSTER_SPACE_EPOCHS,
             )
             self._progress(1, 1, "cluster space (UMAP)")
             return {"U": U}, {}
@@ -264,22 +277,31 @@ class Pipeline:
             sample = scoring.silhouette_sample(len(X), self.settings.seed)
             labels = [f.labels for f, _ in fits]
             sil_scores, per_image = scoring.silhouettes(X, labels, sample, metric, self.on_progress)
-            distance = np.stack([
-                clustering.distances_to_centres(X, f.centres, self.settings.algorithm)[np.arange(len(X)), f.labels]
-                for f, _ in fits
-            ]).astype(np.float32)
+            distance = np.stack(
+                [
+                    clustering.distances_to_centres(X, f.centres, self.settings.algorithm)[np.arange(len(X)), f.labels]
+                    for f, _ in fits
+                ]
+            ).astype(np.float32)
             table, outlier = [], []
             for j, ((f, meta), k) in enumerate(zip(fits, ks, strict=True)):
                 sizes = np.bincount(f.labels, minlength=k)
-                limit = np.array([
-                    np.percentile(distance[j][f.labels == c], 99) if sizes[c] else np.inf for c in range(k)
-                ], np.float32)
+                limit = np.array(
+                    [np.percentile(distance[j][f.labels == c], 99) if sizes[c] else np.inf for c in range(k)],
+                    np.float32,
+                )
                 outlier.append(limit)
-                table.append({
-                    "k": k, "inertia": meta["inertia"], "silhouette": float(sil_scores[j]),
-                    "davies_bouldin": meta["davies_bouldin"], "calinski_harabasz": meta["calinski_harabasz"],
-                    "stability": meta["stability"], "sizes": sizes.tolist(),
-                })
+                table.append(
+                    {
+                        "k": k,
+                        "inertia": meta["inertia"],
+                        "silhouette": float(sil_scores[j]),
+                        "davies_bouldin": meta["davies_bouldin"],
+                        "calinski_harabasz": meta["calinski_harabasz"],
+                        "stability": meta["stability"],
+                        "sizes": sizes.tolist(),
+                    }
+                )
             recommended = scoring.recommend_k(ks, sil_scores, [t["stability"] for t in table])
             arrays = {
                 "labels": np.stack(labels).astype(np.int16),
@@ -289,8 +311,12 @@ class Pipeline:
                 "outlier_distance": np.concatenate(outlier),
             }
             meta = {
-                "ks": ks, "table": table, "transitions": transitions, "recommended_k": recommended,
-                "sample_size": int(len(sample)), "algorithm": self.settings.algorithm,
+                "ks": ks,
+                "table": table,
+                "transitions": transitions,
+                "recommended_k": recommended,
+                "sample_size": int(len(sample)),
+                "algorithm": self.settings.algorithm,
             }
             return arrays, meta
 
@@ -298,12 +324,17 @@ class Pipeline:
         a, meta = entry.arrays, entry.meta
         bounds = np.cumsum([0, *meta["ks"]])
         return Sweep(
-            ks=meta["ks"], labels=a["labels"],
+            ks=meta["ks"],
+            labels=a["labels"],
             centres=[a["centres"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
-            silhouette=a["silhouette"], distance=a["distance"],
+            silhouette=a["silhouette"],
+            distance=a["distance"],
             outlier_distance=[a["outlier_distance"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
-            table=meta["table"], transitions=meta["transitions"], recommended_k=meta["recommended_k"],
-            sample_size=meta["sample_size"], algorithm=meta["algorithm"],
+            table=meta["table"],
+            transitions=meta["transitions"],
+            recommended_k=meta["recommended_k"],
+            sample_size=meta["sample_size"],
+            algorithm=meta["algorithm"],
         )
 
     def map(self) -> np.ndarray:

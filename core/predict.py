@@ -60,8 +60,10 @@ class Predictor:
         packed = images.pack_masks(masks)
         Z = self.reduction.project(features.features_from_packed(packed, settings.grid, settings.features))
         indices, distances = nearest_neighbors(self.reduction.Z, max(N_NEIGHBORS, N_SIMILAR), Z)
-        points = Z if self.space is None else place_by_neighbours(
-            self.space, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS]
+        points = (
+            Z
+            if self.space is None
+            else place_by_neighbours(self.space, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS])
         )
         to_centres = distances_to_centres(points, self.sweep.centres[self.row], settings.algorithm)
         xy = place_by_neighbours(self.map_xy, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS])
@@ -73,14 +75,20 @@ class Predictor:
             d1 = float(to_centres[i, order[0]])
             d2 = float(to_centres[i, order[1]]) if len(order) > 1 else d1
             confidence = 1.0 - d1 / d2 if d2 > 0 else 1.0
-            results.append(Prediction(
-                name=name, k=self.k, cluster=cluster, distance=d1, confidence=float(confidence),
-                unusual=bool(d1 > limit[cluster]),
-                neighbours=[int(j) for j in indices[i, :N_SIMILAR]],
-                neighbour_paths=[self.paths[j] for j in indices[i, :N_SIMILAR]],
-                neighbour_distances=[float(d) for d in distances[i, :N_SIMILAR]],
-                map_xy=(float(xy[i, 0]), float(xy[i, 1])),
-            ))
+            results.append(
+                Prediction(
+                    name=name,
+                    k=self.k,
+                    cluster=cluster,
+                    distance=d1,
+                    confidence=float(confidence),
+                    unusual=bool(d1 > limit[cluster]),
+                    neighbours=[int(j) for j in indices[i, :N_SIMILAR]],
+                    neighbour_paths=[self.paths[j] for j in indices[i, :N_SIMILAR]],
+                    neighbour_distances=[float(d) for d in distances[i, :N_SIMILAR]],
+                    map_xy=(float(xy[i, 0]), float(xy[i, 1])),
+                )
+            )
         return results
 
     def predict(self, source: str | os.PathLike | bytes, name: str | None = None) -> Prediction:

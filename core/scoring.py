@@ -100,9 +100,7 @@ def silhouettes(
     return scores, per_image
 
 
-def stability(
-    X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: int, n_init: int = 1
-) -> float:
+def stability(X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: int, n_init: int = 1) -> float:
     """Mean ARI between ``labels`` and clusterings fit on other seeds' subsamples of X.
 
     1 means the same groups come back whatever the seed and whichever images are left out.
