@@ -106,8 +106,14 @@ class Cache:
             return None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             return None
-        if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("meta"), dict):
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not isinstance(manifest.get("meta"), dict):
             return None
+        for info in files.values():
+            if not (
+                isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("sha256"), str)
+            ):
+                return None
         return manifest
 
     def load(self, stage: str, key: str) -> Entry | None:
@@ -169,7 +175,9 @@ class Cache:
         entry = self.load(stage, key)
         if entry is not None:
             return entry, False
-        lock = FileLock(str(self.path(stage, key)) + ".lock")
+        locks = self.root / ".locks"
+        locks.mkdir(exist_ok=True)
+        lock = FileLock(str(locks / f"{stage}-{key}.lock"))
         try:
             with lock.acquire(timeout=LOCK_TIMEOUT_S):
                 entry = self.load(stage, key)  # another process may have written it meanwhile
@@ -180,6 +188,6 @@ class Cache:
         except Timeout:
             raise DotmapError(
                 f"Waited {LOCK_TIMEOUT_S:.0f} s for another process computing {stage} in "
-                f"{self.root}; if none is running, delete {self.path(stage, key)}.lock."
+                f"{self.root}; if none is running, delete {locks / f'{stage}-{key}.lock'}."
             ) from None
         return Entry(arrays, json.loads(json.dumps(meta))), True

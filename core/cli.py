@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 from core import demo, features
-from core.cache import CACHE_ENV
+from core.cache import CACHE_ENV, default_cache_dir
 from core.errors import DotmapError
 from core.images import POLARITIES, ImageReadError, read_labels
 from core.pipeline import CLUSTER_SPACES, Pipeline, Settings, StageRecord
@@ -48,10 +49,19 @@ class _Progress:
             self.bar = None
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+def _add_settings(parser: argparse.ArgumentParser, optional_data: bool = True) -> None:
     d = Settings()
     kinds = "; ".join(f"{k}: {v}" for k, v in features.FEATURE_HELP.items())
-    parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of images, searched recursively")
+    if optional_data:
+        parser.add_argument(
+            "data_dir",
+            metavar="DATA_DIR",
+            nargs="?",
+            default=None,
+            help="folder of images, searched recursively (default: the built-in demo set)",
+        )
+    else:
+        parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of images, searched recursively")
     parser.add_argument(
         "--features",
         choices=features.FEATURE_KINDS,
@@ -106,11 +116,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _pipeline(args: argparse.Namespace) -> tuple[Pipeline, _Progress]:
     progress = _Progress(not args.quiet and sys.stderr.isatty())
-    pipeline = Pipeline(args.data_dir, _settings(args), args.cache, on_progress=progress)
+    data_dir = args.data_dir
+    if data_dir is None:
+        data_dir = demo.builtin_demo_dir(args.cache or default_cache_dir(), on_progress=progress)
+        print(f"using the built-in demo set: {data_dir}", file=sys.stderr)
+    pipeline = Pipeline(data_dir, _settings(args), args.cache, on_progress=progress)
     return pipeline, progress
 
 
-def _report_skipped(pipeline: Pipeline, out=sys.stderr) -> None:
+def _report_skipped(pipeline: Pipeline, out: TextIO | None = None) -> None:
+    out = sys.stderr if out is None else out
     skipped = pipeline.image_meta()["skipped"]
     if not skipped:
         return
@@ -176,6 +191,8 @@ def _report_data(pipeline: Pipeline) -> dict:
         "n_images": len(meta["paths"]),
         "n_distinct": meta["distinct"],
         "skipped": meta["skipped"],
+        "components": int(pipeline.reduction().Z.shape[1]),
+        "explained_variance": float(pipeline.reduction().explained_variance_ratio.sum()),
         "silhouette_sample": sweep.sample_size,
         "recommended_k": sweep.recommended_k,
         "recommendation_rule": RECOMMENDATION_RULE,
@@ -199,6 +216,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{data['settings']['algorithm']} in {data['settings']['cluster_space']} space; "
         f"silhouette on {data['silhouette_sample']} images"
     )
+    print(f"PCA: {data['components']} components keep {data['explained_variance']:.1%} of the feature variance")
     print(header + ("   ARI    NMI" if has_truth else ""))
     for r in data["per_k"]:
         mark = "  <- recommended" if r["k"] == data["recommended_k"] else ""
@@ -295,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("predict", help="assign new images to the clusters of a prepared folder")
-    _add_settings(p)
+    _add_settings(p, optional_data=False)
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files to classify")
     p.add_argument("--k", type=int, default=None, help="number of clusters (default: the recommended k)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

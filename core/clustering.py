@@ -1,4 +1,8 @@
-"""k-means and spherical k-means for one k, assignment to centres, and cluster ids kept across k."""
+"""k-means and spherical k-means for one k, assignment to centres, and cluster ids kept across k.
+
+scikit-learn and SciPy are imported where they are used: a warm start reads cached results and
+should not pay for importing them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning
 
 ALGORITHMS = ("kmeans", "spherical")
-N_INIT = 3
+N_INIT = 1  # scikit-learn's own choice for k-means++ seeding; stability runs add other seeds
 MAX_ITER = 300
 SPHERICAL_TOL = 1e-6
 
@@ -36,16 +37,21 @@ def distances_to_centres(X: np.ndarray, centres: np.ndarray, algorithm: str) -> 
 
     Euclidean for k-means; cosine distance (1 - cosine similarity) for spherical k-means.
     """
-    X = np.atleast_2d(X).astype(np.float32)
-    centres = centres.astype(np.float32)
+    # float64 and centred on the centres' mean: |x|^2 - 2x.c + |c|^2 cancels badly in float32
+    X = np.atleast_2d(X).astype(np.float64)
+    centres = centres.astype(np.float64)
     if algorithm == "spherical":
-        return np.clip(1.0 - unit_rows(X) @ unit_rows(centres).T, 0.0, 2.0)
+        return np.clip(1.0 - unit_rows(X) @ unit_rows(centres).T, 0.0, 2.0).astype(np.float32)
+    origin = centres.mean(0)
+    X, centres = X - origin, centres - origin
     squared = (X * X).sum(1)[:, None] - 2 * X @ centres.T + (centres * centres).sum(1)[None, :]
-    return np.sqrt(np.maximum(squared, 0.0))
+    return np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
 
 
 def _spherical_kmeans(X: np.ndarray, k: int, seed: int, n_init: int) -> Fit:
     """k-means on the unit sphere: assign by cosine similarity, centres are normalised means."""
+    from sklearn.cluster import kmeans_plusplus
+
     U = unit_rows(X.astype(np.float64))
     rng = np.random.RandomState(seed)
     best: Fit | None = None
@@ -78,10 +84,15 @@ def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0
     """Cluster rows X (n, d) into k groups with k-means++ seeding and a fixed seed."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} should be one of {ALGORITHMS}.")
-    if not 1 <= k <= len(X):
+    if k < 1:
+        raise ValueError(f"n_clusters={k} should be >= 1.")
+    if k > len(X):
         raise ValueError(f"n_samples={len(X)} should be >= n_clusters={k}.")
     if algorithm == "spherical":
         return _spherical_kmeans(X, k, seed, n_init)
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         # duplicates can leave fewer distinct centres; callers check k against distinct images
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -110,6 +121,8 @@ def match_to_previous(previous: np.ndarray, fit: Fit) -> tuple[Fit, np.ndarray]:
     fit : the renumbered clustering.
     contingency : ndarray of shape (k_prev, k), int64: images in previous cluster i and new j.
     """
+    from scipy.optimize import linear_sum_assignment
+
     k_prev, k = int(previous.max()) + 1, len(fit.centres)
     table = np.zeros((k_prev, k), np.int64)
     np.add.at(table, (previous, fit.labels), 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,6 +104,27 @@ def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS) -
             y = np.clip(xy[:, 1] + dy, 0, size - 1)
             image[y, x] = 0
     return image
+
+
+BUILTIN_N = 2000
+BUILTIN_SEED = 0
+
+
+def builtin_demo_dir(cache_root: str | os.PathLike, on_progress: Callable[[int, int, str], None] | None = None) -> Path:
+    """The built-in demo set (BUILTIN_N images), made on first use inside the cache folder."""
+    from filelock import FileLock
+
+    root = Path(cache_root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"demo-{BUILTIN_N}-seed{BUILTIN_SEED}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "labels.csv").exists():  # labels.csv is written last: its presence means whole
+            staging = root / f".tmp-{folder.name}-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            make_demo(staging, BUILTIN_N, BUILTIN_SEED, on_progress=on_progress)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(staging, folder)
+    return folder
 
 
 def make_demo(

@@ -59,7 +59,9 @@ def export_folders(
     link: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> Path:
-    """Copy (or symlink) every image into ``out_dir/cluster_XX/<its relative path>``.
+    """Copy (or symlink) every image into ``out_dir/cluster_<id>/<its relative path>``.
+
+    Cluster ids are zero-padded to one width (cluster_0..cluster_7, cluster_00..cluster_11).
 
     ``out_dir`` must not exist yet: it is created, so nothing already there can be overwritten.
     """

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from core.images import ImageSet
 
@@ -65,6 +64,13 @@ def _normalised_points(
     spread = np.sqrt(np.bincount(image, dx * dx + dy * dy, minlength=n) / safe)
     spread[spread == 0] = 1.0  # one pixel of ink: nothing to scale
     return dx / spread[image], dy / spread[image], counts
+
+
+def gaussian_filter(*args, **kwargs) -> np.ndarray:
+    """scipy.ndimage.gaussian_filter, imported on first use (a warm start never needs it)."""
+    from scipy.ndimage import gaussian_filter as blur
+
+    return blur(*args, **kwargs)
 
 
 def _histograms(image: np.ndarray, cell: np.ndarray, n: int, n_cells: int) -> np.ndarray:

@@ -99,7 +99,8 @@ def scan_folder(root: str | os.PathLike) -> Inventory:
     """List every file below ``root`` (recursively, sorted) and fingerprint paths, sizes and mtimes.
 
     Every file except ``labels.csv`` at the top is a candidate image; files that are not images
-    are reported as skipped when they are decoded, never dropped silently.
+    are reported as skipped when they are decoded, never dropped silently. ``labels.csv`` is not
+    part of the fingerprint: nothing cached depends on it.
     """
     base = Path(root).expanduser()
     if not base.exists():
@@ -131,9 +132,6 @@ def scan_folder(root: str | os.PathLike) -> Inventory:
     digest = hashlib.sha256()
     for e in entries:
         digest.update(f"{e.path}\0{e.size}\0{e.mtime_ns}\n".encode())
-    if labels_path is not None:
-        st = labels_path.stat()
-        digest.update(f"{LABELS_FILE}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return Inventory(base, entries, labels_path, digest.hexdigest())
 
 

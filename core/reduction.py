@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
 N_NEIGHBORS = 15  # of the kNN graph behind UMAP, and the neighbours a prediction reports
 
@@ -37,6 +35,8 @@ def reduce_features(X: np.ndarray, n_components: int = 50, seed: int = 0) -> Red
     Fewer components are kept when the data cannot carry so many (fewer images or features);
     the number actually kept is ``Z.shape[1]``.
     """
+    from sklearn.decomposition import PCA
+
     n, d = X.shape
     if n_components < 1:
         raise ValueError(f"n_components={n_components} should be >= 1.")
@@ -63,7 +63,23 @@ def nearest_neighbors(
     indices : ndarray of shape (n_queries, n_neighbors), int64.
     distances : ndarray of shape (n_queries, n_neighbors), float32.
     """
+    from sklearn.neighbors import NearestNeighbors
+
     n_neighbors = min(n_neighbors, len(Z))
     index = NearestNeighbors(n_neighbors=n_neighbors, algorithm="brute").fit(Z)
     distances, indices = index.kneighbors(Z if queries is None else np.atleast_2d(queries))
-    return indices.astype(np.int64), distances.astype(np.float32)
+    indices, distances = indices.astype(np.int64), distances.astype(np.float32)
+    if queries is None:
+        _put_self_first(indices, distances)
+    return indices, distances
+
+
+def _put_self_first(indices: np.ndarray, distances: np.ndarray) -> None:
+    """An exact duplicate can tie with a row itself; UMAP's graph wants the row first."""
+    for i in np.flatnonzero(indices[:, 0] != np.arange(len(indices))):
+        row = indices[i]
+        at = np.flatnonzero(row == i)
+        end = at[0] if len(at) else len(row) - 1  # not among the ties: it displaces the last
+        row[1 : end + 1] = row[:end].copy()
+        distances[i, 1 : end + 1] = distances[i, :end].copy()
+        row[0], distances[i, 0] = i, 0.0

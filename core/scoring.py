@@ -5,12 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    adjusted_rand_score,
-    calinski_harabasz_score,
-    davies_bouldin_score,
-    normalized_mutual_info_score,
-)
 
 from core.clustering import distances_to_centres, fit_clusters, unit_rows
 
@@ -36,10 +30,18 @@ def silhouette_sample(n: int, seed: int, sample_size: int = SILHOUETTE_SAMPLE) -
 
 
 def _pairwise(Q: np.ndarray, R: np.ndarray, R_sq: np.ndarray, metric: str) -> np.ndarray:
+    """Distances (len(Q), len(R)) as float32, computed in float64 in place."""
+    D = Q @ R.T
     if metric == "cosine":
-        return np.clip(1.0 - Q @ R.T, 0.0, 2.0)
-    squared = (Q * Q).sum(1)[:, None] - 2 * Q @ R.T + R_sq[None, :]
-    return np.sqrt(np.maximum(squared, 0.0))
+        np.subtract(1.0, D, out=D)
+        np.clip(D, 0.0, 2.0, out=D)
+    else:
+        D *= -2.0
+        D += (Q * Q).sum(1)[:, None]
+        D += R_sq[None, :]
+        np.maximum(D, 0.0, out=D)
+        np.sqrt(D, out=D)
+    return D.astype(np.float32)
 
 
 def silhouettes(
@@ -52,7 +54,8 @@ def silhouettes(
     """Silhouettes of every image for several clusterings, against one reference sample.
 
     a(i) and b(i) are mean distances to the sample's members of each cluster, so for images in
-    the sample the mean is exactly scikit-learn's ``silhouette_score`` on that sample; for the
+    the sample the mean is scikit-learn's ``silhouette_score`` on that sample (up to float32
+    rounding); for the
     others it is an estimate from the same reference. A cluster with one member scores 0.
 
     Returns
@@ -62,9 +65,10 @@ def silhouettes(
     """
     if metric not in ("euclidean", "cosine"):
         raise ValueError(f"metric={metric!r} should be 'euclidean' or 'cosine'.")
-    X = X.astype(np.float32)
-    if metric == "cosine":
-        X = unit_rows(X)
+    # float64 and centred: |q|^2 - 2q.r + |r|^2 cancels badly in float32 and far from 0, and
+    # the square root turns a tiny error in a small distance into a large one
+    X = X.astype(np.float64)
+    X = unit_rows(X) if metric == "cosine" else X - X[sample].mean(0)
     n = len(X)
     R = X[sample]
     R_sq = (R * R).sum(1)
@@ -105,6 +109,8 @@ def stability(X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: i
 
     1 means the same groups come back whatever the seed and whichever images are left out.
     """
+    from sklearn.metrics import adjusted_rand_score
+
     rng = np.random.default_rng(seed + 7919)
     n = len(X)
     size = max(k, int(round(STABILITY_FRACTION * n)))
@@ -119,12 +125,16 @@ def stability(X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: i
 
 def separation_scores(X: np.ndarray, labels: np.ndarray, algorithm: str) -> tuple[float, float]:
     """(Davies-Bouldin, Calinski-Harabasz) in the clustering's own geometry."""
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
     Y = unit_rows(X) if algorithm == "spherical" else X
     return float(davies_bouldin_score(Y, labels)), float(calinski_harabasz_score(Y, labels))
 
 
 def agreement_with_truth(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(ARI, NMI) of labels against true codes; images whose code is -1 are left out."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     known = truth >= 0
     return (
         float(adjusted_rand_score(truth[known], labels[known])),

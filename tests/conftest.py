@@ -26,3 +26,9 @@ def pattern() -> np.ndarray:
 def random_masks(rng: np.random.Generator) -> np.ndarray:
     """Five random ink masks of shape (5, 13, 13), bool: 13 is not a multiple of 8 on purpose."""
     return rng.random((5, 13, 13)) < 0.2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: imports or runs UMAP (numba JIT, 10-20 s once per process); still run in CI"
+    )

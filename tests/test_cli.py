@@ -1,0 +1,217 @@
+"""Tests of core.cli: every command in-process, plus ``python -m core`` in a real subprocess."""
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.demo import FAMILIES, make_demo
+
+REPO = Path(__file__).resolve().parents[1]
+N_IMAGES = 48
+K_MAX = 6
+COMMANDS = ("demo", "prepare", "report", "export", "predict")
+SUBPROCESS_TIMEOUT_S = 120
+
+
+def settings_args(data: Path, cache: Path) -> list[str]:
+    return [str(data), "--cluster-space", "pca", "--k-max", str(K_MAX), "--cache", str(cache), "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def no_home_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A command that forgot --cache would write here, never to the user's cache."""
+    monkeypatch.setenv("DOTMAP_CACHE", str(tmp_path / "default-cache"))
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    return make_demo(tmp_path / "d", n=N_IMAGES, seed=0)
+
+
+@pytest.fixture
+def args(demo: Path, tmp_path: Path) -> list[str]:
+    return settings_args(demo, tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def prepared_with_map(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The settings arguments of a demo folder prepared with its UMAP map (run once per module)."""
+    root = tmp_path_factory.mktemp("prepared")
+    args = settings_args(make_demo(root / "d", n=N_IMAGES, seed=0), root / "cache")
+    assert main(["prepare", *args]) == 0
+    return args
+
+
+# ---------------------------------------------------------------- demo and prepare
+
+
+def test_demo_writes_images_and_labels(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo", str(tmp_path / "out"), "--n", "16", "--quiet"]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 16
+    assert (tmp_path / "out" / "labels.csv").is_file()
+    assert f"wrote 16 demo images of {len(FAMILIES)} shape families" in capsys.readouterr().out
+
+
+def test_prepare_prints_the_time_of_each_stage(args: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["prepare", *args, "--no-map"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("images", "features", "reduction", f"k-means k=2..{K_MAX}", "sweep"):
+        assert re.search(rf"^{re.escape(stage)}\s+\d+\.\d\d s\s+computed$", out, re.MULTILINE), stage
+    assert f"{N_IMAGES} images ready in" in out
+    assert "everything was already in the cache" not in out
+
+
+def test_second_prepare_finds_everything_in_the_cache(args: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["prepare", *args, "--no-map"]) == 0
+    capsys.readouterr()
+    assert main(["prepare", *args, "--no-map"]) == 0
+    out = capsys.readouterr().out
+    assert "everything was already in the cache" in out
+    assert not re.search(r"\scomputed$", out, re.MULTILINE)
+
+
+# ---------------------------------------------------------------- report
+
+
+def test_report_json_has_scores_truth_agreement_and_recommended_k(
+    args: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["report", *args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [row["k"] for row in data["per_k"]] == list(range(2, K_MAX + 1))
+    for row in data["per_k"]:
+        assert -1 <= row["ari"] <= 1 and 0 <= row["nmi"] <= 1
+    assert 2 <= data["recommended_k"] <= K_MAX
+    assert data["true_labels"] == sorted(FAMILIES)
+    assert data["n_images"] == N_IMAGES
+
+
+def test_report_json_without_labels_has_no_agreement(
+    demo: Path, args: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    (demo / "labels.csv").unlink()
+    assert main(["report", *args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["true_labels"] is None
+    assert all("ari" not in row and "nmi" not in row for row in data["per_k"])
+
+
+def test_report_text_marks_the_recommended_k(args: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", *args]) == 0
+    out = capsys.readouterr().out
+    marked = re.findall(r"^\s*(\d+) .*<- recommended$", out, re.MULTILINE)
+    assert len(marked) == 1
+    assert f"recommended k = {marked[0]}:" in out
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_csv_writes_a_header_and_one_row_per_image(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / "out.csv"
+    assert main(["export", *args, "--k", "3", "--csv", str(target)]) == 0
+    with open(target, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == ["path", "cluster", "distance", "silhouette"]
+    assert len(rows) == N_IMAGES
+    assert {int(r[1]) for r in rows} == {0, 1, 2}
+    assert f"wrote the clusters of k=3 to {target}" in capsys.readouterr().out
+
+
+def test_export_to_an_existing_file_fails_and_keeps_it(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"precious\x00bytes\n")
+    assert main(["export", *args, "--csv", str(target)]) == 1
+    assert re.fullmatch(r"error: .*out\.csv already exists.*nothing was overwritten\)\.\n", capsys.readouterr().err)
+    assert target.read_bytes() == b"precious\x00bytes\n"
+
+
+def test_export_to_an_existing_folder_fails_and_keeps_it(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mine.txt").write_bytes(b"keep")
+    assert main(["export", *args, "--folders", str(target)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["mine.txt"]
+    assert (target / "mine.txt").read_bytes() == b"keep"
+
+
+def test_export_without_a_target_says_what_to_give(args: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["export", *args]) == 1
+    assert "say what to export: --csv OUT.csv and/or --folders OUT_DIR" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- predict (needs the UMAP map)
+
+
+@pytest.mark.slow
+def test_predict_gives_a_cluster_for_a_good_image(
+    prepared_with_map: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    image = make_demo(tmp_path / "new", n=1, seed=7) / "dots_0.png"
+    assert main(["predict", *prepared_with_map, str(image), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["errors"] == []
+    (prediction,) = data["predictions"]
+    assert prediction["k"] == data["k"]
+    assert 0 <= prediction["cluster"] < data["k"]
+    assert 0 <= prediction["confidence"] <= 1
+
+
+@pytest.mark.slow
+def test_predict_reports_a_junk_file_and_fails(
+    prepared_with_map: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good = make_demo(tmp_path / "new", n=1, seed=7) / "dots_0.png"
+    junk = tmp_path / "junk.png"
+    junk.write_text("not an image")
+    assert main(["predict", *prepared_with_map, str(good), str(junk)]) == 1
+    out, err = capsys.readouterr()
+    assert re.search(r"dots_0\.png: cluster \d+ of k=\d+", out)
+    assert re.search(r"junk\.png: skipped: not a PNG", err)
+
+
+# ---------------------------------------------------------------- help and the real entry point
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_of_each_command_exits_zero(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m core {command}")
+
+
+def run_module(*argv: str) -> subprocess.CompletedProcess:
+    """``python -m core ARGV`` from the repository root; the autouse fixture set DOTMAP_CACHE."""
+    return subprocess.run(
+        [sys.executable, "-m", "core", *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+    )
+
+
+def test_python_m_core_help_lists_the_commands() -> None:
+    result = run_module("--help")
+    assert result.returncode == 0
+    assert all(command in result.stdout for command in COMMANDS)
+
+
+def test_python_m_core_failure_is_one_error_line(tmp_path: Path) -> None:
+    result = run_module("report", str(tmp_path / "missing"), "--cache", str(tmp_path / "cache"), "--quiet")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(r"error: The folder .*missing does not exist\.", lines[0])

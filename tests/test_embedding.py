@@ -1,0 +1,67 @@
+"""Tests of core.embedding: placing new points by their neighbours, and the seeded UMAP."""
+
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from core.clustering import fit_clusters
+from core.embedding import UMAP_MIN_IMAGES, place_by_neighbours, umap_embedding
+from core.errors import UmapUnavailableError
+from core.reduction import nearest_neighbors
+
+SEED = 0
+PER_BLOB = 100
+MIN_BLOB_ARI = 0.95
+
+POSITIONS = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 8.0], [6.0, 6.0]])
+
+
+def test_place_by_neighbours_is_the_inverse_distance_weighted_mean() -> None:
+    # weights 1/1, 1/2, 1/4 -> 4/7, 2/7, 1/7 of (0, 0), (4, 0), (0, 8)
+    xy = place_by_neighbours(POSITIONS, np.array([[0, 1, 2]]), np.array([[1.0, 2.0, 4.0]]))
+    assert xy.shape == (1, 2) and xy.dtype == np.float32
+    np.testing.assert_allclose(xy, [[8 / 7, 8 / 7]], rtol=1e-6)
+
+
+def test_place_by_neighbours_places_each_row_on_its_own() -> None:
+    indices = np.array([[0, 1], [3, 2]])
+    distances = np.array([[1.0, 1.0], [1.0, 3.0]])
+    xy = place_by_neighbours(POSITIONS, indices, distances)
+    np.testing.assert_allclose(xy, [[2.0, 0.0], [4.5, 6.5]], rtol=1e-6)
+
+
+def test_place_by_neighbours_puts_an_exact_duplicate_on_its_twin() -> None:
+    xy = place_by_neighbours(POSITIONS, np.array([[3, 0, 1]]), np.array([[0.0, 0.5, 1.0]]))
+    np.testing.assert_array_equal(xy, [[6.0, 6.0]])
+
+
+def test_umap_embedding_refuses_too_few_images_and_says_what_to_do(rng) -> None:
+    n = UMAP_MIN_IMAGES - 1
+    Z = rng.normal(size=(n, 3)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z)
+    message = rf"at least {UMAP_MIN_IMAGES} images and there are {n}; use the PCA layout and --cluster-space pca"
+    with pytest.raises(UmapUnavailableError, match=message):
+        umap_embedding(Z, indices, distances)
+
+
+def test_umap_embedding_without_umap_says_pip_install(rng, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
+    Z = rng.normal(size=(UMAP_MIN_IMAGES + 2, 3)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z)
+    with pytest.raises(UmapUnavailableError, match=r"pip install"):
+        umap_embedding(Z, indices, distances)
+
+
+@pytest.mark.slow
+def test_umap_embedding_keeps_separated_blobs_apart_and_repeats_with_the_seed(rng) -> None:
+    centres = np.eye(3, 8) * 10
+    Z = np.concatenate([c + rng.normal(0, 1.0, (PER_BLOB, 8)) for c in centres]).astype(np.float32)
+    truth = np.repeat(np.arange(3), PER_BLOB)
+    indices, distances = nearest_neighbors(Z)
+    xy = umap_embedding(Z, indices, distances, seed=SEED)
+    assert xy.shape == (len(Z), 2) and xy.dtype == np.float32
+    assert np.isfinite(xy).all()
+    assert adjusted_rand_score(truth, fit_clusters(xy, 3, seed=SEED).labels) >= MIN_BLOB_ARI
+    np.testing.assert_array_equal(umap_embedding(Z, indices, distances, seed=SEED), xy)

@@ -1,0 +1,111 @@
+"""Tests of core.reduction: PCA to a few components, and exact nearest neighbours."""
+
+import numpy as np
+import pytest
+
+from core.reduction import N_NEIGHBORS, nearest_neighbors, reduce_features
+
+SEED = 0
+
+
+def brute_force(Z: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows of Z for each query, in float64: (indices, distances), each (m, k)."""
+    distances = np.linalg.norm(queries[:, None, :] - Z[None, :, :], axis=2)
+    indices = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return indices, np.take_along_axis(distances, indices, axis=1)
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "components", "kept"),
+    [
+        (30, 8, 3, 3),  # as asked
+        (30, 6, 50, 6),  # no more than the features
+        (5, 20, 50, 4),  # no more than n - 1
+        (2, 3, 50, 1),
+    ],
+)
+def test_reduce_features_keeps_min_of_components_n_minus_one_and_features(rng, n, d, components, kept) -> None:
+    reduction = reduce_features(rng.normal(size=(n, d)), components, SEED)
+    assert reduction.Z.shape == (n, kept) and reduction.Z.dtype == np.float32
+    assert reduction.components.shape == (kept, d)
+    assert reduction.mean.shape == (d,)
+    assert reduction.explained_variance_ratio.shape == (kept,)
+
+
+def test_project_of_the_training_rows_reproduces_z(rng) -> None:
+    X = rng.normal(size=(40, 12)) @ rng.normal(size=(12, 12))
+    reduction = reduce_features(X, 5, SEED)
+    np.testing.assert_allclose(reduction.project(X), reduction.Z, atol=1e-4)
+
+
+def test_project_accepts_one_row(rng) -> None:
+    X = rng.normal(size=(20, 6))
+    reduction = reduce_features(X, 3, SEED)
+    assert reduction.project(X[0]).shape == (1, 3)
+
+
+def test_explained_variance_ratio_is_descending_and_sums_to_at_most_one(rng) -> None:
+    X = rng.normal(size=(40, 12)) * np.arange(1, 13)  # clearly unequal variances
+    ratio = reduce_features(X, 6, SEED).explained_variance_ratio
+    assert np.all(np.diff(ratio) <= 0)
+    assert 0 < ratio.sum() <= 1 + 1e-9
+
+
+def test_explained_variance_ratio_of_all_components_sums_to_one(rng) -> None:
+    ratio = reduce_features(rng.normal(size=(40, 5)), 50, SEED).explained_variance_ratio
+    assert ratio.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("n", "components", "message"),
+    [(10, 0, r"n_components=0 should be >= 1\."), (1, 5, r"n_images=1 should be >= 2 for a reduction\.")],
+)
+def test_reduce_features_refuses_impossible_requests(rng, n, components, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        reduce_features(rng.normal(size=(n, 4)), components)
+
+
+def test_nearest_neighbors_each_row_is_its_own_first_at_distance_zero(rng) -> None:
+    Z = rng.normal(size=(40, 5)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z, 6)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(40))
+    np.testing.assert_array_equal(distances[:, 0], 0.0)
+
+
+def test_nearest_neighbors_match_brute_force(rng) -> None:
+    Z = rng.normal(size=(40, 5)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z)
+    expected_indices, expected_distances = brute_force(Z.astype(np.float64), Z.astype(np.float64), N_NEIGHBORS)
+    assert indices.shape == (40, N_NEIGHBORS) and indices.dtype == np.int64
+    assert distances.dtype == np.float32
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, atol=1e-5)
+
+
+def test_nearest_neighbors_of_queries_match_brute_force(rng) -> None:
+    Z = rng.normal(size=(40, 5)).astype(np.float32)
+    queries = rng.normal(size=(7, 5)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z, 4, queries)
+    expected_indices, expected_distances = brute_force(Z.astype(np.float64), queries.astype(np.float64), 4)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, atol=1e-5)
+
+
+def test_nearest_neighbors_of_one_query_row(rng) -> None:
+    Z = rng.normal(size=(40, 5)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z, 3, Z[7])
+    assert indices.shape == distances.shape == (1, 3)
+    assert indices[0, 0] == 7
+
+
+def test_nearest_neighbors_asks_for_no_more_than_n_rows(rng) -> None:
+    indices, _ = nearest_neighbors(rng.normal(size=(6, 3)), N_NEIGHBORS)
+    assert indices.shape == (6, 6)
+    assert sorted(indices[0]) == list(range(6))
+
+
+def test_nearest_neighbors_each_row_is_its_own_first_even_with_duplicates(rng) -> None:
+    Z = rng.normal(size=(30, 4)).astype(np.float32)
+    Z[[10, 20]] = Z[3]
+    indices, _ = nearest_neighbors(Z, 5)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(30))
