@@ -110,8 +110,8 @@ class Pipeline:
     on_progress: ProgressFn | None = None
 
     def __post_init__(self) -> None:
+        self.inventory = images.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
-        self.inventory = images.scan_folder(self.data_dir)
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}
 

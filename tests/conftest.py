@@ -32,3 +32,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: imports or runs UMAP (numba JIT, 10-20 s once per process); still run in CI"
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_outside_home(tmp_path_factory: pytest.TempPathFactory):
+    """No test may write into the user's own cache: the default cache points into a temp folder."""
+    import os
+
+    previous = os.environ.get("DOTMAP_CACHE")
+    os.environ["DOTMAP_CACHE"] = str(tmp_path_factory.mktemp("default-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("DOTMAP_CACHE", None)
+    else:
+        os.environ["DOTMAP_CACHE"] = previous

@@ -171,3 +171,16 @@ def test_draw_demo_image_default_canvas() -> None:
 def test_draw_demo_image_refuses_an_unknown_family() -> None:
     with pytest.raises(ValueError, match=r"family='blob' should be one of"):
         draw_demo_image("blob", np.random.default_rng(0))
+
+
+def test_builtin_demo_is_made_once_in_the_cache(tmp_path, monkeypatch) -> None:
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "BUILTIN_N", 24)
+    folder = core.demo.builtin_demo_dir(tmp_path)
+    assert folder.parent == tmp_path
+    assert len(list(folder.glob("*.png"))) == 24 and (folder / "labels.csv").exists()
+    stamp = (folder / "labels.csv").stat().st_mtime_ns
+    assert core.demo.builtin_demo_dir(tmp_path) == folder
+    assert (folder / "labels.csv").stat().st_mtime_ns == stamp
+    assert not list(tmp_path.glob(".tmp-*"))
