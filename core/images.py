@@ -248,6 +248,8 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         detail = str(exc).strip() or type(exc).__name__
         raise ImageReadError(f"damaged or truncated image ({detail})") from None
+    except Exception as exc:  # a malformed file can trip any decoder; it must not stop the run
+        raise ImageReadError(f"cannot be decoded ({type(exc).__name__}: {exc})") from None
     return _ink_on_grid(gray, grid, polarity)
 
 

@@ -739,3 +739,15 @@ def test_an_unreadable_labels_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"filename,label\n\xff\xfe\xfa,x\n")
     with pytest.raises(DotmapError, match=r"Cannot read"):
         read_labels(path, ["a.png"])
+
+
+def test_any_decoder_failure_is_a_reason_not_a_crash(tmp_path: Path, good_png: bytes, monkeypatch) -> None:
+    # malformed files can raise anything inside Pillow's plugins (struct.error, IndexError, ...)
+    import core.images
+
+    def explode(im):
+        raise IndexError("tile index out of range")
+
+    monkeypatch.setattr(core.images, "_to_gray", explode)
+    with pytest.raises(ImageReadError, match=r"cannot be decoded \(IndexError: tile index out of range\)"):
+        decode_image(good_png, grid=16)
