@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -22,12 +23,17 @@ SKIPPED_SHOWN = 20
 
 
 class _Progress:
-    """One tqdm bar per stage on stderr; quiet when stderr is not a terminal and --quiet is set."""
+    """One tqdm bar per stage on stderr, off with --quiet or when stderr is not a terminal.
+
+    A stage that cannot count its steps (a UMAP) shows a ticking clock instead of a frozen bar.
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = None
         self.stage = ""
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def __call__(self, done: int, total: int, stage: str) -> None:
         if not self.enabled:
@@ -37,13 +43,30 @@ class _Progress:
         if stage != self.stage or self.bar is None:
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=total, desc=f"{stage:<22}", file=sys.stderr, leave=False, dynamic_ncols=True)
-        self.bar.n = done
-        self.bar.refresh()
+            if total <= 1:  # one step: show how long it has been running
+                self.bar = tqdm(desc=f"{stage:<22}", file=sys.stderr, leave=False, bar_format="{desc} {elapsed}")
+                self._stop.clear()
+                self._ticker = threading.Thread(target=self._tick, daemon=True)
+                self._ticker.start()
+            else:
+                self.bar = tqdm(total=total, desc=f"{stage:<22}", file=sys.stderr, leave=False, dynamic_ncols=True)
+        if self.bar.total:
+            self.bar.n = done
+            self.bar.refresh()
         if done >= total:
             self.close()
 
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            bar = self.bar
+            if bar is not None:
+                bar.refresh()
+
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 from collections.abc import Callable
@@ -29,8 +30,6 @@ def assignment_rows(pipeline: Pipeline, k: int) -> list[tuple[str, int, float, f
 
 def assignments_csv_text(pipeline: Pipeline, k: int) -> str:
     """The assignment CSV as text (for a download button, or to write to a file)."""
-    import io
-
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
