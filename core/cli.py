@@ -20,6 +20,14 @@ from core.pipeline import CLUSTER_SPACES, Pipeline, Settings, StageRecord
 from core.scoring import RECOMMENDATION_RULE, agreement_with_truth
 
 SKIPPED_SHOWN = 20
+STAGE_NAMES = {
+    "images": "read images",
+    "reduction": "PCA",
+    "neighbours": "nearest neighbours",
+    "space": "UMAP cluster space",
+    "sweep": "scores of every k",
+    "map": "UMAP map",
+}
 
 
 class _Progress:
@@ -189,7 +197,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             StageRecord(f"k-means k={ks[0]}..{ks[-1]}", total, any(r.computed for r in fits)),
         )
     for r in shown:
-        print(f"{r.stage:<20} {r.seconds:8.2f} s  {'computed' if r.computed else 'from cache'}")
+        name = STAGE_NAMES.get(r.stage, r.stage)
+        print(f"{name:<22} {r.seconds:8.2f} s  {'computed' if r.computed else 'from cache'}")
     if not any(r.computed for r in records):
         print("everything was already in the cache")
     print(f"{len(meta['paths'])} images ready in {time.perf_counter() - start:.1f} s; cache: {pipeline.cache.root}")

@@ -61,7 +61,7 @@ def test_demo_writes_images_and_labels(tmp_path: Path, capsys: pytest.CaptureFix
 def test_prepare_prints_the_time_of_each_stage(args: list[str], capsys: pytest.CaptureFixture) -> None:
     assert main(["prepare", *args, "--no-map"]) == 0
     out = capsys.readouterr().out
-    for stage in ("images", "features", "reduction", f"k-means k=2..{K_MAX}", "sweep"):
+    for stage in ("read images", "features", "PCA", f"k-means k=2..{K_MAX}", "scores of every k"):
         assert re.search(rf"^{re.escape(stage)}\s+\d+\.\d\d s\s+computed$", out, re.MULTILINE), stage
     assert f"{N_IMAGES} images ready in" in out
     assert "everything was already in the cache" not in out
