@@ -751,3 +751,24 @@ def test_any_decoder_failure_is_a_reason_not_a_crash(tmp_path: Path, good_png: b
     monkeypatch.setattr(core.images, "_to_gray", explode)
     with pytest.raises(ImageReadError, match=r"cannot be decoded \(IndexError: tile index out of range\)"):
         decode_image(good_png, grid=16)
+
+
+def test_parallel_load_in_a_threaded_process_uses_forkserver(monkeypatch, many_files: Path) -> None:
+    # a web server runs threads; forking such a process can deadlock, so another start method is used
+    import threading
+
+    monkeypatch.setattr(core.images, "PARALLEL_FROM", 4)
+    monkeypatch.setattr(core.images, "CHUNK_FILES", 3)
+    inventory = scan_folder(many_files)
+    serial = load_images(inventory, grid=24, workers=1)
+    release = threading.Event()
+    server = threading.Thread(target=release.wait, daemon=True)
+    server.start()
+    try:
+        assert core.images._pool_context().get_start_method() == "forkserver"
+        parallel = load_images(inventory, grid=24, workers=2)
+    finally:
+        release.set()
+        server.join()
+    assert parallel.paths == serial.paths
+    np.testing.assert_array_equal(parallel.packed, serial.packed)
