@@ -185,8 +185,12 @@ def _ink_on_grid(gray: np.ndarray, grid: int, polarity: str) -> np.ndarray:
 def _open_bytes(source: str | os.PathLike | bytes) -> io.BytesIO:
     """The whole file in memory: read once, decoded twice for PNG (verify, then load)."""
     if isinstance(source, bytes | bytearray):
+        if not source:
+            raise ImageReadError("the file is empty (0 bytes)")
         return io.BytesIO(source)
     size = os.stat(source).st_size
+    if size == 0:
+        raise ImageReadError("the file is empty (0 bytes)")
     if size > MAX_FILE_BYTES:
         raise ImageReadError(f"{size:,} bytes is over the file size limit of {MAX_FILE_BYTES:,}")
     with open(source, "rb") as f:

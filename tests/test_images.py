@@ -142,7 +142,7 @@ def bad_bit_flipped_png(rng: np.random.Generator) -> bytes:
 
 
 BAD_FILES = [
-    ("empty.png", bad_zero_byte, NOT_AN_IMAGE),
+    ("empty.png", bad_zero_byte, r"the file is empty \(0 bytes\)"),
     ("cut.png", bad_truncated_png, DAMAGED),
     ("cut.jpg", bad_truncated_jpeg, DAMAGED),
     ("words.png", bad_text_as_png, NOT_AN_IMAGE),
