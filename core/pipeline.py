@@ -19,7 +19,6 @@ from core.cache import Cache, Entry, default_cache_dir, make_key
 from core.errors import DotmapError, NoImagesError, NoStructureError
 
 CLUSTER_SPACES = ("umap", "pca")
-PCA_MAP_NOTE = "PCA layout: the first two principal components"
 
 ProgressFn = Callable[[int, int, str], None]
 
