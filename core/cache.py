@@ -83,21 +83,23 @@ class Cache:
 
     def has(self, stage: str, key: str) -> bool:
         """True when a complete entry is there (manifest present, every file of its size)."""
-        folder = self.path(stage, key)
-        manifest = self._read_manifest(folder)
-        if manifest is None:
-            return False
-        return all(
-            (folder / name).is_file() and (folder / name).stat().st_size == info["size"]
-            for name, info in manifest["files"].items()
-        )
+        return self._complete_manifest(stage, key) is not None
 
     def meta(self, stage: str, key: str) -> dict[str, Any] | None:
         """The metadata of a complete entry without loading its arrays; None when there is none."""
-        if not self.has(stage, key):
-            return None
-        manifest = self._read_manifest(self.path(stage, key))
+        manifest = self._complete_manifest(stage, key)
         return None if manifest is None else manifest["meta"]
+
+    def _complete_manifest(self, stage: str, key: str) -> dict[str, Any] | None:
+        folder = self.path(stage, key)
+        manifest = self._read_manifest(folder)
+        if manifest is None:
+            return None
+        for name, info in manifest["files"].items():
+            file = folder / name
+            if not file.is_file() or file.stat().st_size != info["size"]:
+                return None
+        return manifest
 
     def _read_manifest(self, folder: Path) -> dict[str, Any] | None:
         try:

@@ -10,7 +10,9 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -80,7 +82,7 @@ class ImageSet:
 
 def pack_masks(masks: np.ndarray) -> np.ndarray:
     """Bit-pack ink masks (n, grid, grid) into rows of bytes (n, ceil(grid*grid/8))."""
-    return np.packbits(masks.reshape(len(masks), -1), axis=1)
+    return np.packbits(masks.reshape(len(masks), int(np.prod(masks.shape[1:]))), axis=1)
 
 
 def unpack_masks(packed: np.ndarray, grid: int) -> np.ndarray:
@@ -268,8 +270,7 @@ def _decode_chunk(
             good.append(i)
         except ImageReadError as exc:
             bad.append((rel, str(exc)))
-    nbytes = -(-grid * grid // 8)
-    packed = pack_masks(np.stack(masks)) if masks else np.zeros((0, nbytes), np.uint8)
+    packed = pack_masks(np.stack(masks) if masks else np.zeros((0, grid, grid), bool))
     return packed, good, bad
 
 
@@ -306,33 +307,27 @@ def load_images(
     chunks = [paths[i : i + CHUNK_FILES] for i in range(0, total, CHUNK_FILES)]
     if workers is None:
         workers = os.cpu_count() or 1
-    args = (str(inventory.root), grid, polarity, max_pixels)
-    results = []
-    done = 0
+    decode = partial(_decode_chunk, str(inventory.root), grid=grid, polarity=polarity, max_pixels=max_pixels)
     if on_progress is not None:
         on_progress(0, total, "read")
-    if workers <= 1 or total < PARALLEL_FROM:
-        for chunk in chunks:
-            results.append(_decode_chunk(args[0], chunk, *args[1:]))
+    kept_paths: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    parts = [pack_masks(np.zeros((0, grid, grid), bool))]
+    done = 0
+    with ExitStack() as stack:
+        if workers <= 1 or total < PARALLEL_FROM:
+            results = map(decode, chunks)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(chunks)), mp_context=_pool_context()))
+            results = pool.map(decode, chunks)  # in order, as each chunk is done
+        for chunk, (packed, good, bad) in zip(chunks, results, strict=True):
+            parts.append(packed)
+            kept_paths.extend(chunk[i] for i in good)
+            skipped.extend(bad)
             done += len(chunk)
             if on_progress is not None:
                 on_progress(done, total, "read")
-    else:
-        context = _pool_context()
-        with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-            futures = [pool.submit(_decode_chunk, args[0], c, *args[1:]) for c in chunks]
-            for chunk, future in zip(chunks, futures, strict=True):
-                results.append(future.result())
-                done += len(chunk)
-                if on_progress is not None:
-                    on_progress(done, total, "read")
-    kept_paths: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    for chunk, (_, good, bad) in zip(chunks, results, strict=True):
-        kept_paths.extend(chunk[i] for i in good)
-        skipped.extend(bad)
-    nbytes = -(-grid * grid // 8)
-    packed = np.concatenate([r[0] for r in results]) if results else np.zeros((0, nbytes), np.uint8)
+    packed = np.concatenate(parts)
     return ImageSet(packed, grid, kept_paths, skipped)
 
 
