@@ -110,15 +110,25 @@ BUILTIN_N = 2000
 BUILTIN_SEED = 0
 
 
+def builtin_demo_path(cache_root: str | os.PathLike) -> Path:
+    """Where the built-in demo set lives (or will be made) inside the cache folder."""
+    return Path(cache_root).expanduser() / f"demo-{BUILTIN_N}-seed{BUILTIN_SEED}"
+
+
+def builtin_demo_ready(cache_root: str | os.PathLike) -> bool:
+    """Whether the built-in demo set is complete (labels.csv is written last)."""
+    return (builtin_demo_path(cache_root) / "labels.csv").exists()
+
+
 def builtin_demo_dir(cache_root: str | os.PathLike, on_progress: Callable[[int, int, str], None] | None = None) -> Path:
     """The built-in demo set (BUILTIN_N images), made on first use inside the cache folder."""
     from filelock import FileLock
 
     root = Path(cache_root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
-    folder = root / f"demo-{BUILTIN_N}-seed{BUILTIN_SEED}"
+    folder = builtin_demo_path(root)
     with FileLock(str(folder) + ".lock"):
-        if not (folder / "labels.csv").exists():  # labels.csv is written last: its presence means whole
+        if not builtin_demo_ready(root):
             staging = root / f".tmp-{folder.name}-{os.getpid()}"
             shutil.rmtree(staging, ignore_errors=True)
             make_demo(staging, BUILTIN_N, BUILTIN_SEED, on_progress=on_progress)

@@ -115,6 +115,15 @@ def rotation_features(packed: np.ndarray, grid: int) -> np.ndarray:
     A rotation shifts the angular axis of the polar density and a mirror reverses it; neither
     changes the magnitudes of its Fourier transform along that axis.
     """
+    hist = polar_density(packed, grid)
+    spectrum = np.abs(np.fft.rfft(_to_density(hist), axis=2)) / np.sqrt(ANGULAR_BINS)
+    # Parseval: every frequency but 0 and Nyquist stands for two, so the block keeps norm 1
+    spectrum[:, :, 1:-1] *= np.sqrt(2)
+    return spectrum.reshape(len(hist), -1).astype(np.float32)
+
+
+def polar_density(packed: np.ndarray, grid: int) -> np.ndarray:
+    """Ink of the centred, scaled points per (radius ring, angle): shape (n, RADIAL_BINS, ANGULAR_BINS)."""
     n = len(packed)
     image, y, x = ink_points(packed, grid)
     u, v, _ = _normalised_points(image, y, x, n)
@@ -124,11 +133,7 @@ def rotation_features(packed: np.ndarray, grid: int) -> np.ndarray:
     a_bin = ((angle + np.pi) * (ANGULAR_BINS / (2 * np.pi))).astype(np.int64) % ANGULAR_BINS
     hist = _histograms(image, r_bin * ANGULAR_BINS + a_bin, n, RADIAL_BINS * ANGULAR_BINS)
     hist = hist.reshape(n, RADIAL_BINS, ANGULAR_BINS)
-    hist = gaussian_filter(hist, (0, *POLAR_BLUR), mode=("nearest", "nearest", "wrap"))
-    spectrum = np.abs(np.fft.rfft(_to_density(hist), axis=2)) / np.sqrt(ANGULAR_BINS)
-    # Parseval: every frequency but 0 and Nyquist stands for two, so the block keeps norm 1
-    spectrum[:, :, 1:-1] *= np.sqrt(2)
-    return spectrum.reshape(n, -1).astype(np.float32)
+    return gaussian_filter(hist, (0, *POLAR_BLUR), mode=("nearest", "nearest", "wrap"))
 
 
 _KINDS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
@@ -158,3 +163,25 @@ def compute_features(images: ImageSet, kind: str, on_progress: ProgressFn | None
     if not parts:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(parts)
+
+
+def feature_view(packed_row: np.ndarray, grid: int, kind: str) -> np.ndarray:
+    """What one kind of features sees of one image, as a 2-D density to look at (0..1).
+
+    ``pixels``: the block densities (cells, cells). ``shape``: the centred, scaled density
+    (SHAPE_CELLS, SHAPE_CELLS). ``shape-rotation``: the polar density (RADIAL_BINS rings from the
+    centre down, ANGULAR_BINS angles across) whose ring-wise Fourier magnitudes are the features.
+    """
+    packed = np.atleast_2d(packed_row)[:1]
+    if kind == "pixels":
+        flat = pixel_features(packed, grid)[0]
+        side = int(round(np.sqrt(flat.size)))
+        view = flat.reshape(side, side)
+    elif kind == "shape":
+        view = shape_features(packed, grid)[0].reshape(SHAPE_CELLS, SHAPE_CELLS)
+    elif kind == "shape-rotation":
+        view = np.sqrt(polar_density(packed, grid)[0])
+    else:
+        raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
+    top = float(view.max())
+    return (view / top if top > 0 else view).astype(np.float32)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from core import clustering, embedding, features, images, reduction, scoring
+from core import clustering, embedding, features, images, reduction, scoring, typical
 from core.cache import Cache, Entry, default_cache_dir, make_key
 from core.errors import DotmapError, NoImagesError, NoStructureError
 
@@ -147,6 +147,8 @@ class Pipeline:
             )
         if stage == "sweep":
             return make_key(stage, fits=[self.key("fit", k) for k in s.ks])
+        if stage == "typical":
+            return make_key(stage, up=self.key("sweep"), cells=typical.TYPICAL_CELLS)
         if stage == "map":
             return make_key(stage, up=self.key("neighbours"), seed=s.seed, epochs=embedding.MAP_EPOCHS)
         raise ValueError(f"unknown stage {stage!r}")
@@ -347,6 +349,21 @@ class Pipeline:
             return {"xy": xy}, {}
 
         return self._stage("map", compute).arrays["xy"]
+
+    def cluster_means(self) -> list[np.ndarray]:
+        """The typical shape of every cluster of every k (see core.typical): one (k, cells, cells) per k."""
+        ks = self.settings.ks
+
+        def compute() -> tuple[dict, dict]:
+            self._progress(0, 1, "typical shapes")
+            loaded = self.images()
+            means = typical.cluster_means(loaded.packed, loaded.grid, self.settings.features, self.sweep().labels, ks)
+            self._progress(1, 1, "typical shapes")
+            return {"means": means}, {}
+
+        means = self._stage("typical", compute).arrays["means"]
+        bounds = np.cumsum([0, *ks])
+        return [means[bounds[i] : bounds[i + 1]] for i in range(len(ks))]
 
     def pca_map(self) -> np.ndarray:
         """The instant 2-D layout: the first two principal components, (n_images, 2)."""

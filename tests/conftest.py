@@ -46,3 +46,30 @@ def _cache_outside_home(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("DOTMAP_CACHE", None)
     else:
         os.environ["DOTMAP_CACHE"] = previous
+
+
+APP_DEMO_N = 240
+APP_DEMO_SEED = 5
+APP_JUNK = {"notes.txt": b"not an image", "empty.png": b""}
+
+
+@pytest.fixture(scope="session")
+def prepared_demo(tmp_path_factory: pytest.TempPathFactory):
+    """A small demo folder (with junk files) prepared with the app's default settings, map included.
+
+    Returns (folder, cache folder). The cache is the default one the autouse fixture set, so the
+    app finds everything prepared. Runs UMAP once per session: tests using it are ``slow``.
+    """
+    from core.cache import default_cache_dir
+    from core.demo import make_demo
+    from core.pipeline import Pipeline, Settings
+
+    folder = make_demo(tmp_path_factory.mktemp("app-demo") / "images", n=APP_DEMO_N, seed=APP_DEMO_SEED)
+    for name, content in APP_JUNK.items():
+        (folder / name).write_bytes(content)
+    good = (folder / "dots_000.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    pipeline = Pipeline(folder, Settings(), default_cache_dir())
+    pipeline.prepare(with_map=True)
+    pipeline.cluster_means()
+    return folder, default_cache_dir()

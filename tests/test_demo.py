@@ -55,12 +55,8 @@ def test_make_demo_balances_families(tmp_path: Path, n, families, expected) -> N
 
 
 def test_make_demo_families_take_turns(tmp_path: Path) -> None:
-    out = make_demo(
-        tmp_path / "demo", n=5, seed=0, families=["cross", "ring"], size=SIZE
-    )
-    assert [label for _, label in read_rows(out)[1:]] == ["cross", "ring"] * 2 + [
-        "cross"
-    ]
+    out = make_demo(tmp_path / "demo", n=5, seed=0, families=["cross", "ring"], size=SIZE)
+    assert [label for _, label in read_rows(out)[1:]] == ["cross", "ring"] * 2 + ["cross"]
 
 
 def test_make_demo_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
@@ -152,9 +148,7 @@ def test_draw_demo_image_is_black_dots_on_white(family: str) -> None:
     assert image.dtype == np.uint8
     assert image.shape == (SIZE, SIZE)
     assert set(np.unique(image)) == {0, 255}
-    assert (
-        0 < np.count_nonzero(image == 0) < image.size // 2
-    )  # some ink, ground in majority
+    assert 0 < np.count_nonzero(image == 0) < image.size // 2  # some ink, ground in majority
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -184,3 +178,51 @@ def test_builtin_demo_is_made_once_in_the_cache(tmp_path, monkeypatch) -> None:
     assert core.demo.builtin_demo_dir(tmp_path) == folder
     assert (folder / "labels.csv").stat().st_mtime_ns == stamp
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_builtin_demo_path_is_named_for_its_size_and_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "BUILTIN_N", 40)
+    assert core.demo.builtin_demo_path(tmp_path) == tmp_path / "demo-40-seed0"
+    assert not (tmp_path / "demo-40-seed0").exists()  # naming the place makes nothing
+
+
+def test_builtin_demo_path_expands_the_home_folder() -> None:
+    import core.demo
+
+    assert core.demo.builtin_demo_path("~/cache").parent == Path.home() / "cache"
+
+
+def test_builtin_demo_is_ready_only_once_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "BUILTIN_N", 40)
+    assert not core.demo.builtin_demo_ready(tmp_path)
+    folder = core.demo.builtin_demo_dir(tmp_path)
+    assert folder == core.demo.builtin_demo_path(tmp_path)
+    assert core.demo.builtin_demo_ready(tmp_path)
+    assert len(list(folder.glob("*.png"))) == 40
+
+
+def test_builtin_demo_without_its_labels_is_not_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """labels.csv is written last: a folder of images without it is a demo cut short."""
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "BUILTIN_N", 40)
+    folder = core.demo.builtin_demo_path(tmp_path)
+    folder.mkdir()
+    (folder / "dots_00.png").write_bytes(b"half made")
+    assert not core.demo.builtin_demo_ready(tmp_path)
+
+
+def test_builtin_demo_cut_short_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "BUILTIN_N", 40)
+    folder = core.demo.builtin_demo_path(tmp_path)
+    folder.mkdir()
+    (folder / "stale.png").write_bytes(b"half made")
+    assert core.demo.builtin_demo_dir(tmp_path) == folder
+    assert core.demo.builtin_demo_ready(tmp_path)
+    assert sorted(p.name for p in folder.glob("*.png")) == [f"dots_{i:02d}.png" for i in range(40)]

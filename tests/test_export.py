@@ -1,7 +1,10 @@
 """Tests of core.export: the assignment CSV and per-cluster folders, never overwriting anything."""
 
 import csv
+import io
+import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,16 @@ import pytest
 
 from core.demo import make_demo
 from core.errors import DotmapError
-from core.export import CSV_COLUMNS, assignments_csv_text, export_csv, export_folders
+from core.export import (
+    CSV_COLUMNS,
+    assignment_rows,
+    assignments_csv_text,
+    cluster_folder,
+    export_csv,
+    export_folders,
+    selection_csv_text,
+    zip_of_files,
+)
 from core.pipeline import Pipeline, Settings
 
 N_IMAGES = 48
@@ -114,3 +126,111 @@ def test_existing_folder_is_refused_and_left_alone(pipeline: Pipeline, tmp_path:
         export_folders(pipeline, K, target, link=link)
     assert tree_bytes(target) == before
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["cluster_0", "cluster_0/mine.txt"]
+
+
+# ---------------------------------------------------------------- a selection of rows, and a zip
+
+SOME_ROWS = [17, 0, 5]
+
+
+def zip_members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def expected_members(pipeline: Pipeline, k: int, rows: list[int]) -> dict[str, bytes]:
+    """cluster_<id>/<path> -> the original bytes, for the given rows, worked out from the sweep."""
+    labels = pipeline.sweep().labels[pipeline.sweep().row(k)]
+    paths = pipeline.image_meta()["paths"]
+    root = pipeline.inventory.root
+    return {f"cluster_{labels[i]}/{paths[i]}": (root / paths[i]).read_bytes() for i in rows}
+
+
+def test_assignment_rows_of_some_rows_are_those_rows_in_order(pipeline: Pipeline) -> None:
+    every = assignment_rows(pipeline, K)
+    assert assignment_rows(pipeline, K, SOME_ROWS) == [every[17], every[0], every[5]]
+    assert assignment_rows(pipeline, K, np.array(SOME_ROWS, np.int64)) == [every[17], every[0], every[5]]
+
+
+def test_assignment_rows_of_no_rows_are_empty(pipeline: Pipeline) -> None:
+    assert assignment_rows(pipeline, K, []) == []
+
+
+def test_selection_csv_holds_the_header_and_exactly_those_rows(pipeline: Pipeline) -> None:
+    header, *rows = list(csv.reader(io.StringIO(selection_csv_text(pipeline, K, SOME_ROWS))))
+    every = list(csv.reader(io.StringIO(assignments_csv_text(pipeline, K))))[1:]
+    assert header == list(CSV_COLUMNS)
+    assert rows == [every[17], every[0], every[5]]
+
+
+def test_selection_csv_of_nothing_is_the_header_alone(pipeline: Pipeline) -> None:
+    assert selection_csv_text(pipeline, K, np.zeros(0, np.int64)) == "path,cluster,distance,silhouette\n"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "k", "name"),
+    [(3, 8, "cluster_3"), (0, 2, "cluster_0"), (3, 12, "cluster_03"), (10, 11, "cluster_10"), (7, 101, "cluster_007")],
+)
+def test_cluster_folder_is_zero_padded_to_the_widest_id(cluster: int, k: int, name: str) -> None:
+    assert cluster_folder(cluster, k) == name
+
+
+def test_zip_holds_the_csv_and_every_image_byte_for_byte(pipeline: Pipeline) -> None:
+    members = zip_members(zip_of_files(pipeline, K))
+    assert members.pop("clusters.csv").decode() == assignments_csv_text(pipeline, K)
+    assert members == expected_members(pipeline, K, list(range(N_IMAGES)))
+
+
+def test_zip_of_some_rows_holds_only_those(pipeline: Pipeline) -> None:
+    members = zip_members(zip_of_files(pipeline, K, SOME_ROWS))
+    assert members.pop("clusters.csv").decode() == selection_csv_text(pipeline, K, SOME_ROWS)
+    assert members == expected_members(pipeline, K, SOME_ROWS)
+
+
+def test_zip_stores_images_without_recompressing(pipeline: Pipeline) -> None:
+    with zipfile.ZipFile(io.BytesIO(zip_of_files(pipeline, K, SOME_ROWS))) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_zip_keeps_the_sub_folders_of_the_images(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    make_demo(data / "a", n=N_IMAGES // 2, seed=0)
+    make_demo(data / "b", n=N_IMAGES // 2, seed=1)
+    pipeline = Pipeline(data, Settings(cluster_space="pca", k_min=2, k_max=3), tmp_path / "cache")
+    pipeline.prepare(with_map=False)
+    members = zip_members(zip_of_files(pipeline, 3, [0, N_IMAGES - 1]))
+    labels = pipeline.sweep().labels[pipeline.sweep().row(3)]
+    assert sorted(members) == sorted(
+        ["clusters.csv", f"cluster_{labels[0]}/a/dots_00.png", f"cluster_{labels[-1]}/b/dots_23.png"]
+    )
+
+
+def test_zip_of_a_file_gone_since_preparing_names_it(pipeline: Pipeline) -> None:
+    gone = pipeline.image_meta()["paths"][5]
+    (pipeline.inventory.root / gone).unlink()
+    with pytest.raises(DotmapError, match=rf"Cannot add {re.escape(gone)} to the zip"):
+        zip_of_files(pipeline, K)
+
+
+def test_zip_of_other_rows_does_not_miss_a_gone_file(pipeline: Pipeline) -> None:
+    (pipeline.inventory.root / pipeline.image_meta()["paths"][5]).unlink()
+    assert len(zip_members(zip_of_files(pipeline, K, [0, 17]))) == 3
+
+
+def test_zip_reports_progress_to_the_end(pipeline: Pipeline) -> None:
+    calls = []
+    zip_of_files(pipeline, K, SOME_ROWS, on_progress=lambda *a: calls.append(a))
+    assert calls == [(3, 3, "zip")]
+
+
+def test_zip_of_images_dated_before_1980_holds_them(pipeline: Pipeline) -> None:
+    """Files extracted with zeroed dates (mtime 0, 1970) are common; export_folders copies them fine.
+
+    Fails today: zipfile refuses timestamps before 1980 (ValueError) unless ``strict_timestamps=False``.
+    """
+    paths = pipeline.image_meta()["paths"]
+    for i in SOME_ROWS:
+        os.utime(pipeline.inventory.root / paths[i], (0, 0))
+    members = zip_members(zip_of_files(pipeline, K, SOME_ROWS))
+    del members["clusters.csv"]
+    assert members == expected_members(pipeline, K, SOME_ROWS)

@@ -10,9 +10,12 @@ from core.features import (
     RADIAL_BINS,
     SHAPE_CELLS,
     compute_features,
+    feature_view,
     features_from_packed,
     ink_points,
     pixel_features,
+    polar_density,
+    rotation_features,
 )
 from core.images import ImageSet, pack_masks
 
@@ -84,15 +87,11 @@ def test_pixel_features_of_a_small_grid_are_the_mask() -> None:
     """Below PIXEL_CELLS pixels a block is one pixel."""
     mask = np.zeros((1, 12, 12), bool)
     mask[0, 3, 4] = mask[0, 11, 0] = True
-    np.testing.assert_array_equal(
-        pixel_features(pack_masks(mask), 12), mask.reshape(1, -1)
-    )
+    np.testing.assert_array_equal(pixel_features(pack_masks(mask), 12), mask.reshape(1, -1))
 
 
 def test_pixel_features_depend_on_position() -> None:
-    first, moved = features_of(
-        [place(letter_f(), 5, 5), place(letter_f(), 30, 20)], "pixels"
-    )
+    first, moved = features_of([place(letter_f(), 5, 5), place(letter_f(), 30, 20)], "pixels")
     assert cosine(first, moved) < 0.1
 
 
@@ -110,9 +109,7 @@ def test_shape_features_ignore_position_and_size() -> None:
 
 def test_shape_features_see_rotation_and_mirroring() -> None:
     base = place(letter_f(), 20, 20)
-    first, rotated, mirrored = features_of(
-        [base, np.rot90(base), np.fliplr(base)], "shape"
-    )
+    first, rotated, mirrored = features_of([base, np.rot90(base), np.fliplr(base)], "shape")
     assert cosine(first, rotated) < 0.8
     assert cosine(first, mirrored) < 0.8
 
@@ -215,19 +212,100 @@ def image_set(rng: np.random.Generator) -> ImageSet:
 
 
 @pytest.mark.parametrize("kind", FEATURE_KINDS)
-def test_compute_features_in_chunks_equals_one_call(
-    monkeypatch, image_set: ImageSet, kind: str
-) -> None:
+def test_compute_features_in_chunks_equals_one_call(monkeypatch, image_set: ImageSet, kind: str) -> None:
     whole = features_from_packed(image_set.packed, image_set.grid, kind)
     monkeypatch.setattr(core.features, "CHUNK_IMAGES", 3)
     chunked = compute_features(image_set, kind)
     np.testing.assert_array_equal(chunked, whole)
 
 
-def test_compute_features_reports_progress_per_chunk(
-    monkeypatch, image_set: ImageSet
-) -> None:
+def test_compute_features_reports_progress_per_chunk(monkeypatch, image_set: ImageSet) -> None:
     monkeypatch.setattr(core.features, "CHUNK_IMAGES", 3)
     calls = []
     compute_features(image_set, "pixels", on_progress=lambda *a: calls.append(a))
     assert calls == [(3, 7, "features"), (6, 7, "features"), (7, 7, "features")]
+
+
+# ---------------------------------------------------------------- feature_view and polar_density
+
+VIEW_GRID = 200  # the demo canvas: 4x4 px blocks, 50x50 cells
+
+
+def packed_view_masks() -> np.ndarray:
+    """Two bit-packed masks (2, nbytes) on a 200 px grid: an "F" of 2x2 px dots, and a blank one."""
+    masks = np.zeros((2, VIEW_GRID, VIEW_GRID), bool)
+    masks[0, 60:84, 90:114] = letter_f(2)
+    return pack_masks(masks)
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape"),
+    [
+        ("pixels", (50, 50)),  # grid 200 in blocks of 4 px
+        ("shape", (32, 32)),
+        ("shape-rotation", (10, 32)),  # rings down, angles across
+    ],
+)
+def test_feature_view_is_a_2d_density_with_max_one(kind: str, shape: tuple[int, int]) -> None:
+    view = feature_view(packed_view_masks()[0], VIEW_GRID, kind)
+    assert view.shape == shape
+    assert view.dtype == np.float32
+    assert view.min() >= 0
+    assert view.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_feature_view_of_a_blank_image_is_zero(kind: str) -> None:
+    view = feature_view(packed_view_masks()[1], VIEW_GRID, kind)
+    assert view.dtype == np.float32
+    assert not view.any()
+
+
+def test_feature_view_of_pixels_by_hand() -> None:
+    """One whole 4x4 block and half of another: views 1 and 0.5, the rest 0."""
+    mask = np.zeros((1, VIEW_GRID, VIEW_GRID), bool)
+    mask[0, 0:4, 0:4] = True  # cell (0, 0), full
+    mask[0, 8:10, 12:16] = True  # cell (2, 3), 8 of 16 pixels
+    expected = np.zeros((50, 50), np.float32)
+    expected[0, 0] = 1.0
+    expected[2, 3] = 0.5
+    np.testing.assert_array_equal(feature_view(pack_masks(mask), VIEW_GRID, "pixels"), expected)
+
+
+def test_feature_view_of_shape_rotation_is_the_root_of_the_polar_density() -> None:
+    packed = packed_view_masks()[:1]
+    root = np.sqrt(polar_density(packed, VIEW_GRID)[0])
+    np.testing.assert_allclose(feature_view(packed, VIEW_GRID, "shape-rotation"), root / root.max(), rtol=1e-6)
+
+
+def test_feature_view_takes_the_first_of_several_rows() -> None:
+    packed = packed_view_masks()
+    np.testing.assert_array_equal(feature_view(packed, VIEW_GRID, "shape"), feature_view(packed[0], VIEW_GRID, "shape"))
+
+
+def test_feature_view_refuses_an_unknown_kind() -> None:
+    with pytest.raises(ValueError, match=r"features='edges' should be one of"):
+        feature_view(packed_view_masks()[0], VIEW_GRID, "edges")
+
+
+def test_polar_density_has_rings_and_angles_of_non_negative_ink() -> None:
+    density = polar_density(packed_view_masks(), VIEW_GRID)
+    assert density.shape == (2, RADIAL_BINS, ANGULAR_BINS)
+    assert (density >= 0).all()
+    assert density[0].sum() > 0
+    assert not density[1].any()
+
+
+def test_rotation_features_keep_their_shape(random_masks: np.ndarray) -> None:
+    X = rotation_features(pack_masks(random_masks), 13)
+    assert X.shape == (5, 10 * 17) == (5, RADIAL_BINS * (ANGULAR_BINS // 2 + 1))
+    assert X.dtype == np.float32
+
+
+def test_rotation_features_hold_the_ring_shares_of_the_polar_density() -> None:
+    """Parseval: a ring's squared Fourier magnitudes sum to that ring's share of the polar density."""
+    packed = pack_masks(np.stack([place(letter_f(), 5, 5), ring(), place(letter_f(3), 20, 8)]))
+    density = polar_density(packed, GRID)
+    ring_share = density.sum(axis=2) / density.sum(axis=(1, 2))[:, None]
+    spectrum = rotation_features(packed, GRID).reshape(3, RADIAL_BINS, ANGULAR_BINS // 2 + 1)
+    np.testing.assert_allclose((spectrum**2).sum(axis=2), ring_share, rtol=1e-4, atol=1e-6)

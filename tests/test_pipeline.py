@@ -12,9 +12,11 @@ from PIL import Image
 import core.clustering
 import core.features
 import core.images
+import core.typical
 from core.demo import make_demo
 from core.errors import DotmapError, NoImagesError, NoStructureError
 from core.pipeline import Pipeline, Settings, Sweep
+from core.typical import TYPICAL_CELLS
 
 N_IMAGES = 48
 PCA = Settings(cluster_space="pca", k_max=6)
@@ -64,9 +66,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
 # ---------------------------------------------------------------- reuse of cached stages
 
 
-def test_warm_pipeline_neither_decodes_nor_fits(
-    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_warm_pipeline_neither_decodes_nor_fits(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cold = Pipeline(demo, PCA, tmp_path / "cache")
     cold.prepare(with_map=False)
     monkeypatch.setattr(core.images, "load_images", refuse("load_images"))
@@ -87,8 +87,11 @@ def test_changing_components_reuses_images_and_features(demo: Path, tmp_path: Pa
     changed = Pipeline(demo, dataclasses.replace(PCA, components=10), tmp_path / "cache")
     flags = stage_flags(changed.prepare(with_map=False))
     assert flags == {
-        "images": False, "features": False, "reduction": True,
-        **{f"fit-k{k}": True for k in PCA.ks}, "sweep": True,
+        "images": False,
+        "features": False,
+        "reduction": True,
+        **{f"fit-k{k}": True for k in PCA.ks},
+        "sweep": True,
     }
 
 
@@ -96,8 +99,14 @@ def test_raising_k_max_reuses_the_fits_of_old_ks(demo: Path, tmp_path: Path) -> 
     Pipeline(demo, dataclasses.replace(PCA, k_max=4), tmp_path / "cache").prepare(with_map=False)
     flags = stage_flags(Pipeline(demo, PCA, tmp_path / "cache").prepare(with_map=False))
     assert flags == {
-        "images": False, "features": False, "reduction": False,
-        "fit-k2": False, "fit-k3": False, "fit-k4": False, "fit-k5": True, "fit-k6": True,
+        "images": False,
+        "features": False,
+        "reduction": False,
+        "fit-k2": False,
+        "fit-k3": False,
+        "fit-k4": False,
+        "fit-k5": True,
+        "fit-k6": True,
         "sweep": True,
     }
 
@@ -127,8 +136,15 @@ def test_fresh_caches_give_identical_sweeps(demo: Path, tmp_path: Path) -> None:
 
 
 ALTERED = {
-    "features": "pixels", "components": 10, "k_min": 3, "k_max": 5, "algorithm": "spherical",
-    "cluster_space": "pca", "grid": 64, "polarity": "dark-on-light", "seed": 1,
+    "features": "pixels",
+    "components": 10,
+    "k_min": 3,
+    "k_max": 5,
+    "algorithm": "spherical",
+    "cluster_space": "pca",
+    "grid": 64,
+    "polarity": "dark-on-light",
+    "seed": 1,
 }
 
 
@@ -284,3 +300,48 @@ def test_labels_file_does_not_change_the_clustering(demo: Path, tmp_path: Path) 
     without.prepare(with_map=False)
     np.testing.assert_array_equal(with_labels.sweep().labels, without.sweep().labels)
     assert with_labels.image_meta()["paths"] == without.image_meta()["paths"]
+
+
+# ---------------------------------------------------------------- typical shapes of the clusters
+
+SMALL = Settings(cluster_space="pca", k_min=2, k_max=4)
+
+
+def test_cluster_means_give_one_image_per_cluster_of_every_k(demo: Path, tmp_path: Path) -> None:
+    means = Pipeline(demo, SMALL, tmp_path / "cache").cluster_means()
+    assert [m.shape for m in means] == [(k, TYPICAL_CELLS, TYPICAL_CELLS) for k in SMALL.ks] == [
+        (2, 48, 48), (3, 48, 48), (4, 48, 48),
+    ]  # fmt: skip
+    for m in means:
+        assert m.dtype == np.float32
+        np.testing.assert_allclose(m.max(axis=(1, 2)), 1.0, rtol=1e-6)  # every cluster has ink
+
+
+def test_cluster_means_are_those_of_the_sweep_labels(demo: Path, tmp_path: Path) -> None:
+    pipeline = Pipeline(demo, SMALL, tmp_path / "cache")
+    loaded = pipeline.images()
+    expected = core.typical.cluster_means(loaded.packed, loaded.grid, SMALL.features, pipeline.sweep().labels, SMALL.ks)
+    np.testing.assert_array_equal(np.concatenate(pipeline.cluster_means()), expected)
+
+
+def test_cluster_means_are_computed_once_then_loaded(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cold = Pipeline(demo, SMALL, tmp_path / "cache")
+    assert not cold.is_cached("typical")
+    first = cold.cluster_means()
+    assert (cold.records[-1].stage, cold.records[-1].computed) == ("typical", True)
+    monkeypatch.setattr(core.typical, "cluster_means", refuse("typical.cluster_means"))
+    monkeypatch.setattr(core.images, "load_images", refuse("load_images"))
+    warm = Pipeline(demo, SMALL, tmp_path / "cache")
+    assert warm.is_cached("typical")
+    second = warm.cluster_means()
+    assert stage_flags(warm.records) == {"typical": False}
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cluster_means_key_follows_the_sweep(demo: Path, tmp_path: Path) -> None:
+    key = Pipeline(demo, SMALL, tmp_path / "cache").key("typical")
+    assert Pipeline(demo, dataclasses.replace(SMALL, features="pixels"), tmp_path / "cache").key("typical") != key
+    assert Pipeline(demo, dataclasses.replace(SMALL, k_max=3), tmp_path / "cache").key("typical") != key

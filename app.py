@@ -1,0 +1,188 @@
+"""Overview: choose the data and the settings, prepare every stage with progress, and see the data set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.clustering import ALGORITHMS
+from core.errors import DotmapError
+from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
+from core.images import POLARITIES, ImageReadError, decode_image, pack_masks
+from core.pipeline import CLUSTER_SPACES, Settings
+from core.scoring import RECOMMENDATION_RULE
+from pages.ui import data, page, render, state
+
+SAMPLE_GRID = 24
+PREVIEW_TRIES = 20  # files tried for a preview image before giving up
+K_LIMIT = 40
+
+page.setup("Overview", ":material/home:")
+st.title("Dotmap")
+st.caption(
+    "Groups black-and-white images of dots by the general shape of their pattern: pick the data and "
+    "what should not count, then explore the clusters on the other pages (left)."
+)
+
+
+def settings_form() -> None:
+    """The data folder and the settings; applied together with the button."""
+    current = state.current_settings()
+    with st.form("settings_form", border=True):
+        st.markdown("#### Data and settings")
+        folder = st.text_input(
+            "Image folder on this computer (searched recursively)",
+            value=st.session_state["data_dir"],
+            placeholder="empty: the built-in demo set (2,000 images of 8 shape families)",
+            key="form_folder",
+        )
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            features = st.radio(
+                "What makes two images the same shape?",
+                FEATURE_KINDS,
+                index=FEATURE_KINDS.index(current.features),
+                captions=[FEATURE_HELP[kind] for kind in FEATURE_KINDS],
+                key="form_features",
+                help="Pose-free features rescue shapes drawn anywhere at any angle, but they would put "
+                "a 6 with a 9 (a turned 6). Choose what must NOT count for your images.",
+            )
+        with right:
+            components = st.number_input(
+                "PCA components", 2, 200, current.components, key="form_components",
+                help="The features are reduced to this many numbers before clustering.",
+            )  # fmt: skip
+            k_range = st.slider(
+                "Range of k (number of clusters) to try", 2, K_LIMIT, (current.k_min, current.k_max), key="form_k"
+            )
+            algorithm = st.selectbox(
+                "Clustering", ALGORITHMS, index=ALGORITHMS.index(current.algorithm), key="form_algorithm",
+                format_func={"kmeans": "k-means", "spherical": "spherical k-means (by angle)"}.get,
+            )  # fmt: skip
+        with st.expander("More settings"):
+            a, b, c, d = st.columns(4)
+            space = a.selectbox(
+                "Cluster space", CLUSTER_SPACES, index=CLUSTER_SPACES.index(current.cluster_space), key="form_space",
+                help="umap: cluster in a 10-D UMAP of the components (best groups, needs UMAP); "
+                "pca: cluster the components themselves (no UMAP needed).",
+            )  # fmt: skip
+            polarity = b.selectbox(
+                "Ink", POLARITIES, index=POLARITIES.index(current.polarity), key="form_polarity",
+                help="auto: each image's majority tone is its ground.",
+            )  # fmt: skip
+            grid = c.number_input("Working grid (px)", 8, 1024, current.grid, key="form_grid")
+            seed = d.number_input("Seed", 0, 2**31 - 1, current.seed, key="form_seed")
+        if st.form_submit_button("Apply and prepare", type="primary"):
+            try:
+                chosen = Settings(
+                    features=features,
+                    components=int(components),
+                    k_min=int(k_range[0]),
+                    k_max=int(k_range[1]),
+                    algorithm=algorithm,
+                    cluster_space=space,
+                    grid=int(grid),
+                    polarity=polarity,
+                    seed=int(seed),
+                )
+            except DotmapError as exc:
+                st.error(str(exc))
+                return
+            state.set_settings(chosen, folder.strip())
+
+
+def decode_sample(pipeline, limit: int) -> tuple[np.ndarray, list[str]]:
+    """Up to ``limit`` images spread over the folder, decoded straight from their files."""
+    files = pipeline.inventory.files
+    picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int)) if files else []
+    masks, names = [], []
+    s = pipeline.settings
+    for i in picks:
+        try:
+            masks.append(decode_image(pipeline.inventory.root / files[i].path, s.grid, s.polarity))
+            names.append(files[i].path)
+        except ImageReadError:
+            continue  # listed with its reason among the skipped files
+    return (np.stack(masks) if masks else np.zeros((0, s.grid, s.grid), bool)), names
+
+
+def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
+    st.markdown("#### What each kind of features sees of one image")
+    cols = st.columns(4)
+    cols[0].image(render.montage(mask[None], side=192), caption=f"the image: {name}")
+    packed = pack_masks(mask[None])
+    titles = {
+        "pixels": "pixels: ink per block, where it is drawn",
+        "shape": "shape: centred and scaled",
+        "shape-rotation": "shape-rotation: ink per ring (rows) by angle; only its variation around a ring counts",
+    }
+    for col, kind in zip(cols[1:], FEATURE_KINDS, strict=True):
+        view = feature_view(packed, mask.shape[0], kind)
+        picked = " (chosen)" if kind == chosen else ""
+        stretch = 3.0 if kind == "shape-rotation" else 1.0  # 10 rings by 32 angles: taller rows read better
+        col.image(render.density_image(view, 192, stretch), caption=titles[kind] + picked)
+
+
+def explained_variance_chart(ratio: np.ndarray) -> go.Figure:
+    n = np.arange(1, len(ratio) + 1)
+    fig = go.Figure()
+    fig.add_bar(x=n, y=ratio, name="per component", marker_color="#9ecae1")
+    fig.add_scatter(x=n, y=np.cumsum(ratio), name="cumulative", mode="lines+markers", marker_size=4)
+    fig.update_layout(
+        height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%",
+        xaxis_title="component", legend={"orientation": "h", "y": 1.12}, title="Explained variance of the features",
+    )  # fmt: skip
+    return fig
+
+
+settings_form()
+pipeline = data.open_pipeline()
+demo = data.is_demo(pipeline)
+page.sidebar(pipeline, demo)
+st.markdown(
+    f"**Data**: {'the built-in demo set' if demo else ''} `{pipeline.inventory.root}` · "
+    f"{len(pipeline.inventory.files)} files"
+)
+if not pipeline.inventory.files:
+    st.error(f"The folder {pipeline.inventory.root} holds no files. Choose a folder of images above.")
+    st.stop()
+
+sample, sample_names = decode_sample(pipeline, SAMPLE_GRID)
+if len(sample):
+    feature_preview(sample[0], sample_names[0], pipeline.settings.features)
+
+data.run_stages(pipeline, with_map=False)
+
+meta = pipeline.image_meta()
+sweep = data.sweep(pipeline)
+best = sweep.table[sweep.row(sweep.recommended_k)]
+st.markdown("#### The data set")
+m = st.columns(5)
+m[0].metric("Images used", f"{len(meta['paths']):,}")
+m[1].metric("Files skipped", f"{len(meta['skipped']):,}")
+m[2].metric("Distinct images", f"{meta['distinct']:,}")
+m[3].metric("Recommended k", sweep.recommended_k, help=f"The rule: {RECOMMENDATION_RULE}.")
+m[4].metric("Silhouette at that k", f"{best['silhouette']:.2f}", help="From -1 to 1; above 0.5 is a clear grouping.")
+
+if meta["skipped"]:
+    st.warning(f"{len(meta['skipped'])} file(s) are not usable images and were skipped; each is listed with why.")
+    st.dataframe(pd.DataFrame(meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.markdown("**A sample of the images** (spread evenly over the folder)")
+    st.image(render.montage(sample, [n.rsplit("/", 1)[-1] for n in sample_names], columns=8, side=84))
+with right:
+    ratio = data.reduction(pipeline).explained_variance_ratio
+    st.plotly_chart(explained_variance_chart(ratio), key="variance")
+    st.caption(
+        f"{len(ratio)} components keep {ratio.sum():.0%} of the variance "
+        f"of the `{pipeline.settings.features}` features."
+    )
+
+data.run_stages(pipeline, with_map=True)  # the map last: everything above is already on screen
+st.markdown("#### Next")
+for column, (path, label, icon) in zip(st.columns(len(page.PAGES) - 1), page.PAGES[1:], strict=True):
+    column.page_link(path, label=label, icon=icon)

@@ -1,0 +1,101 @@
+"""The typical shape of each cluster: its members' mean ink density, drawn in the frame the features ignore.
+
+A mean of raw images is a blur when shapes are drawn anywhere at any angle. So each member is first
+put into the pose its features do not see: ``pixels`` keeps the canvas; ``shape`` centres the dots
+and scales them to unit RMS radius; ``shape-rotation`` also turns the main axis of the dots to the
+horizontal and flips the shape so its heavier side is right and down (a turned or mirrored copy
+then lands on the same pose). The mean of those densities is the cluster's typical shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.features import FEATURE_KINDS, SHAPE_EXTENT, _normalised_points, ink_points
+
+TYPICAL_CELLS = 48  # side of a mean image
+CHUNK_IMAGES = 2048
+
+
+def _rotate_to_axes(image: np.ndarray, u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Turn centred points so each image's main axis is horizontal and its third moments are >= 0."""
+    uu = np.bincount(image, u * u, minlength=n)
+    vv = np.bincount(image, v * v, minlength=n)
+    uv = np.bincount(image, u * v, minlength=n)
+    theta = 0.5 * np.arctan2(2 * uv, uu - vv)
+    cos, sin = np.cos(theta)[image], np.sin(theta)[image]
+    a = cos * u + sin * v
+    b = -sin * u + cos * v
+    flip_a = np.where(np.bincount(image, a**3, minlength=n) < 0, -1.0, 1.0)
+    flip_b = np.where(np.bincount(image, b**3, minlength=n) < 0, -1.0, 1.0)
+    return a * flip_a[image], b * flip_b[image]
+
+
+def pose_free_densities(packed: np.ndarray, grid: int, kind: str, cells: int = TYPICAL_CELLS) -> np.ndarray:
+    """Each image's ink density in its feature kind's frame: ndarray of shape (n, cells * cells).
+
+    Every row sums to 1 (an image with no ink is all zeros).
+    """
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
+    packed = np.atleast_2d(packed)
+    n = len(packed)
+    image, y, x = ink_points(packed, grid)
+    if kind == "pixels":
+        col = (x * cells) // grid
+        row = (y * cells) // grid
+    else:
+        u, v, _ = _normalised_points(image, y, x, n)
+        if kind == "shape-rotation":
+            u, v = _rotate_to_axes(image, u, v, n)
+        scale = cells / (2 * SHAPE_EXTENT)
+        col = np.clip(((u + SHAPE_EXTENT) * scale).astype(np.int64), 0, cells - 1)
+        row = np.clip(((v + SHAPE_EXTENT) * scale).astype(np.int64), 0, cells - 1)
+    flat = np.bincount(image * cells * cells + row * cells + col, minlength=n * cells * cells)
+    hist = flat.reshape(n, cells * cells).astype(np.float32)
+    return hist / np.maximum(hist.sum(axis=1, keepdims=True), 1.0)
+
+
+def cluster_means(
+    packed: np.ndarray,
+    grid: int,
+    kind: str,
+    labels: np.ndarray,
+    ks: Sequence[int],
+    cells: int = TYPICAL_CELLS,
+) -> np.ndarray:
+    """Mean pose-free density of every cluster of every k, in one pass over the images.
+
+    Parameters
+    ----------
+    packed : ndarray of shape (n_images, nbytes), bit-packed ink masks.
+    labels : ndarray of shape (n_k, n_images); row j holds the clusters 0..ks[j]-1.
+
+    Returns
+    -------
+    means : ndarray of shape (sum(ks), cells, cells), float32; the clusters of ks[0] first.
+        Each is scaled to a maximum of 1 (a blank cluster stays 0).
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (len(ks), len(packed)):
+        raise ValueError(f"labels has shape {labels.shape}; expected ({len(ks)}, {len(packed)}).")
+    offsets = np.cumsum([0, *ks[:-1]])
+    total = int(sum(ks))
+    sums = np.zeros((total, cells * cells), np.float64)
+    counts = np.zeros(total, np.int64)
+    for start in range(0, len(packed), CHUNK_IMAGES):
+        stop = start + CHUNK_IMAGES
+        density = pose_free_densities(packed[start:stop], grid, kind, cells)
+        # one indicator column per cluster of every k: a single matrix product sums them all
+        which = (labels[:, start:stop] + offsets[:, None]).astype(np.int64)
+        indicator = np.zeros((density.shape[0], total), np.float32)
+        for row in which:
+            indicator[np.arange(len(row)), row] = 1.0
+        sums += indicator.T @ density
+        counts += np.bincount(which.ravel(), minlength=total)
+    means = sums / np.maximum(counts, 1)[:, None]
+    top = means.max(axis=1, keepdims=True)
+    means = np.where(top > 0, means / np.where(top > 0, top, 1.0), 0.0)
+    return means.reshape(total, cells, cells).astype(np.float32)

@@ -1,0 +1,73 @@
+"""Clusters: one card per cluster with its typical shape, its most typical and borderline members, and all of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.pipeline import Pipeline
+from pages.ui import data, page, render
+
+CARD_THUMBS = 8  # typical and borderline members shown on a card
+PAGE_THUMBS = 48  # members per page when browsing a whole cluster
+
+page.setup("Clusters", ":material/grid_view:")
+st.title("The clusters")
+pipeline = data.ready_pipeline()
+page.sidebar(pipeline, data.is_demo(pipeline))
+
+
+def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndarray) -> None:
+    sweep = data.sweep(pipeline)
+    row = sweep.row(k)
+    images, names = data.image_set(pipeline), data.paths(pipeline)
+    n = sweep.labels.shape[1]
+    silhouette = sweep.silhouette[row, members]
+    by_distance = members[np.argsort(sweep.distance[row, members], kind="stable")]
+    borderline = members[np.argsort(silhouette, kind="stable")[:CARD_THUMBS]]
+    with st.container(border=True):
+        st.markdown(
+            f"<span style='color:{render.colour(c)};font-size:1.3em'>&#9632;</span> "
+            f"**Cluster {c}** · {len(members):,} images ({len(members) / n:.1%}) · "
+            f"mean silhouette {silhouette.mean():.2f}",
+            unsafe_allow_html=True,
+        )
+        left, middle, right = st.columns([1, 2, 2])
+        left.image(render.density_image(means[c], 140), caption="typical shape (mean density)")
+        typical = by_distance[:CARD_THUMBS]
+        middle.image(
+            render.montage(images.unpack(typical), columns=4, side=72), caption="most typical (closest to centre)"
+        )
+        right.image(
+            render.montage(images.unpack(borderline), [f"{s:.2f}" for s in np.sort(silhouette)[:CARD_THUMBS]], 4, 72),
+            caption="borderline (lowest silhouette)",
+        )
+        if st.toggle(f"All {len(members):,} members", key=f"all_{k}_{c}"):
+            pages = -(-len(members) // PAGE_THUMBS)
+            number = 1
+            if pages > 1:
+                number = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page_{k}_{c}")
+            chunk = by_distance[(number - 1) * PAGE_THUMBS : number * PAGE_THUMBS]
+            captions = [names[r].rsplit("/", 1)[-1] for r in chunk]
+            st.image(render.montage(images.unpack(chunk), captions, columns=8, side=84))
+            st.caption("Ordered from the most typical member to the least.")
+
+
+@st.fragment
+def cards(pipeline: Pipeline) -> None:
+    sweep = data.sweep(pipeline)
+    k = page.k_slider(sweep, key="k_clusters")
+    labels = sweep.labels[sweep.row(k)]
+    means = data.cluster_means(pipeline, k)
+    st.caption(
+        "The typical shape is the mean ink density of the members, each first put in the pose the chosen "
+        f"features ignore (`{pipeline.settings.features}`), so it shows the shape the cluster stands for."
+    )
+    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+    for c in order:
+        members = np.flatnonzero(labels == c)
+        if len(members):
+            card(pipeline, k, int(c), members, means)
+
+
+cards(pipeline)

@@ -1,0 +1,1 @@
+"""The Streamlit layer shared by the pages: cached wrappers over core, session state, renderers."""

@@ -1,0 +1,150 @@
+"""Charts of the Choose-k page: score curves, the silhouette plot, and splits between two k."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.pipeline import Sweep
+from pages.ui.render import colour
+
+SILHOUETTE_POINTS = 300  # a cluster's band is drawn from at most this many quantiles
+SPLIT_SHARE = 0.10  # a part of a cluster counts in a split when it holds this share of it
+SPLIT_THUMBS = 9
+CURVES = (  # (table key, title, which way is better)
+    ("silhouette", "Silhouette", "higher is better"),
+    ("davies_bouldin", "Davies-Bouldin", "lower is better"),
+    ("calinski_harabasz", "Calinski-Harabasz", "higher is better"),
+    ("inertia", "Inertia (elbow)", "look for the bend"),
+    ("stability", "Stability", "higher is better"),
+)
+
+
+def score_curves(sweep: Sweep, truth: dict[str, Any] | None, chosen: int | None) -> go.Figure:
+    """One small chart per score against k, the recommended k marked on each."""
+    panels = [(key, f"{title} ({hint})", [row[key] for row in sweep.table]) for key, title, hint in CURVES]
+    if truth:
+        panels.append(("truth", "Agreement with labels.csv", None))
+    cols = 3
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title, _ in panels], vertical_spacing=0.16)
+    for i, (key, _, values) in enumerate(panels):
+        r, c = divmod(i, cols)
+        if key == "truth":
+            for name, series, dash in (("ARI", truth["ari"], "solid"), ("NMI", truth["nmi"], "dot")):
+                fig.add_scatter(
+                    x=sweep.ks, y=series, name=name, mode="lines+markers", line_dash=dash, row=r + 1, col=c + 1
+                )
+        else:
+            fig.add_scatter(
+                x=sweep.ks, y=values, mode="lines+markers", showlegend=False, line_color="#1f77b4", row=r + 1, col=c + 1
+            )
+        fig.add_vline(x=sweep.recommended_k, line_dash="dash", line_color="#2ca02c", row=r + 1, col=c + 1)
+        if chosen is not None and chosen != sweep.recommended_k:
+            fig.add_vline(x=chosen, line_dash="dot", line_color="#d62728", row=r + 1, col=c + 1)
+    if truth:
+        fig.update_yaxes(range=[0, 1.05], row=rows, col=(len(panels) - 1) % cols + 1)
+    fig.update_xaxes(dtick=1 if len(sweep.ks) <= 12 else 2)
+    fig.update_layout(
+        height=260 * rows,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.08},
+    )
+    fig.add_annotation(
+        text=f"dashed green: recommended k = {sweep.recommended_k}",
+        xref="paper", yref="paper", x=1, y=1.08, showarrow=False, font={"color": "#2ca02c", "size": 12},
+    )  # fmt: skip
+    return fig
+
+
+def silhouette_plot(silhouette: np.ndarray, labels: np.ndarray, k: int) -> go.Figure:
+    """Per-cluster bands of sorted silhouettes (each band drawn from quantiles, so 32k images stay light)."""
+    fig = go.Figure()
+    y0 = 0.0
+    n = len(labels)
+    gap = max(n * 0.01, 2)
+    ticks, ticktext = [], []
+    for c in range(k):
+        values = np.sort(silhouette[labels == c])[::-1]
+        if len(values) == 0:
+            continue
+        if len(values) > SILHOUETTE_POINTS:
+            values = np.quantile(values, np.linspace(1, 0, SILHOUETTE_POINTS))
+            span = np.linspace(0, (labels == c).sum(), SILHOUETTE_POINTS)
+        else:
+            span = np.arange(len(values), dtype=float)
+        fig.add_scatter(
+            x=np.concatenate([[0], values, [0]]),
+            y=y0 + np.concatenate([[span[0]], span, [span[-1]]]),
+            fill="toself",
+            mode="lines",
+            line={"width": 0.5, "color": colour(c)},
+            fillcolor=colour(c),
+            name=f"cluster {c}",
+            hovertemplate=f"cluster {c}: {(labels == c).sum()} images<extra></extra>",
+        )
+        ticks.append(y0 + span[-1] / 2)
+        ticktext.append(str(c))
+        y0 += span[-1] + gap
+    mean = float(silhouette.mean()) if n else 0.0
+    fig.add_vline(x=mean, line_dash="dash", annotation_text=f"mean {mean:.2f}")
+    fig.update_layout(
+        height=max(320, 24 * k + 120),
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": "silhouette", "range": [min(-0.2, float(silhouette.min()) if n else 0), 1]},
+        yaxis={"title": "cluster", "tickvals": ticks, "ticktext": ticktext, "autorange": "reversed"},
+    )
+    return fig
+
+
+def contingency(a: np.ndarray, b: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """Images shared by cluster i at k1 and cluster j at k2: ndarray of shape (k1, k2)."""
+    return np.bincount(a.astype(np.int64) * k2 + b, minlength=k1 * k2).reshape(k1, k2)
+
+
+def splits(overlap: np.ndarray, share: float = SPLIT_SHARE) -> list[tuple[int, list[int]]]:
+    """Clusters (rows) whose members go to two or more columns with at least ``share`` of them each."""
+    found = []
+    for source, row in enumerate(overlap):
+        total = row.sum()
+        if total == 0:
+            continue
+        parts = [int(t) for t in np.argsort(row)[::-1] if row[t] >= share * total]
+        if len(parts) >= 2:
+            found.append((source, parts))
+    return found
+
+
+def sankey(overlap: np.ndarray) -> go.Figure:
+    """Clusters at k1 (left) flowing into clusters at k2 (right); bands of under 1% are left out."""
+    k1, k2 = overlap.shape
+    sources, targets, values, link_colours = [], [], [], []
+    for i in range(k1):
+        for j in range(k2):
+            if overlap[i, j] and overlap[i, j] >= 0.01 * overlap[i].sum():
+                sources.append(i)
+                targets.append(k1 + j)
+                values.append(int(overlap[i, j]))
+                link_colours.append(_fade(colour(i)))
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node={
+                "label": [f"{i} (k={k1})" for i in range(k1)] + [f"{j} (k={k2})" for j in range(k2)],
+                "color": [colour(i) for i in range(k1)] + [colour(j) for j in range(k2)],
+                "pad": 8,
+            },
+            link={"source": sources, "target": targets, "value": values, "color": link_colours},
+        )
+    )
+    fig.update_layout(height=max(360, 22 * max(k1, k2)), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def _fade(hex_colour: str, alpha: float = 0.35) -> str:
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"

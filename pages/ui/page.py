@@ -1,0 +1,109 @@
+"""What every page does first (page config, session defaults, the sidebar) and the shared k picker."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from core.errors import DotmapError
+from core.export import zip_of_files
+from core.pipeline import Pipeline, Sweep
+from pages.ui import state
+
+APP_NAME = "Dotmap"
+
+
+PAGES = (  # (file, label, icon) of the navigation; Streamlit would label app.py "app"
+    ("app.py", "Overview", ":material/home:"),
+    ("pages/1_Map.py", "Map", ":material/scatter_plot:"),
+    ("pages/2_Choose_k.py", "Choose k", ":material/query_stats:"),
+    ("pages/3_Clusters.py", "Clusters", ":material/grid_view:"),
+    ("pages/4_Classify.py", "Classify", ":material/upload:"),
+    ("pages/5_Export.py", "Export", ":material/download:"),
+)
+
+
+def setup(title: str, icon: str = ":material/scatter_plot:") -> None:
+    st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=icon, layout="wide")
+    state.init_session()
+    with st.sidebar:
+        st.markdown(f"### {APP_NAME}")
+        for path, label, page_icon in PAGES:
+            st.page_link(path, label=label, icon=page_icon)
+        st.divider()
+
+
+def sidebar(pipeline: Pipeline, demo: bool) -> None:
+    """Which data and settings the pages show, in a few words."""
+    s = pipeline.settings
+    with st.sidebar:
+        st.markdown(f"**Data**: {'built-in demo' if demo else pipeline.inventory.root.name}")
+        st.caption(
+            f"{len(pipeline.inventory.files)} files · features `{s.features}` · {s.components} components · "
+            f"{s.algorithm} · k {s.k_min}..{s.k_max} · cluster space {s.cluster_space}"
+        )
+
+
+def k_slider(sweep: Sweep, key: str, label: str = "Number of clusters k") -> int:
+    """A k slider that starts at the k chosen on any page (or the recommended one) and remembers moves."""
+    k = state.chosen_k(sweep.ks, sweep.recommended_k)
+    if sweep.ks[0] == sweep.ks[-1]:
+        st.caption(f"k = {k} (the only k prepared)")
+        return k
+    return int(
+        st.slider(
+            label,
+            min_value=sweep.ks[0],
+            max_value=sweep.ks[-1],
+            value=k,
+            key=key,
+            on_change=state.remember_k,
+            args=(key,),
+            help=f"Recommended: k = {sweep.recommended_k} (see the Choose k page for why).",
+        )
+    )
+
+
+def k_select(sweep: Sweep, key: str, label: str = "k") -> int:
+    """The same choice as :func:`k_slider`, as a drop-down (for pages where k is set once)."""
+    k = state.chosen_k(sweep.ks, sweep.recommended_k)
+    return int(
+        st.selectbox(
+            label,
+            sweep.ks,
+            index=sweep.ks.index(k),
+            key=key,
+            on_change=state.remember_k,
+            args=(key,),
+            format_func=lambda v: f"{v} (recommended)" if v == sweep.recommended_k else str(v),
+        )
+    )
+
+
+def zip_download(pipeline: Pipeline, k: int, rows: np.ndarray | None, key: str, file_name: str) -> None:
+    """A button that packs the images into a zip here on the page (with a spinner, and an error in words
+    if a file has gone), then offers it for download. The zip is kept until k or the images change."""
+    count = len(rows) if rows is not None else len(pipeline.image_meta()["paths"])
+    token = f"{pipeline.key('sweep')}:{k}:{'all' if rows is None else hashlib.sha256(rows.tobytes()).hexdigest()}"
+    made = st.session_state.get(key)
+    if made is None or made[0] != token:
+        if not st.button(f"Make a zip of {count:,} images by cluster", key=f"{key}_make", icon=":material/folder_zip:"):
+            return
+        with st.spinner(f"Packing {count:,} images"):
+            try:
+                packed = zip_of_files(pipeline, k, rows)
+            except DotmapError as exc:
+                st.error(str(exc))
+                return
+        made = st.session_state[key] = (token, packed)
+    st.download_button(
+        f"Download {file_name} ({len(made[1]) / 2**20:.1f} MB)",
+        made[1],
+        file_name=file_name,
+        mime="application/zip",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}_download",
+    )

@@ -1,0 +1,146 @@
+"""The whole app in Chromium: every page, the k slider, box selection, an upload, downloads, a reload."""
+
+import csv
+import io
+import re
+import zipfile
+
+import pytest
+
+from core.pipeline import Pipeline, Settings
+
+pytestmark = pytest.mark.slow
+
+PAGES = {
+    "": "Dotmap",
+    "Map": "Map of the images",
+    "Choose_k": "Which k?",
+    "Clusters": "The clusters",
+    "Classify": "Classify new images",
+    "Export": "Export the clusters",
+}
+FULL_PAGE_MAX_PX = 6000
+
+
+def settle(page) -> None:
+    """Wait until the script has run and nothing is stale on screen."""
+    page.wait_for_selector("[data-test-script-state='notRunning']")
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
+
+
+def goto(page, server: str, path: str) -> None:
+    page.goto(f"{server}/{path}")
+    settle(page)
+
+
+def assert_no_exception(page) -> None:
+    shown = page.locator("[data-testid='stException']")
+    assert shown.count() == 0, shown.first.inner_text()
+
+
+def shoot(page, name: str) -> None:
+    """A screenshot of the whole page: the window grows to the height of Streamlit's scrolling area."""
+    folder = page.screenshots_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": min(max(height + 40, 800), FULL_PAGE_MAX_PX)})
+    page.wait_for_timeout(800)  # plotly redraws for the new size
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size({"width": width, "height": 1000})
+
+
+@pytest.fixture(scope="module")
+def recommended_k(prepared_demo) -> int:
+    folder, cache = prepared_demo
+    return Pipeline(folder, Settings(), cache).sweep().recommended_k
+
+
+def map_title(page) -> str:
+    return page.locator(".js-plotly-plot .gtitle").first.text_content()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_shows_its_content(page, server, path) -> None:
+    goto(page, server, path)
+    assert_no_exception(page)
+    assert page.locator("h1").first.inner_text().strip() == PAGES[path]
+    if path in ("Map", "Choose_k"):
+        page.wait_for_selector(".js-plotly-plot")
+    shoot(page, f"page-{path or 'Overview'}")
+
+
+def test_a_page_loaded_twice_replays_its_caches(page, server, recommended_k) -> None:
+    for _ in range(2):
+        goto(page, server, "Clusters")
+        assert_no_exception(page)
+        assert page.get_by_text(re.compile(r"^Cluster \d+")).count() >= recommended_k
+        page.reload()
+        settle(page)
+        assert_no_exception(page)
+
+
+def test_the_slider_changes_k_on_the_map(page, server, recommended_k) -> None:
+    goto(page, server, "Map")
+    page.wait_for_selector(".js-plotly-plot .gtitle")
+    assert f"k = {recommended_k}" in map_title(page)
+    page.locator("[data-testid='stSlider'] input[type='range']").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "k => document.querySelector('.js-plotly-plot .gtitle').textContent.includes('k = ' + k)",
+        arg=str(recommended_k + 1),
+    )
+    settle(page)
+    assert_no_exception(page)
+    shoot(page, "map-after-slider")
+
+
+def test_box_selection_shows_thumbnails_and_exports_them(page, server) -> None:
+    goto(page, server, "Map")
+    drag = page.locator(".js-plotly-plot .nsewdrag").first
+    drag.wait_for()
+    box = drag.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.02, box["y"] + box["height"] * 0.02)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=12)
+    page.mouse.move(box["x"] + box["width"] * 0.98, box["y"] + box["height"] * 0.98, steps=12)
+    page.mouse.up()
+    selected = page.get_by_text(re.compile(r"\d+ images selected"))
+    selected.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
+    assert count > 0
+    assert page.locator("[data-testid='stImage'] img").count() >= 1
+    shoot(page, "map-selection")
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile("Export the selection")).click()
+    rows = list(csv.reader(io.StringIO(download.value.path().read_text())))
+    assert rows[0] == ["path", "cluster", "distance", "silhouette"]
+    assert len(rows) - 1 == count
+
+
+def test_an_upload_gets_its_cluster(page, server, prepared_demo) -> None:
+    folder, _ = prepared_demo
+    goto(page, server, "Classify")
+    page.locator("input[type='file']").set_input_files([str(folder / "dots_010.png"), str(folder / "notes.txt")])
+    page.get_by_text(re.compile(r"Cluster \d+ · confidence")).first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert page.get_by_text("notes.txt was not classified").count() == 1
+    page.wait_for_selector(".js-plotly-plot")
+    shoot(page, "classify-upload")
+
+
+def test_the_zip_holds_every_image_by_cluster(page, server, recommended_k) -> None:
+    goto(page, server, "Export")
+    page.get_by_role("button", name=re.compile("Make a zip of 240 images")).click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"Download dotmap-k\d+\.zip")).click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = archive.namelist()
+    assert "clusters.csv" in names
+    images = [n for n in names if n.endswith(".png")]
+    assert len(images) == 240
+    assert len({n.split("/")[0] for n in images}) == recommended_k
+    assert_no_exception(page)

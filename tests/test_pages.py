@@ -1,0 +1,368 @@
+"""AppTest of every page: it runs, its widgets act, bad input gets a message, downloads hold the data.
+
+The pages read a small demo set prepared once per session (``prepared_demo``, which runs UMAP).
+Selections on the plotly map cannot be simulated here: the browser tests (tests/e2e) cover them,
+and the pure selection -> rows function is tested in test_ui_helpers.py.
+"""
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from core.demo import make_demo
+from core.errors import DotmapError
+from core.pipeline import Pipeline, Settings
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 180  # a run that prepares a new setting computes stages (UMAP included)
+PAGES = {
+    "app.py": "Dotmap",
+    "pages/1_Map.py": "Map of the images",
+    "pages/2_Choose_k.py": "Which k?",
+    "pages/3_Clusters.py": "The clusters",
+    "pages/4_Classify.py": "Classify new images",
+    "pages/5_Export.py": "Export the clusters",
+}
+
+
+@pytest.fixture
+def demo(prepared_demo, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder, _ = prepared_demo
+    monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    return folder
+
+
+@pytest.fixture
+def recommended_k(demo: Path) -> int:
+    return Pipeline(demo, Settings()).sweep().recommended_k
+
+
+def open_page(path: str = "app.py") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if path != "app.py":
+        at.switch_page(path)
+    return at.run()
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def cards(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if "**Cluster " in m.value and "images (" in m.value]
+
+
+# ---- every page ------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_runs_cleanly(demo: Path, path: str) -> None:
+    at = open_page(path)
+    assert_clean(at)
+    assert at.title[0].value == PAGES[path]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_runs_twice_from_the_caches(demo: Path, path: str) -> None:
+    at = open_page(path)
+    at.run()
+    assert_clean(at)
+    assert at.title[0].value == PAGES[path]
+
+
+# ---- overview --------------------------------------------------------------------------------
+def test_overview_counts_the_images(demo: Path) -> None:
+    at = open_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images used"] == "240"
+    assert metrics["Files skipped"] == "3"
+
+
+def test_overview_lists_each_skipped_file_with_its_reason(demo: Path) -> None:
+    at = open_page()
+    assert "3 file(s) are not usable images" in texts(at, "warning")
+    table = at.dataframe[0].value
+    assert sorted(table["file"]) == ["empty.png", "notes.txt", "truncated.png"]
+    assert all(reason.strip() for reason in table["reason"])
+
+
+def test_overview_shows_preview_sample_and_variance(demo: Path) -> None:
+    at = open_page()
+    assert "What each kind of features sees of one image" in texts(at, "markdown")
+    assert len(at.image) >= 5  # the image, three feature views, the sample grid
+    assert "components keep" in texts(at, "caption")
+
+
+def test_overview_missing_folder_is_an_error_on_every_page(demo: Path, tmp_path: Path) -> None:
+    at = open_page()
+    at.text_input(key="form_folder").set_value(str(tmp_path / "nowhere"))
+    at.button[0].click().run()
+    assert not at.exception
+    assert "does not exist" in texts(at, "error")
+    at.switch_page("pages/1_Map.py").run()
+    assert not at.exception
+    assert "does not exist" in texts(at, "error")
+
+
+def test_overview_empty_folder_is_an_error(demo: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    at = open_page()
+    at.text_input(key="form_folder").set_value(str(tmp_path / "empty"))
+    at.button[0].click().run()
+    assert not at.exception
+    assert "holds no files" in texts(at, "error")
+
+
+def test_overview_too_few_images_for_the_k_range(demo: Path, tmp_path: Path) -> None:
+    few = make_demo(tmp_path / "few", n=6, seed=1)
+    at = open_page()
+    at.text_input(key="form_folder").set_value(str(few))
+    at.button[0].click().run()
+    assert not at.exception
+    assert "k_max=20 is more than the data allows" in texts(at, "error")
+
+
+def test_overview_applies_new_settings(demo: Path) -> None:
+    at = open_page()
+    at.radio(key="form_features").set_value("shape")
+    at.slider(key="form_k").set_value((2, 6))
+    at.selectbox(key="form_space").set_value("pca")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert at.session_state["settings"]["features"] == "shape"
+    assert at.session_state["settings"]["k_max"] == 6
+    assert "k 2..6" in texts(at, "caption")
+
+
+# ---- map -------------------------------------------------------------------------------------
+def test_map_starts_at_the_recommended_k(demo: Path, recommended_k: int) -> None:
+    at = open_page("pages/1_Map.py")
+    assert at.slider(key="k_map").value == recommended_k
+
+
+def test_map_slider_sets_k_for_every_page(demo: Path) -> None:
+    at = open_page("pages/1_Map.py")
+    at.slider(key="k_map").set_value(5).run()
+    assert_clean(at)
+    assert at.session_state["k"] == 5
+    at.switch_page("pages/3_Clusters.py").run()
+    assert at.slider(key="k_clusters").value == 5
+    assert len(cards(at)) == 5
+
+
+# ---- choose k --------------------------------------------------------------------------------
+def test_choose_k_states_the_recommendation_and_its_rule(demo: Path, recommended_k: int) -> None:
+    at = open_page("pages/2_Choose_k.py")
+    message = texts(at, "success")
+    assert f"Recommended: k = {recommended_k}" in message
+    assert "stability" in message
+
+
+def test_choose_k_table_has_truth_scores_from_labels(demo: Path) -> None:
+    at = open_page("pages/2_Choose_k.py")
+    table = at.dataframe[0].value
+    assert {"silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "stability", "ARI", "NMI"} <= set(
+        table.columns
+    )
+    assert list(table.index) == list(range(2, 21))
+
+
+def test_choose_k_same_k_twice_asks_for_two(demo: Path) -> None:
+    at = open_page("pages/2_Choose_k.py")
+    at.selectbox(key="k2").set_value(at.selectbox(key="k1").value).run()
+    assert not at.exception
+    assert "Pick two different k" in texts(at, "info")
+
+
+def test_choose_k_shows_how_clusters_split(demo: Path) -> None:
+    at = open_page("pages/2_Choose_k.py")
+    at.selectbox(key="k1").set_value(2)
+    at.selectbox(key="k2").set_value(8).run()
+    assert_clean(at)
+    assert "splits into" in texts(at, "markdown")
+
+
+# ---- clusters --------------------------------------------------------------------------------
+def test_clusters_one_card_per_cluster(demo: Path, recommended_k: int) -> None:
+    at = open_page("pages/3_Clusters.py")
+    assert_clean(at)
+    assert len(cards(at)) == recommended_k
+    assert len(at.image) >= 3 * recommended_k  # typical shape, typical members, borderline
+
+
+def test_clusters_all_members_in_pages(demo: Path) -> None:
+    at = open_page("pages/3_Clusters.py")
+    at.slider(key="k_clusters").set_value(2).run()
+    before = len(at.image)
+    at.toggle(key="all_2_0").set_value(True).run()
+    assert_clean(at)
+    assert len(at.image) == before + 1  # one montage for the page, not one widget per image
+    pages = at.number_input(key="page_2_0")
+    pages.set_value(2).run()
+    assert_clean(at)
+
+
+# ---- classify --------------------------------------------------------------------------------
+def test_classify_asks_for_images_first(demo: Path) -> None:
+    at = open_page("pages/4_Classify.py")
+    assert "Drop one or more images" in texts(at, "info")
+
+
+def test_classify_a_good_image(demo: Path) -> None:
+    at = open_page("pages/4_Classify.py")
+    at.file_uploader(key="uploads").set_value(("new.png", (demo / "dots_001.png").read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert "**Cluster " in texts(at, "markdown")
+    assert "confidence" in texts(at, "markdown")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("junk.png", b"this is text, not a picture", "not a PNG, JPEG"),
+        ("empty.png", b"", "empty"),
+    ],
+)
+def test_classify_bad_upload_is_named_and_the_rest_classified(demo: Path, name, content, reason) -> None:
+    good = (demo / "dots_002.png").read_bytes()
+    at = open_page("pages/4_Classify.py")
+    at.file_uploader(key="uploads").set_value([(name, content, "image/png"), ("good.png", good, "image/png")]).run()
+    assert not at.exception
+    errors = texts(at, "error")
+    assert name in errors and reason in errors
+    assert "**Cluster " in texts(at, "markdown")
+
+
+def test_classify_truncated_upload_is_named(demo: Path) -> None:
+    good = (demo / "dots_003.png").read_bytes()
+    at = open_page("pages/4_Classify.py")
+    at.file_uploader(key="uploads").set_value(("cut.png", good[: len(good) // 2], "image/png")).run()
+    assert not at.exception
+    assert "cut.png" in texts(at, "error")
+    assert "truncated" in texts(at, "error").lower() or "damaged" in texts(at, "error").lower()
+
+
+def test_classify_too_large_upload_is_refused(demo: Path) -> None:
+    huge = io.BytesIO()
+    Image.new("1", (7000, 6000), 1).save(huge, format="PNG")  # 42 million pixels, a few kB on disk
+    at = open_page("pages/4_Classify.py")
+    at.file_uploader(key="uploads").set_value(("huge.png", huge.getvalue(), "image/png")).run()
+    assert not at.exception
+    assert "huge.png" in texts(at, "error")
+    assert "pixels" in texts(at, "error")
+
+
+def test_classify_several_give_a_table_and_a_csv(demo: Path) -> None:
+    uploads = [(f"n{i}.png", (demo / f"dots_{i:03d}.png").read_bytes(), "image/png") for i in range(3)]
+    at = open_page("pages/4_Classify.py")
+    at.file_uploader(key="uploads").set_value(uploads).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["n0.png", "n1.png", "n2.png"]
+    assert [b.label for b in at.download_button] == ["Download the table (CSV)"]
+
+
+# ---- export ----------------------------------------------------------------------------------
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """What the page hands to download buttons, by file name (AppTest keeps no media otherwise)."""
+    captured: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        if isinstance(path_or_data, (bytes, str)) and filename:
+            captured[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return captured
+
+
+def test_export_csv_download_holds_every_image(demo: Path, downloads: dict, recommended_k: int) -> None:
+    at = open_page("pages/5_Export.py")
+    assert_clean(at)
+    rows = list(csv.reader(io.StringIO(downloads[f"dotmap-k{recommended_k}.csv"].decode())))
+    assert rows[0] == ["path", "cluster", "distance", "silhouette"]
+    assert len(rows) == 1 + 240
+    assert {int(r[1]) for r in rows[1:]} == set(range(recommended_k))
+
+
+def test_export_csv_follows_the_chosen_k(demo: Path, downloads: dict) -> None:
+    at = open_page("pages/5_Export.py")
+    at.selectbox(key="k_export").set_value(3).run()
+    rows = list(csv.reader(io.StringIO(downloads["dotmap-k3.csv"].decode())))
+    assert {int(r[1]) for r in rows[1:]} == {0, 1, 2}
+
+
+def test_export_writes_a_new_folder(demo: Path, tmp_path: Path, recommended_k: int) -> None:
+    target = tmp_path / "out"
+    at = open_page("pages/5_Export.py")
+    at.text_input(key="export_target").set_value(str(target))
+    at.button[0].click().run()
+    assert_clean(at)
+    assert "Wrote 240 images" in texts(at, "success")
+    assert (target / "clusters.csv").is_file()
+    assert len([p for p in target.iterdir() if p.is_dir()]) == recommended_k
+    assert len(list(target.rglob("*.png"))) == 240
+
+
+def test_export_never_overwrites_a_folder(demo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "keep.txt").write_text("my work")
+    at = open_page("pages/5_Export.py")
+    at.text_input(key="export_target").set_value(str(target))
+    at.button[0].click().run()
+    assert not at.exception
+    assert "already exists" in texts(at, "error")
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert (target / "keep.txt").read_text() == "my work"
+
+
+@pytest.mark.parametrize("target", ["", "relative/folder"])
+def test_export_needs_a_full_path(demo: Path, target: str) -> None:
+    at = open_page("pages/5_Export.py")
+    at.text_input(key="export_target").set_value(target)
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.error
+
+
+def test_export_zip_is_made_on_request_and_holds_every_image(demo: Path, downloads: dict, recommended_k: int) -> None:
+    at = open_page("pages/5_Export.py")
+    assert f"dotmap-k{recommended_k}.zip" not in downloads  # nothing is packed before it is asked for
+    at.button(key="export_zip_make").click().run()
+    assert_clean(at)
+    with zipfile.ZipFile(io.BytesIO(downloads[f"dotmap-k{recommended_k}.zip"])) as archive:
+        names = archive.namelist()
+    assert "clusters.csv" in names
+    assert len([n for n in names if n.endswith(".png")]) == 240
+
+
+def test_export_zip_problem_is_a_message(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def vanished(*args, **kwargs):
+        raise DotmapError("Cannot add dots_007.png to the zip: No such file or directory.")
+
+    monkeypatch.setattr("pages.ui.page.zip_of_files", vanished)
+    at = open_page("pages/5_Export.py")
+    at.button(key="export_zip_make").click().run()
+    assert not at.exception
+    assert "dots_007.png" in texts(at, "error")

@@ -1,0 +1,255 @@
+"""Tests of the pure helpers of pages/ui: map selection -> rows, montages and densities, splits between two k."""
+
+import numpy as np
+import pytest
+
+from pages.ui.charts import SPLIT_SHARE, contingency, splits
+from pages.ui.render import (
+    CAPTION_PX,
+    GAP_PX,
+    INK,
+    PALETTE,
+    THUMB_PX,
+    colour,
+    density_image,
+    montage,
+    shrink_keeping_dots,
+)
+from pages.ui.selection import selected_rows
+
+DARK = 128  # a montage pixel below this is ink (INK = 20 on white 255)
+
+
+def one_dot(m: int, g: int, y: int, x: int) -> np.ndarray:
+    """``m`` blank masks (m, g, g), the first with one ink pixel at (y, x)."""
+    masks = np.zeros((m, g, g), bool)
+    masks[0, y, x] = True
+    return masks
+
+
+# ---------------------------------------------------------------- selected_rows
+
+
+def point(**fields) -> dict:
+    return {"curve_number": 0, **fields}
+
+
+@pytest.mark.parametrize(
+    "selection", [None, {}, {"points": []}, {"points": None}], ids=["none", "empty", "no-points", "null"]
+)
+def test_nothing_selected_gives_no_rows(selection) -> None:
+    rows = selected_rows(selection, 10)
+    assert rows.dtype == np.int64
+    assert rows.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        ([point(customdata=3)], [3]),
+        ([point(customdata=3.0)], [3]),
+        ([point(customdata=[4])], [4]),
+        ([point(customdata=(4,))], [4]),
+        ([{"customdata": 6}], [6]),  # no curve_number: the images trace
+        ([point(point_index=2)], [2]),
+        ([point(customdata=7, point_index=2)], [7]),  # customdata wins: it is the row id
+    ],
+    ids=["number", "float", "list", "tuple", "no-curve-number", "point-index", "customdata-first"],
+)
+def test_selected_rows_read_the_row_id(points: list[dict], expected: list[int]) -> None:
+    rows = selected_rows({"points": points}, 10)
+    assert rows.dtype == np.int64
+    assert rows.tolist() == expected
+
+
+def test_points_of_other_traces_are_ignored() -> None:
+    selection = {"points": [point(customdata=1), {"curve_number": 1, "customdata": 5, "point_index": 0}]}
+    assert selected_rows(selection, 10).tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(point(customdata=10), id="n-rows"),
+        pytest.param(point(customdata=-1), id="negative"),
+        pytest.param(point(customdata="seven"), id="text"),
+        pytest.param(point(customdata=[]), id="empty-list"),
+        pytest.param(point(customdata=None), id="none"),
+        pytest.param(point(customdata={"row": 3}), id="dict"),
+        pytest.param(point(customdata=float("nan")), id="nan"),
+        pytest.param(point(), id="no-id-at-all"),
+    ],
+)
+def test_bad_ids_are_dropped(bad: dict) -> None:
+    assert selected_rows({"points": [point(customdata=4), bad]}, 10).tolist() == [4]
+
+
+def test_selected_rows_are_unique_and_sorted() -> None:
+    points = [
+        point(customdata=5),
+        point(customdata=[1]),
+        point(customdata=5),
+        point(point_index=3),
+        point(customdata=1),
+    ]
+    assert selected_rows({"points": points}, 10).tolist() == [1, 3, 5]
+
+
+# ---------------------------------------------------------------- shrink_keeping_dots
+
+
+@pytest.mark.parametrize(("y", "x"), [(100, 100), (0, 0), (199, 199), (1, 198)])
+def test_one_pixel_dot_survives_shrinking(y: int, x: int) -> None:
+    """200 px at most 96 px: blocks of 3 px (200 -> 67 blocks, the last padded)."""
+    small = shrink_keeping_dots(one_dot(1, 200, y, x), 96)
+    assert small.shape == (1, 67, 67)
+    assert np.argwhere(small[0]).tolist() == [[y // 3, x // 3]]
+
+
+def test_shrinking_is_a_max_over_blocks_by_hand() -> None:
+    """6 px to at most 2 px: blocks of 3x3; any ink in a block makes the block ink."""
+    masks = np.zeros((2, 6, 6), bool)
+    masks[0, 0, 0] = masks[0, 4, 5] = True
+    masks[1, 2, 3] = True
+    expected = np.array([[[1, 0], [0, 1]], [[0, 1], [0, 0]]], bool)
+    np.testing.assert_array_equal(shrink_keeping_dots(masks, 2), expected)
+
+
+@pytest.mark.parametrize(("side", "out"), [(96, 67), (67, 67), (66, 50), (200, 200), (300, 200)])
+def test_shrinking_uses_the_smallest_whole_factor(side: int, out: int) -> None:
+    assert shrink_keeping_dots(one_dot(1, 200, 5, 5), side).shape == (1, out, out)
+
+
+def test_small_masks_are_returned_unchanged(random_masks: np.ndarray) -> None:
+    small = shrink_keeping_dots(random_masks, THUMB_PX)
+    assert small.shape == random_masks.shape
+    np.testing.assert_array_equal(small, random_masks)
+
+
+# ---------------------------------------------------------------- montage
+
+
+def test_montage_size_of_large_masks_with_captions() -> None:
+    """5 masks of 200 px in 4 columns: thumbnails of 67 px (200 / 3), 2 rows, captions under each."""
+    image = montage(one_dot(5, 200, 0, 0), [f"img{i}" for i in range(5)], columns=4)
+    thumb = 67
+    assert image.mode == "RGB"
+    assert image.size == (4 * (thumb + GAP_PX) + GAP_PX, 2 * (thumb + GAP_PX + CAPTION_PX) + GAP_PX) == (298, 180)
+
+
+def test_montage_size_without_captions_has_no_caption_rows() -> None:
+    image = montage(one_dot(5, 200, 0, 0), None, columns=4)
+    assert image.size == (4 * (67 + GAP_PX) + GAP_PX, 2 * (67 + GAP_PX) + GAP_PX) == (298, 152)
+
+
+def test_montage_enlarges_small_masks_to_the_thumbnail() -> None:
+    """16 px masks are drawn 6 times larger: 96 px thumbnails."""
+    image = montage(one_dot(5, 16, 0, 0), ["a"] * 5, columns=4)
+    assert THUMB_PX % 16 == 0
+    step = THUMB_PX + GAP_PX
+    assert image.size == (4 * step + GAP_PX, 2 * (step + CAPTION_PX) + GAP_PX)
+
+
+def test_montage_has_no_more_columns_than_masks() -> None:
+    image = montage(one_dot(3, 200, 0, 0), None, columns=8)
+    assert image.size == (3 * (67 + GAP_PX) + GAP_PX, 67 + 2 * GAP_PX)
+
+
+def test_montage_shows_a_one_pixel_dot() -> None:
+    pixels = np.asarray(montage(one_dot(1, 200, 100, 100), None, columns=4))
+    dark = np.argwhere((pixels < DARK).all(axis=2))
+    assert dark.tolist() == [[GAP_PX + 100 // 3, GAP_PX + 100 // 3]]
+    assert pixels[GAP_PX + 33, GAP_PX + 33].tolist() == [INK, INK, INK]
+
+
+def test_montage_of_small_masks_draws_a_dot_as_a_block() -> None:
+    pixels = np.asarray(montage(one_dot(1, 16, 2, 3), None, columns=4))
+    scale = THUMB_PX // 16
+    dark = (pixels < DARK).all(axis=2)
+    assert dark.sum() == scale * scale
+    top, left = GAP_PX + 2 * scale, GAP_PX + 3 * scale
+    assert dark[top : top + scale, left : left + scale].all()
+
+
+def test_montage_frames_colour_the_border() -> None:
+    pixels = np.asarray(montage(one_dot(2, 16, 0, 0), None, columns=2, frames=["#ff0000", "#00ff00"]))
+    step = THUMB_PX + GAP_PX
+    assert pixels[GAP_PX - 1, GAP_PX - 1].tolist() == [255, 0, 0]
+    assert pixels[GAP_PX - 1, GAP_PX + step - 1].tolist() == [0, 255, 0]
+
+
+def test_montage_writes_captions_under_the_thumbnails() -> None:
+    masks = np.zeros((1, 16, 16), bool)
+    below = slice(GAP_PX + THUMB_PX + 1, None)
+    with_caption = np.asarray(montage(masks, ["caption"], columns=1))
+    without = np.asarray(montage(masks, [""], columns=1))
+    assert (with_caption[below] < 200).any()
+    assert not (without[below] < 200).any()
+
+
+# ---------------------------------------------------------------- density_image and colour
+
+
+def test_density_image_size_follows_width_and_row_stretch() -> None:
+    """(10, 32) at 192 px wide: 192 * 10 / 32 = 60 px tall, stretched 3 times: 180."""
+    assert density_image(np.zeros((10, 32)), width=192, row_stretch=3).size == (192, 180)
+
+
+def test_density_image_draws_full_density_as_ink_and_none_as_white() -> None:
+    density = np.zeros((2, 2))
+    density[0, 0] = 1.0
+    pixels = np.asarray(density_image(density, width=4))
+    assert pixels.shape == (4, 4)
+    assert pixels[:2, :2].tolist() == [[INK, INK], [INK, INK]]
+    assert (pixels[2:, :] == 255).all() and (pixels[:, 2:] == 255).all()
+
+
+def test_colours_cycle_through_the_palette() -> None:
+    n = len(PALETTE)
+    assert [colour(c) for c in range(n)] == list(PALETTE)
+    assert colour(n) == colour(0)
+    assert colour(2 * n + 3) == PALETTE[3]
+
+
+# ---------------------------------------------------------------- contingency and splits
+
+
+def test_contingency_counts_shared_images_by_hand() -> None:
+    a = np.array([0, 0, 1, 1, 1, 2], np.int16)  # labels as the sweep stores them
+    b = np.array([1, 1, 0, 2, 2, 3], np.int16)
+    expected = [
+        [0, 2, 0, 0],
+        [1, 0, 2, 0],
+        [0, 0, 0, 1],
+    ]
+    table = contingency(a, b, 3, 4)
+    assert table.shape == (3, 4)
+    assert table.tolist() == expected
+    assert table.sum() == len(a)
+
+
+def test_contingency_keeps_empty_clusters() -> None:
+    table = contingency(np.array([0, 0]), np.array([1, 1]), 3, 2)
+    assert table.tolist() == [[0, 2], [0, 0], [0, 0]]
+
+
+def test_splits_find_a_cluster_split_in_two_and_ignore_small_parts() -> None:
+    overlap = np.array(
+        [
+            [50, 45, 5],  # split in two; the 5 % part is too small to count
+            [100, 0, 0],  # kept whole
+            [0, 8, 92],  # 8 % is below the share: not a split
+            [0, 0, 0],  # empty
+        ]
+    )
+    assert SPLIT_SHARE == 0.10
+    assert splits(overlap) == [(0, [0, 1])]
+
+
+def test_split_parts_come_largest_first() -> None:
+    assert splits(np.array([[20, 30, 50]])) == [(0, [2, 1, 0])]
+
+
+@pytest.mark.parametrize(("share", "expected"), [(0.25, [(0, [0, 1])]), (0.26, []), (0.5, [])])
+def test_split_share_is_a_lower_bound_that_counts(share: float, expected: list) -> None:
+    assert splits(np.array([[75, 25]]), share) == expected
