@@ -13,7 +13,7 @@ from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
 from core.images import POLARITIES, ImageReadError, decode_image, pack_masks
 from core.pipeline import CLUSTER_SPACES, Settings
 from core.scoring import RECOMMENDATION_RULE
-from pages.ui import data, page, render, state
+from pages.ui import data, page, render, state, timing
 
 SAMPLE_GRID = 24
 PREVIEW_TRIES = 20  # files tried for a preview image before giving up
@@ -74,7 +74,7 @@ def settings_form() -> None:
             )  # fmt: skip
             grid = c.number_input("Working grid (px)", 8, 1024, current.grid, key="form_grid")
             seed = d.number_input("Seed", 0, 2**31 - 1, current.seed, key="form_seed")
-        if st.form_submit_button("Apply and prepare", type="primary"):
+        if st.form_submit_button("Apply and prepare", type="primary", key="apply"):
             try:
                 chosen = Settings(
                     features=features,
@@ -137,52 +137,56 @@ def explained_variance_chart(ratio: np.ndarray) -> go.Figure:
     return fig
 
 
-settings_form()
-pipeline = data.open_pipeline()
-demo = data.is_demo(pipeline)
-page.sidebar(pipeline, demo)
-st.markdown(
-    f"**Data**: {'the built-in demo set' if demo else ''} `{pipeline.inventory.root}` · "
-    f"{len(pipeline.inventory.files)} files"
-)
-if not pipeline.inventory.files:
-    st.error(f"The folder {pipeline.inventory.root} holds no files. Choose a folder of images above.")
-    st.stop()
+with timing.timed("overview"):
+    settings_form()
+    pipeline = data.open_pipeline()
+    demo = data.is_demo(pipeline)
+    page.sidebar(pipeline, demo)
+    st.markdown(
+        f"**Data**: {'the built-in demo set' if demo else ''} `{pipeline.inventory.root}` · "
+        f"{len(pipeline.inventory.files)} files"
+    )
+    if not pipeline.inventory.files:
+        st.error(f"The folder {pipeline.inventory.root} holds no files. Choose a folder of images above.")
+        st.stop()
 
-sample, sample_names = decode_sample(pipeline, SAMPLE_GRID)
-if len(sample):
-    feature_preview(sample[0], sample_names[0], pipeline.settings.features)
+    preview = st.container()  # filled last: its first drawing imports scipy, and the data set comes first
+    sample, sample_names = decode_sample(pipeline, SAMPLE_GRID)
+    data.run_stages(pipeline, with_map=False)
 
-data.run_stages(pipeline, with_map=False)
-
-meta = pipeline.image_meta()
-sweep = data.sweep(pipeline)
-best = sweep.table[sweep.row(sweep.recommended_k)]
-st.markdown("#### The data set")
-m = st.columns(5)
-m[0].metric("Images used", f"{len(meta['paths']):,}")
-m[1].metric("Files skipped", f"{len(meta['skipped']):,}")
-m[2].metric("Distinct images", f"{meta['distinct']:,}")
-m[3].metric("Recommended k", sweep.recommended_k, help=f"The rule: {RECOMMENDATION_RULE}.")
-m[4].metric("Silhouette at that k", f"{best['silhouette']:.2f}", help="From -1 to 1; above 0.5 is a clear grouping.")
-
-if meta["skipped"]:
-    st.warning(f"{len(meta['skipped'])} file(s) are not usable images and were skipped; each is listed with why.")
-    st.dataframe(pd.DataFrame(meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
-
-left, right = st.columns([3, 2], gap="large")
-with left:
-    st.markdown("**A sample of the images** (spread evenly over the folder)")
-    st.image(render.montage(sample, [n.rsplit("/", 1)[-1] for n in sample_names], columns=8, side=84))
-with right:
-    ratio = data.reduction(pipeline).explained_variance_ratio
-    st.plotly_chart(explained_variance_chart(ratio), key="variance")
-    st.caption(
-        f"{len(ratio)} components keep {ratio.sum():.0%} of the variance "
-        f"of the `{pipeline.settings.features}` features."
+    meta = pipeline.image_meta()
+    sweep = data.sweep(pipeline)
+    best = sweep.table[sweep.row(sweep.recommended_k)]
+    st.markdown("#### The data set")
+    m = st.columns(5)
+    m[0].metric("Images used", f"{len(meta['paths']):,}")
+    m[1].metric("Files skipped", f"{len(meta['skipped']):,}")
+    m[2].metric("Distinct images", f"{meta['distinct']:,}")
+    m[3].metric("Recommended k", sweep.recommended_k, help=f"The rule: {RECOMMENDATION_RULE}.")
+    m[4].metric(
+        "Silhouette at that k", f"{best['silhouette']:.2f}", help="From -1 to 1; above 0.5 is a clear grouping."
     )
 
-data.run_stages(pipeline, with_map=True)  # the map last: everything above is already on screen
-st.markdown("#### Next")
-for column, (path, label, icon) in zip(st.columns(len(page.PAGES) - 1), page.PAGES[1:], strict=True):
-    column.page_link(path, label=label, icon=icon)
+    if meta["skipped"]:
+        st.warning(f"{len(meta['skipped'])} file(s) are not usable images and were skipped; each is listed with why.")
+        st.dataframe(pd.DataFrame(meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown("**A sample of the images** (spread evenly over the folder)")
+        st.image(render.montage(sample, [n.rsplit("/", 1)[-1] for n in sample_names], columns=8, side=84))
+    with right:
+        ratio = data.reduction(pipeline).explained_variance_ratio
+        st.plotly_chart(explained_variance_chart(ratio), key="variance")
+        st.caption(
+            f"{len(ratio)} components keep {ratio.sum():.0%} of the variance "
+            f"of the `{pipeline.settings.features}` features."
+        )
+
+    if len(sample):
+        with preview:
+            feature_preview(sample[0], sample_names[0], pipeline.settings.features)
+    data.run_stages(pipeline, with_map=True)  # the map last: everything above is already on screen
+    st.markdown("#### Next")
+    for column, (path, label, icon) in zip(st.columns(len(page.PAGES) - 1), page.PAGES[1:], strict=True):
+        column.page_link(path, label=label, icon=icon)

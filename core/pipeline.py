@@ -107,9 +107,11 @@ class Pipeline:
     settings: Settings = field(default_factory=Settings)
     cache_dir: str | Path | None = None
     on_progress: ProgressFn | None = None
+    inventory: images.Inventory | None = field(default=None, repr=False)  # a scan of data_dir made just now
 
     def __post_init__(self) -> None:
-        self.inventory = images.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
+        if self.inventory is None or Path(self.data_dir).expanduser() != self.inventory.root:
+            self.inventory = images.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.pipeline import Pipeline
-from pages.ui import data, page, render
+from pages.ui import data, page, render, timing
 
 CARD_THUMBS = 8  # typical and borderline members shown on a card
 PAGE_THUMBS = 48  # members per page when browsing a whole cluster
@@ -55,19 +55,20 @@ def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndar
 
 @st.fragment
 def cards(pipeline: Pipeline) -> None:
-    sweep = data.sweep(pipeline)
-    k = page.k_slider(sweep, key="k_clusters")
-    labels = sweep.labels[sweep.row(k)]
-    means = data.cluster_means(pipeline, k)
-    st.caption(
-        "The typical shape is the mean ink density of the members, each first put in the pose the chosen "
-        f"features ignore (`{pipeline.settings.features}`), so it shows the shape the cluster stands for."
-    )
-    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
-    for c in order:
-        members = np.flatnonzero(labels == c)
-        if len(members):
-            card(pipeline, k, int(c), members, means)
+    with timing.timed("cards fragment"):
+        sweep = data.sweep(pipeline)
+        k = page.k_slider(sweep, key="k_clusters")
+        labels = sweep.labels[sweep.row(k)]
+        means = data.cluster_means(pipeline, k)
+        st.caption(
+            "The typical shape is the mean ink density of the members, each first put in the pose the chosen "
+            f"features ignore (`{pipeline.settings.features}`), so it shows the shape the cluster stands for."
+        )
+        order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+        for c in order:
+            members = np.flatnonzero(labels == c)
+            if len(members):
+                card(pipeline, k, int(c), members, means)
 
 
 cards(pipeline)

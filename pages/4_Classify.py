@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.images import ImageReadError, decode_image
-from pages.ui import data, page, render
+from pages.ui import data, page, render, timing
 
 MAX_UPLOADS = 200  # one page of results; more belong to the command line (python -m core predict)
 DETAILED = 12  # uploads shown one by one with their neighbours; all are in the table
@@ -21,6 +21,8 @@ k = page.k_select(sweep, key="k_classify", label="Assign to the clusters of k ="
 uploads = st.file_uploader(
     "Images to classify (PNG, JPEG, BMP, TIFF or GIF)", accept_multiple_files=True, key="uploads"
 )
+# loaded while the user picks files (once per server), so a prediction itself is quick
+predictor, images = data.predictor(pipeline, k), data.image_set(pipeline)
 if not uploads:
     st.info("Drop one or more images above: each gets its cluster, a confidence and its nearest images.")
     st.stop()
@@ -31,87 +33,87 @@ if len(uploads) > MAX_UPLOADS:
     )
     uploads = uploads[:MAX_UPLOADS]
 
-predictor = data.predictor(pipeline, k)
-s = pipeline.settings
-results, masks, problems = [], [], []
-for upload in uploads:
-    try:
-        mask = decode_image(upload.getvalue(), s.grid, s.polarity)
-    except ImageReadError as exc:
-        problems.append((upload.name, str(exc)))
-        continue
-    results.append(predictor.predict_masks(mask[None], [upload.name])[0])
-    masks.append(mask)
+with timing.timed("classify uploads"):  # decoding, prediction and drawing of the results
+    s = pipeline.settings
+    results, masks, problems = [], [], []
+    for upload in uploads:
+        try:
+            mask = decode_image(upload.getvalue(), s.grid, s.polarity)
+        except ImageReadError as exc:
+            problems.append((upload.name, str(exc)))
+            continue
+        results.append(predictor.predict_masks(mask[None], [upload.name])[0])
+        masks.append(mask)
 
-for name, reason in problems:
-    st.error(f"**{name}** was not classified: {reason}")
-if not results:
-    st.stop()
+    for name, reason in problems:
+        st.error(f"**{name}** was not classified: {reason}")
+    if not results:
+        st.stop()
 
-table = pd.DataFrame(
-    [
-        {
-            "file": r.name,
-            "cluster": r.cluster,
-            "confidence": round(r.confidence, 3),
-            "unlike every cluster": r.unusual,
-            "distance to centre": round(r.distance, 4),
-            "nearest image": r.neighbour_paths[0],
-        }
-        for r in results
-    ]
-)
-if len(results) > 1:
-    st.markdown(f"#### {len(results)} images classified at k = {k}")
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button(
-        "Download the table (CSV)",
-        table.to_csv(index=False),
-        file_name=f"classified-k{k}.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
+    table = pd.DataFrame(
+        [
+            {
+                "file": r.name,
+                "cluster": r.cluster,
+                "confidence": round(r.confidence, 3),
+                "unlike every cluster": r.unusual,
+                "distance to centre": round(r.distance, 4),
+                "nearest image": r.neighbour_paths[0],
+            }
+            for r in results
+        ]
     )
-
-images, names = data.image_set(pipeline), data.paths(pipeline)
-means = data.cluster_means(pipeline, k)
-for result, mask in list(zip(results, masks, strict=True))[:DETAILED]:
-    with st.container(border=True):
-        left, middle, right = st.columns([1, 1, 3])
-        left.image(render.montage(mask[None], side=140), caption=result.name)
-        middle.image(
-            render.density_image(means[result.cluster], 140), caption=f"typical shape of cluster {result.cluster}"
+    if len(results) > 1:
+        st.markdown(f"#### {len(results)} images classified at k = {k}")
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.download_button(
+            "Download the table (CSV)",
+            table.to_csv(index=False),
+            file_name=f"classified-k{k}.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            on_click="ignore",
         )
-        with right:
-            st.markdown(
-                f"<span style='color:{render.colour(result.cluster)};font-size:1.4em'>&#9632;</span> "
-                f"**Cluster {result.cluster}** · confidence {result.confidence:.2f}",
-                unsafe_allow_html=True,
-            )
-            st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
-            if result.unusual:
-                st.warning(
-                    "Unlike every cluster: this image is farther from its cluster's centre than 99% of the "
-                    "cluster's own members. Treat the assignment with care."
-                )
-            rows = np.asarray(result.neighbours)
-            captions = [f"{names[r].rsplit('/', 1)[-1]} ·{sweep.labels[sweep.row(k), r]}" for r in rows]
-            st.image(
-                render.montage(images.unpack(rows), captions, columns=5, side=72),
-                caption="its nearest images in the set (file · cluster)",
-            )
-if len(results) > DETAILED:
-    st.caption(f"The first {DETAILED} are shown in detail; the table has all {len(results)}.")
 
-layout = "umap" if pipeline.is_cached("map") else "pca"
-marks = np.array([r.map_xy for r in results], np.float32)
-fig = render.map_figure(
-    data.layout(pipeline, layout),
-    sweep.labels[sweep.row(k)],
-    k,
-    data.path_array(pipeline),
-    f"Where the new images fall (stars) on the {layout.upper()} map, k = {k}",
-    marks=marks,
-    mark_names=[r.name for r in results],
-)
-st.plotly_chart(fig, key="classify_map")
+    names = data.paths(pipeline)
+    means = data.cluster_means(pipeline, k)
+    for result, mask in list(zip(results, masks, strict=True))[:DETAILED]:
+        with st.container(border=True):
+            left, middle, right = st.columns([1, 1, 3])
+            left.image(render.montage(mask[None], side=140), caption=result.name)
+            middle.image(
+                render.density_image(means[result.cluster], 140), caption=f"typical shape of cluster {result.cluster}"
+            )
+            with right:
+                st.markdown(
+                    f"<span style='color:{render.colour(result.cluster)};font-size:1.4em'>&#9632;</span> "
+                    f"**Cluster {result.cluster}** · confidence {result.confidence:.2f}",
+                    unsafe_allow_html=True,
+                )
+                st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
+                if result.unusual:
+                    st.warning(
+                        "Unlike every cluster: this image is farther from its cluster's centre than 99% of the "
+                        "cluster's own members. Treat the assignment with care."
+                    )
+                rows = np.asarray(result.neighbours)
+                captions = [f"{names[r].rsplit('/', 1)[-1]} ·{sweep.labels[sweep.row(k), r]}" for r in rows]
+                st.image(
+                    render.montage(images.unpack(rows), captions, columns=5, side=72),
+                    caption="its nearest images in the set (file · cluster)",
+                )
+    if len(results) > DETAILED:
+        st.caption(f"The first {DETAILED} are shown in detail; the table has all {len(results)}.")
+
+    layout = "umap" if pipeline.is_cached("map") else "pca"
+    marks = np.array([r.map_xy for r in results], np.float32)
+    fig = render.map_figure(
+        data.layout(pipeline, layout),
+        sweep.labels[sweep.row(k)],
+        k,
+        data.path_array(pipeline),
+        f"Where the new images fall (stars) on the {layout.upper()} map, k = {k}",
+        marks=marks,
+        mark_names=[r.name for r in results],
+    )
+    st.plotly_chart(fig, key="classify_map")

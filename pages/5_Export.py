@@ -50,7 +50,7 @@ with st.form("write"):
         key="export_target",
     )
     link = st.checkbox("Symbolic links instead of copies (saves space; they point into the image folder)", key="link")
-    submitted = st.form_submit_button("Write the folders and the CSV", type="primary")
+    submitted = st.form_submit_button("Write the folders and the CSV", type="primary", key="write")
 if submitted:
     if not target.strip():
         st.error("Type the path of a new folder first.")

@@ -114,7 +114,7 @@ def test_overview_shows_preview_sample_and_variance(demo: Path) -> None:
 def test_overview_missing_folder_is_an_error_on_every_page(demo: Path, tmp_path: Path) -> None:
     at = open_page()
     at.text_input(key="form_folder").set_value(str(tmp_path / "nowhere"))
-    at.button[0].click().run()
+    at.button(key="apply").click().run()
     assert not at.exception
     assert "does not exist" in texts(at, "error")
     at.switch_page("pages/1_Map.py").run()
@@ -126,7 +126,7 @@ def test_overview_empty_folder_is_an_error(demo: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     at = open_page()
     at.text_input(key="form_folder").set_value(str(tmp_path / "empty"))
-    at.button[0].click().run()
+    at.button(key="apply").click().run()
     assert not at.exception
     assert "holds no files" in texts(at, "error")
 
@@ -135,7 +135,7 @@ def test_overview_too_few_images_for_the_k_range(demo: Path, tmp_path: Path) -> 
     few = make_demo(tmp_path / "few", n=6, seed=1)
     at = open_page()
     at.text_input(key="form_folder").set_value(str(few))
-    at.button[0].click().run()
+    at.button(key="apply").click().run()
     assert not at.exception
     assert "k_max=20 is more than the data allows" in texts(at, "error")
 
@@ -145,7 +145,7 @@ def test_overview_applies_new_settings(demo: Path) -> None:
     at.radio(key="form_features").set_value("shape")
     at.slider(key="form_k").set_value((2, 6))
     at.selectbox(key="form_space").set_value("pca")
-    at.button[0].click().run()
+    at.button(key="apply").click().run()
     assert_clean(at)
     assert at.session_state["settings"]["features"] == "shape"
     assert at.session_state["settings"]["k_max"] == 6
@@ -316,7 +316,7 @@ def test_export_writes_a_new_folder(demo: Path, tmp_path: Path, recommended_k: i
     target = tmp_path / "out"
     at = open_page("pages/5_Export.py")
     at.text_input(key="export_target").set_value(str(target))
-    at.button[0].click().run()
+    at.button(key="write").click().run()
     assert_clean(at)
     assert "Wrote 240 images" in texts(at, "success")
     assert (target / "clusters.csv").is_file()
@@ -330,7 +330,7 @@ def test_export_never_overwrites_a_folder(demo: Path, tmp_path: Path) -> None:
     (target / "keep.txt").write_text("my work")
     at = open_page("pages/5_Export.py")
     at.text_input(key="export_target").set_value(str(target))
-    at.button[0].click().run()
+    at.button(key="write").click().run()
     assert not at.exception
     assert "already exists" in texts(at, "error")
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
@@ -341,9 +341,9 @@ def test_export_never_overwrites_a_folder(demo: Path, tmp_path: Path) -> None:
 def test_export_needs_a_full_path(demo: Path, target: str) -> None:
     at = open_page("pages/5_Export.py")
     at.text_input(key="export_target").set_value(target)
-    at.button[0].click().run()
+    at.button(key="write").click().run()
     assert not at.exception
-    assert at.error
+    assert ("Type the path" if not target else "not a full path") in texts(at, "error")
 
 
 def test_export_zip_is_made_on_request_and_holds_every_image(demo: Path, downloads: dict, recommended_k: int) -> None:

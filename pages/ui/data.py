@@ -19,7 +19,7 @@ import streamlit as st
 from core import demo, export
 from core.cache import default_cache_dir
 from core.errors import DotmapError, UmapUnavailableError
-from core.images import ImageSet, read_labels, scan_folder
+from core.images import ImageSet, Inventory, read_labels, scan_folder
 from core.pipeline import Pipeline, Settings, Sweep
 from core.predict import Predictor
 from core.reduction import Reduction
@@ -32,8 +32,8 @@ PCA_HINT = "If UMAP cannot run here, choose **Cluster space: PCA** under *More s
 
 # ---- opening the data -----------------------------------------------------------------------
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _pipeline(data_dir: str, settings_json: str, fingerprint: str) -> Pipeline:
-    return Pipeline(data_dir, Settings(**json.loads(settings_json)))
+def _pipeline(data_dir: str, settings_json: str, fingerprint: str, _inventory: Inventory) -> Pipeline:
+    return Pipeline(data_dir, Settings(**json.loads(settings_json)), inventory=_inventory)
 
 
 def demo_folder() -> str:
@@ -56,8 +56,8 @@ def open_pipeline() -> Pipeline:
     data_dir = st.session_state["data_dir"] or demo_folder()
     settings = state.current_settings()
     try:
-        fingerprint = scan_folder(data_dir).fingerprint
-        return _pipeline(data_dir, json.dumps(asdict(settings), sort_keys=True), fingerprint)
+        inventory = scan_folder(data_dir)  # every full page run: a changed folder is a new pipeline
+        return _pipeline(data_dir, json.dumps(asdict(settings), sort_keys=True), inventory.fingerprint, inventory)
     except DotmapError as exc:
         st.error(str(exc))
         st.info("Choose another folder on the **Overview** page.")
@@ -228,7 +228,11 @@ def truth_scores(pipeline: Pipeline) -> dict[str, Any] | None:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _predictor(key: str, k: int, use_umap_map: bool, _pipeline: Pipeline) -> Predictor:
-    return Predictor(_pipeline, k, use_umap_map=use_umap_map)
+    predictor = Predictor(_pipeline, k, use_umap_map=use_umap_map)
+    grid = _pipeline.settings.grid
+    # a first prediction imports scikit-learn and SciPy (over a second): do it now, not at the first upload
+    predictor.predict_masks(np.zeros((1, grid, grid), bool), ["warm-up"])
+    return predictor
 
 
 def predictor(pipeline: Pipeline, k: int) -> Predictor:

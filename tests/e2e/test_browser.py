@@ -30,6 +30,7 @@ def settle(page) -> None:
 
 def goto(page, server: str, path: str) -> None:
     page.goto(f"{server}/{path}")
+    page.locator("h1").first.wait_for()  # the script has started (before it, the state is also "notRunning")
     settle(page)
 
 
@@ -74,7 +75,7 @@ def test_a_page_loaded_twice_replays_its_caches(page, server, recommended_k) -> 
     for _ in range(2):
         goto(page, server, "Clusters")
         assert_no_exception(page)
-        assert page.get_by_text(re.compile(r"^Cluster \d+")).count() >= recommended_k
+        page.get_by_text(re.compile(r"^Cluster \d+")).nth(recommended_k - 1).wait_for()
         page.reload()
         settle(page)
         assert_no_exception(page)
@@ -87,7 +88,8 @@ def test_the_slider_changes_k_on_the_map(page, server, recommended_k) -> None:
     page.locator("[data-testid='stSlider'] input[type='range']").first.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
-        "k => document.querySelector('.js-plotly-plot .gtitle').textContent.includes('k = ' + k)",
+        "k => { const t = document.querySelector('.js-plotly-plot .gtitle');"
+        " return t !== null && t.textContent.includes('k = ' + k); }",
         arg=str(recommended_k + 1),
     )
     settle(page)

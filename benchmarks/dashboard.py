@@ -1,0 +1,215 @@
+"""How fast the dashboard answers with a large data set already prepared in the cache.
+
+Measured (medians over --repeats):
+- first page: from launching `streamlit run app.py` to the Overview's content (its sample of images)
+  on screen in Chromium, for a fresh server process each time;
+- k slider: server time of the slider's fragment on the Map and the Clusters page (logged by the
+  app to $DOTMAP_TIMING_LOG, see pages/ui/timing.py), and in the browser from the key press until
+  the fragment is redrawn (adds the network, the 32k-point WebGL redraw and the browser's work);
+- prediction: server time of the Classify page from the upload to its results drawn, core alone
+  (Predictor.predict), and in the browser from choosing the file to its cluster shown.
+
+Run from the repository root (prepares the set in benchmarks/data on first use, ~1 min at 32k):
+
+    python benchmarks/dashboard.py               # 32,000 images, 5 repeats
+    python benchmarks/dashboard.py --n 4000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import DATA, RESULTS, demo_folder  # noqa: E402
+
+CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
+
+
+def prepare(folder: Path, cache: Path) -> None:
+    from core.pipeline import Pipeline, Settings
+
+    pipeline = Pipeline(folder, Settings(), cache)
+    start = time.perf_counter()
+    pipeline.prepare(with_map=True)
+    pipeline.cluster_means()
+    print(f"prepared {folder.name} in {time.perf_counter() - start:.1f} s (cache {cache})", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+            return response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+def start_server(env: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def settle(page) -> None:
+    page.wait_for_selector("[data-test-script-state='notRunning']", timeout=300_000)
+
+
+def timings(log: Path, part: str, since: int = 0) -> list[float]:
+    """Milliseconds of the logged runs of one part, from line ``since`` on."""
+    if not log.exists():
+        return []
+    lines = log.read_text().splitlines()[since:]
+    return [entry["ms"] for entry in map(json.loads, lines) if entry["part"] == part]
+
+
+def log_length(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def move_slider(page, log: Path, part: str, moves: int) -> tuple[list[float], list[float]]:
+    """Press the k slider's arrows; (server ms of each fragment run, browser ms to the fragment's redraw)."""
+    server, browser = [], []
+    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
+    for i in range(moves):
+        before = log_length(log)
+        thumb.focus()
+        pressed = time.perf_counter()
+        page.keyboard.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        while not timings(log, part, before):  # the server has run the fragment...
+            time.sleep(0.005)
+        settle(page)  # ...and the browser has drawn what it sent
+        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
+        browser.append(1000 * (time.perf_counter() - pressed))
+        server.extend(timings(log, part, before))
+    return server, browser
+
+
+def browser_runs(env: dict, repeats: int, sample_file: Path, logs: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    first, ready, overview = [], [], []
+    server = {"map": [], "cards": [], "classify": []}
+    browser_ms = {"map": [], "cards": [], "classify": []}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        for run in range(repeats):
+            log = logs / f"timing-{run}.jsonl"
+            log.unlink(missing_ok=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.perf_counter()
+            process, url = start_server(dict(env, DOTMAP_TIMING_LOG=str(log)))
+            try:
+                while not healthy(url):
+                    time.sleep(0.02)
+                ready.append(time.perf_counter() - start)
+                page.goto(url)
+                page.get_by_text("A sample of the images").wait_for(timeout=300_000)
+                page.locator("[data-testid='stImage'] img").last.wait_for(timeout=300_000)
+                first.append(time.perf_counter() - start)
+                settle(page)
+                overview += timings(log, "overview")[:1]
+
+                for name, path, part in (("map", "Map", "map fragment"), ("cards", "Clusters", "cards fragment")):
+                    page.goto(f"{url}/{path}")
+                    settle(page)
+                    ms_server, ms_browser = move_slider(page, log, part, moves=4)
+                    server[name] += ms_server
+                    browser_ms[name] += ms_browser
+
+                page.goto(f"{url}/Classify")
+                settle(page)
+                before = log_length(log)
+                chosen = time.perf_counter()
+                page.locator("input[type='file']").set_input_files(str(sample_file))
+                page.get_by_text(re.compile(r"Cluster \d+ · confidence")).first.wait_for(timeout=60_000)
+                browser_ms["classify"].append(1000 * (time.perf_counter() - chosen))
+                settle(page)
+                server["classify"] += timings(log, "classify uploads", before)
+            finally:
+                page.close()
+                process.terminate()
+                process.wait(20)
+        browser.close()
+    report = {
+        "first_page_s": statistics.median(first),
+        "first_page_runs_s": [round(x, 2) for x in first],
+        "server_ready_s": statistics.median(ready),
+        "first_page_after_ready_s": statistics.median([f - r for f, r in zip(first, ready, strict=True)]),
+        "overview_server_ms": statistics.median(overview),
+    }
+    for name in server:
+        report[f"{name}_server_ms"] = statistics.median(server[name])
+        report[f"{name}_server_ms_max"] = max(server[name])
+        report[f"{name}_browser_ms"] = statistics.median(browser_ms[name])
+    return report
+
+
+def predict_core_ms(folder: Path, sample_file: Path, repeats: int) -> float:
+    from core.pipeline import Pipeline, Settings
+    from core.predict import Predictor
+
+    predictor = Predictor(Pipeline(folder, Settings()))
+    content = sample_file.read_bytes()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.predict(content, "new.png")
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=32000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    folder = demo_folder(args.n, args.seed)
+    cache = DATA / f"dashboard-cache-{args.n}"
+    os.environ.update(DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache))
+    prepare(folder, cache)
+    sample = folder / "dots_000123.png" if (folder / "dots_000123.png").exists() else sorted(folder.glob("*.png"))[1]
+    env = dict(os.environ)
+    report = {"n_images": args.n, "repeats": args.repeats}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report.update(browser_runs(env, args.repeats, sample, RESULTS))
+    report["predict_core_ms"] = predict_core_ms(folder, sample, 20)
+    (RESULTS / f"dashboard-{args.n}.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    print(
+        f"\n{args.n:,} images prepared, medians of {args.repeats} fresh servers:\n"
+        f"  first page   {report['first_page_s']:.2f} s from launching the server "
+        f"({report['server_ready_s']:.2f} s to start, {report['first_page_after_ready_s']:.2f} s to draw, "
+        f"of which {report['overview_server_ms']:.0f} ms server time); target 3 s\n"
+        f"  k slider     map {report['map_server_ms']:.0f} ms, cards {report['cards_server_ms']:.0f} ms server time "
+        f"(target 300 ms); {report['map_browser_ms']:.0f} / {report['cards_browser_ms']:.0f} ms until drawn\n"
+        f"  prediction   {report['classify_server_ms']:.0f} ms server time for the page's results "
+        f"(core alone {report['predict_core_ms']:.1f} ms; target 500 ms); "
+        f"{report['classify_browser_ms']:.0f} ms until shown"
+    )
+
+
+if __name__ == "__main__":
+    main()
