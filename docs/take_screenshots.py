@@ -19,6 +19,7 @@ from core.demo import builtin_demo_dir  # noqa: E402
 from core.pipeline import Pipeline, Settings  # noqa: E402
 
 OUT = ROOT / "docs"
+CARD = int(os.environ.get("CARD", "7"))  # the cluster whose card is shown: the triangles of the demo at k=8
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
             page.goto(f"{url}/Clusters")
             settle(page)
             page.wait_for_timeout(1000)
-            page.locator("[data-testid='stVerticalBlockBorderWrapper']").nth(1).screenshot(
+            page.locator(f".st-key-card-{CARD}").screenshot(
                 path=str(OUT / "cluster-card.png")
             )
 

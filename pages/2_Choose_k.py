@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.scoring import RECOMMENDATION_RULE
-from pages.ui import charts, data, page, render
+from pages.ui import charts, data, page, render, state
 
 page.setup("Choose k", ":material/query_stats:")
 st.title("Which k?")
@@ -17,8 +17,10 @@ sweep = data.sweep(pipeline)
 truth = data.truth_scores(pipeline)
 
 st.success(f"**Recommended: k = {sweep.recommended_k}**, by this rule: {RECOMMENDATION_RULE}.")
-st.plotly_chart(charts.score_curves(sweep, truth, chosen=None), key="curves")
+chosen = state.chosen_k(sweep.ks, sweep.recommended_k)
+st.plotly_chart(charts.score_curves(sweep, truth, chosen), key="curves")
 st.caption(
+    "Dashed green line: the recommended k; dotted red: the k you chose on another page. "
     "Silhouette: how much closer each image is to its own cluster than to the next (-1..1, higher is better). "
     "Davies-Bouldin: spread within clusters over distance between them (lower is better). "
     "Calinski-Harabasz: between- over within-cluster variance (higher is better). Inertia: the k-means cost; "

@@ -25,7 +25,7 @@ def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndar
     silhouette = sweep.silhouette[row, members]
     by_distance = members[np.argsort(sweep.distance[row, members], kind="stable")]
     borderline = members[np.argsort(silhouette, kind="stable")[:CARD_THUMBS]]
-    with st.container(border=True):
+    with st.container(border=True, key=f"card-{c}"):
         st.markdown(
             f"<span style='color:{render.colour(c)};font-size:1.3em'>&#9632;</span> "
             f"**Cluster {c}** · {len(members):,} images ({len(members) / n:.1%}) · "

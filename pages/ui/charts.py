@@ -53,10 +53,6 @@ def score_curves(sweep: Sweep, truth: dict[str, Any] | None, chosen: int | None)
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "y": -0.08},
     )
-    fig.add_annotation(
-        text=f"dashed green: recommended k = {sweep.recommended_k}",
-        xref="paper", yref="paper", x=1, y=1.08, showarrow=False, font={"color": "#2ca02c", "size": 12},
-    )  # fmt: skip
     return fig
 
 
