@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core.clustering import ALGORITHMS
 from core.errors import DotmapError
 from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
-from core.images import POLARITIES, ImageReadError, decode_image, pack_masks
+from core.images import POLARITIES, pack_masks
 from core.pipeline import CLUSTER_SPACES, Settings
 from core.scoring import RECOMMENDATION_RULE
-from pages.ui import data, page, render, state, timing
+from pages.ui import charts, data, page, render, state, timing
 
 SAMPLE_GRID = 24
-PREVIEW_TRIES = 20  # files tried for a preview image before giving up
 K_LIMIT = 40
 
 page.setup("Overview", ":material/home:")
@@ -93,21 +91,6 @@ def settings_form() -> None:
             state.set_settings(chosen, folder.strip())
 
 
-def decode_sample(pipeline, limit: int) -> tuple[np.ndarray, list[str]]:
-    """Up to ``limit`` images spread over the folder, decoded straight from their files."""
-    files = pipeline.inventory.files
-    picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int)) if files else []
-    masks, names = [], []
-    s = pipeline.settings
-    for i in picks:
-        try:
-            masks.append(decode_image(pipeline.inventory.root / files[i].path, s.grid, s.polarity))
-            names.append(files[i].path)
-        except ImageReadError:
-            continue  # listed with its reason among the skipped files
-    return (np.stack(masks) if masks else np.zeros((0, s.grid, s.grid), bool)), names
-
-
 def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
     st.markdown("#### What each kind of features sees of one image")
     cols = st.columns(4)
@@ -125,18 +108,6 @@ def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
         col.image(render.density_image(view, 192, stretch), caption=titles[kind] + picked)
 
 
-def explained_variance_chart(ratio: np.ndarray) -> go.Figure:
-    n = np.arange(1, len(ratio) + 1)
-    fig = go.Figure()
-    fig.add_bar(x=n, y=ratio, name="per component", marker_color="#9ecae1")
-    fig.add_scatter(x=n, y=np.cumsum(ratio), name="cumulative", mode="lines+markers", marker_size=4)
-    fig.update_layout(
-        height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%",
-        xaxis_title="component", legend={"orientation": "h", "y": 1.12}, title="Explained variance of the features",
-    )  # fmt: skip
-    return fig
-
-
 with timing.timed("overview"):
     settings_form()
     pipeline = data.open_pipeline()
@@ -151,7 +122,7 @@ with timing.timed("overview"):
         st.stop()
 
     preview = st.container()  # filled last: its first drawing imports scipy, and the data set comes first
-    sample, sample_names = decode_sample(pipeline, SAMPLE_GRID)
+    sample, sample_names = data.sample_images(pipeline, SAMPLE_GRID)
     data.run_stages(pipeline, with_map=False)
 
     meta = pipeline.image_meta()
@@ -177,7 +148,7 @@ with timing.timed("overview"):
         st.image(render.montage(sample, [n.rsplit("/", 1)[-1] for n in sample_names], columns=8, side=84))
     with right:
         ratio = data.reduction(pipeline).explained_variance_ratio
-        st.plotly_chart(explained_variance_chart(ratio), key="variance")
+        st.plotly_chart(charts.explained_variance(ratio), key="variance")
         st.caption(
             f"{len(ratio)} components keep {ratio.sum():.0%} of the variance "
             f"of the `{pipeline.settings.features}` features."

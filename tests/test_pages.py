@@ -8,6 +8,7 @@ and the pure selection -> rows function is tested in test_ui_helpers.py.
 import csv
 import io
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.demo import make_demo
-from core.errors import DotmapError
+from core.errors import DotmapError, UmapUnavailableError
 from core.pipeline import Pipeline, Settings
 
 pytestmark = pytest.mark.slow
@@ -366,3 +367,52 @@ def test_export_zip_problem_is_a_message(demo: Path, monkeypatch: pytest.MonkeyP
     at.button(key="export_zip_make").click().run()
     assert not at.exception
     assert "dots_007.png" in texts(at, "error")
+
+
+# ---- when UMAP is missing or fails ----------------------------------------------------------------
+@pytest.fixture
+def unmapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small set prepared up to its clusters, but without its 2-D map yet."""
+    folder = make_demo(tmp_path / "unmapped", n=80, seed=9)
+    pipeline = Pipeline(folder, Settings(k_max=8))
+    pipeline.prepare(with_map=False)
+    pipeline.cluster_means()
+    monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    return folder
+
+
+def fail_umap(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(*args, **kwargs):
+        raise UmapUnavailableError("UMAP could not be imported (test); use the PCA layout and --cluster-space pca.")
+
+    monkeypatch.setattr("core.pipeline.embedding.umap_embedding", unavailable)
+
+
+def test_map_page_computes_a_missing_map(unmapped: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["settings"] = asdict(Settings(k_max=8))
+    at.switch_page("pages/1_Map.py").run()
+    assert_clean(at)
+    assert Pipeline(unmapped, Settings(k_max=8)).is_cached("map")
+    assert at.radio(key="layout").options == ["UMAP", "PCA (first two components)"]
+
+
+def test_map_page_without_umap_says_so_and_shows_the_pca_layout(unmapped: Path, monkeypatch) -> None:
+    fail_umap(monkeypatch)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["settings"] = asdict(Settings(k_max=8))
+    at.switch_page("pages/1_Map.py").run()
+    assert not at.exception
+    assert "The UMAP map could not be made" in texts(at, "error")
+    assert at.radio(key="layout").options == ["PCA (first two components)"]
+    assert at.slider(key="k_map").value >= 2
+
+
+def test_overview_without_umap_explains_the_way_out(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fail_umap(monkeypatch)
+    at = open_page()
+    at.number_input(key="form_seed").set_value(1)  # another seed: a new UMAP cluster space must run
+    at.button(key="apply").click().run()
+    assert not at.exception
+    assert "UMAP could not be imported" in texts(at, "error")
+    assert "Cluster space: PCA" in texts(at, "info")

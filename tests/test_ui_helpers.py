@@ -5,6 +5,7 @@ import pytest
 
 from pages.ui.charts import SPLIT_SHARE, contingency, splits
 from pages.ui.render import (
+    BORDER,
     CAPTION_PX,
     GAP_PX,
     INK,
@@ -198,10 +199,17 @@ def test_density_image_size_follows_width_and_row_stretch() -> None:
 def test_density_image_draws_full_density_as_ink_and_none_as_white() -> None:
     density = np.zeros((2, 2))
     density[0, 0] = 1.0
-    pixels = np.asarray(density_image(density, width=4))
-    assert pixels.shape == (4, 4)
-    assert pixels[:2, :2].tolist() == [[INK, INK], [INK, INK]]
-    assert (pixels[2:, :] == 255).all() and (pixels[:, 2:] == 255).all()
+    pixels = np.asarray(density_image(density, width=8))
+    assert pixels.shape == (8, 8)
+    inside = pixels[1:-1, 1:-1]  # within the one-pixel frame
+    assert (inside[:3, :3] == INK).all()
+    assert (inside[3:, :] == 255).all() and (inside[:, 3:] == 255).all()
+
+
+def test_density_image_is_framed() -> None:
+    pixels = np.asarray(density_image(np.zeros((4, 4)), width=8))
+    assert (pixels[0] == BORDER).all() and (pixels[-1] == BORDER).all()
+    assert (pixels[:, 0] == BORDER).all() and (pixels[:, -1] == BORDER).all()
 
 
 def test_colours_cycle_through_the_palette() -> None:

@@ -1,4 +1,4 @@
-"""Charts of the Choose-k page: score curves, the silhouette plot, and splits between two k."""
+"""Charts: explained variance (Overview); score curves, silhouette plot and splits between two k (Choose k)."""
 
 from __future__ import annotations
 
@@ -144,3 +144,16 @@ def sankey(overlap: np.ndarray) -> go.Figure:
 def _fade(hex_colour: str, alpha: float = 0.35) -> str:
     h = hex_colour.lstrip("#")
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def explained_variance(ratio: np.ndarray) -> go.Figure:
+    """Bars of each component's share of the variance and the cumulative line."""
+    n = np.arange(1, len(ratio) + 1)
+    fig = go.Figure()
+    fig.add_bar(x=n, y=ratio, name="per component", marker_color="#9ecae1")
+    fig.add_scatter(x=n, y=np.cumsum(ratio), name="cumulative", mode="lines+markers", marker_size=4)
+    fig.update_layout(
+        height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%",
+        xaxis_title="component", legend={"orientation": "h", "y": 1.12}, title="Explained variance of the features",
+    )  # fmt: skip
+    return fig

@@ -19,7 +19,7 @@ import streamlit as st
 from core import demo, export
 from core.cache import default_cache_dir
 from core.errors import DotmapError, UmapUnavailableError
-from core.images import ImageSet, Inventory, read_labels, scan_folder
+from core.images import ImageReadError, ImageSet, Inventory, decode_image, read_labels, scan_folder
 from core.pipeline import Pipeline, Settings, Sweep
 from core.predict import Predictor
 from core.reduction import Reduction
@@ -66,6 +66,25 @@ def open_pipeline() -> Pipeline:
 
 def is_demo(pipeline: Pipeline) -> bool:
     return pipeline.inventory.root == demo.builtin_demo_path(default_cache_dir())
+
+
+# ---- a sample, without loading the set ------------------------------------------------------
+def sample_images(pipeline: Pipeline, limit: int) -> tuple[np.ndarray, list[str]]:
+    """Up to ``limit`` images spread evenly over the folder, decoded straight from their files.
+
+    Cheaper than loading the whole image set on the first page. Returns masks (m, grid, grid) and paths.
+    """
+    files = pipeline.inventory.files
+    picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int)) if files else []
+    masks, names = [], []
+    s = pipeline.settings
+    for i in picks:
+        try:
+            masks.append(decode_image(pipeline.inventory.root / files[i].path, s.grid, s.polarity))
+            names.append(files[i].path)
+        except ImageReadError:
+            continue  # listed with its reason among the skipped files
+    return (np.stack(masks) if masks else np.zeros((0, s.grid, s.grid), bool)), names
 
 
 # ---- running the stages with progress --------------------------------------------------------
@@ -220,8 +239,10 @@ def truth_scores(pipeline: Pipeline) -> dict[str, Any] | None:
     A malformed labels.csv stops nothing: it is reported and the curves are left out.
     """
     try:
-        return _truth(pipeline.key("sweep") + str(pipeline.inventory.labels_path), pipeline)
-    except DotmapError as exc:
+        labels = pipeline.inventory.labels_path
+        stamp = "" if labels is None else f"{labels}:{labels.stat().st_size}:{labels.stat().st_mtime_ns}"
+        return _truth(pipeline.key("sweep") + stamp, pipeline)  # an edited labels.csv is read again
+    except (DotmapError, OSError) as exc:
         st.warning(f"labels.csv is not used: {exc}")
         return None
 

@@ -111,7 +111,9 @@ def density_image(density: np.ndarray, width: int = 144, row_stretch: float = 1.
     pixels = (255 - shade * (255 - INK)).astype(np.uint8)
     rows, cols = density.shape
     height = max(1, round(width * rows / cols * row_stretch))
-    return Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST)
+    image = Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST)
+    ImageDraw.Draw(image).rectangle((0, 0, width - 1, height - 1), outline=BORDER)  # where the frame ends
+    return image
 
 
 def marker_size(n: int) -> int:
