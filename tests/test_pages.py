@@ -416,3 +416,19 @@ def test_overview_without_umap_explains_the_way_out(demo: Path, monkeypatch: pyt
     assert not at.exception
     assert "UMAP could not be imported" in texts(at, "error")
     assert "Cluster space: PCA" in texts(at, "info")
+
+
+def test_choose_k_with_a_malformed_labels_file_warns_and_goes_on(tmp_path: Path, monkeypatch) -> None:
+    folder = make_demo(tmp_path / "labelled", n=60, seed=4)
+    (folder / "labels.csv").write_text("name;family\nx;y\n")
+    settings = Settings(cluster_space="pca", k_max=6)
+    pipeline = Pipeline(folder, settings)
+    pipeline.prepare(with_map=False)
+    pipeline.cluster_means()
+    monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["settings"] = asdict(settings)
+    at.switch_page("pages/2_Choose_k.py").run()
+    assert_clean(at)
+    assert "labels.csv is not used" in texts(at, "warning")
+    assert "ARI" not in at.dataframe[0].value.columns
