@@ -8,7 +8,7 @@ import streamlit as st
 from core.errors import UmapUnavailableError
 from core.export import selection_csv_text
 from core.pipeline import Pipeline
-from pages.ui import data, page, render, timing
+from pages.ui import data, page, render, state, timing
 from pages.ui.selection import selected_rows
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
@@ -24,7 +24,7 @@ if not pipeline.is_cached("map"):
     holder = st.empty()
     with holder.container():
         sweep = data.sweep(pipeline)
-        k = sweep.recommended_k
+        k = state.chosen_k(sweep.ks, sweep.recommended_k)
         st.info("This is the quick PCA layout; the UMAP map is being computed and replaces it when ready.")
         fig = render.map_figure(
             data.layout(pipeline, "pca"),

@@ -112,20 +112,12 @@ def _steps(pipeline: Pipeline, with_map: bool) -> list[tuple[str, str, Callable[
     return steps
 
 
-def _is_done(pipeline: Pipeline, stage: str) -> bool:
-    return pipeline.is_cached(stage)
-
-
-def is_prepared(pipeline: Pipeline, with_map: bool = False) -> bool:
-    return all(_is_done(pipeline, stage) for stage, _, _ in _steps(pipeline, with_map))
-
-
 def run_stages(pipeline: Pipeline, with_map: bool = False) -> None:
     """Run what is not cached yet, one stage at a time, with a status box and a progress bar.
 
     A problem with the data or with UMAP stops the page with the message of core's error.
     """
-    todo = [step for step in _steps(pipeline, with_map) if not _is_done(pipeline, step[0])]
+    todo = [step for step in _steps(pipeline, with_map) if not pipeline.is_cached(step[0])]
     if not todo:
         return
     started = time.perf_counter()
