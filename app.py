@@ -94,7 +94,7 @@ def settings_form() -> None:
 def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
     st.markdown("#### What each kind of features sees of one image")
     cols = st.columns(4)
-    cols[0].image(render.montage(mask[None], side=192), caption=f"the image: {name}")
+    cols[0].image(render.montage(mask[None], side=max(192, mask.shape[0])), caption=f"the image: {name}")
     packed = pack_masks(mask[None])
     titles = {
         "pixels": "pixels: ink per block, where it is drawn",
