@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.clustering import ALGORITHMS
@@ -140,7 +139,8 @@ with timing.timed("overview"):
 
     if meta["skipped"]:
         st.warning(f"{len(meta['skipped'])} file(s) are not usable images and were skipped; each is listed with why.")
-        st.dataframe(pd.DataFrame(meta["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch")
+        skipped = {"file": [f for f, _ in meta["skipped"]], "reason": [r for _, r in meta["skipped"]]}
+        st.dataframe(skipped, hide_index=True, width="stretch")  # no pandas import on the first page
 
     left, right = st.columns([3, 2], gap="large")
     with left:

@@ -5,7 +5,7 @@ Measured (medians over --repeats):
   on screen in Chromium, for a fresh server process each time;
 - k slider: server time of the slider's fragment on the Map and the Clusters page (logged by the
   app to $DOTMAP_TIMING_LOG, see pages/ui/timing.py), and in the browser from the key press until
-  the fragment is redrawn (adds the network, the 32k-point WebGL redraw and the browser's work);
+  the page shows the new k (the map's title, or the cards of the new k);
 - prediction: server time of the Classify page from the upload to its results drawn, core alone
   (Predictor.predict), and in the browser from choosing the file to its cluster shown.
 
@@ -87,20 +87,29 @@ def log_length(log: Path) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
+SHOWN = {  # JavaScript: is the page showing k = v yet?
+    "map fragment": "v => { const t = document.querySelector('.js-plotly-plot .gtitle');"
+    " return t !== null && (t.textContent.includes('k = ' + v + ' ') || t.textContent.endsWith('k = ' + v)); }",
+    "cards fragment": "v => document.querySelector('.st-key-card-' + (v - 1)) !== null"
+    " && document.querySelector('.st-key-card-' + v) === null",
+}
+
+
 def move_slider(page, log: Path, part: str, moves: int) -> tuple[list[float], list[float]]:
-    """Press the k slider's arrows; (server ms of each fragment run, browser ms to the fragment's redraw)."""
+    """Press the k slider's arrows; (server ms of each fragment run, ms until the page shows the new k)."""
     server, browser = [], []
     thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
     for i in range(moves):
         before = log_length(log)
+        k = int(thumb.get_attribute("aria-valuetext")) + (1 if i % 2 == 0 else -1)
         thumb.focus()
         pressed = time.perf_counter()
         page.keyboard.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
-        while not timings(log, part, before):  # the server has run the fragment...
-            time.sleep(0.005)
-        settle(page)  # ...and the browser has drawn what it sent
-        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
+        page.wait_for_function(SHOWN[part], arg=k, timeout=60_000)
         browser.append(1000 * (time.perf_counter() - pressed))
+        settle(page)
+        while not timings(log, part, before):  # the log line is written as the fragment ends
+            time.sleep(0.005)
         server.extend(timings(log, part, before))
     return server, browser
 

@@ -432,3 +432,14 @@ def test_choose_k_with_a_malformed_labels_file_warns_and_goes_on(tmp_path: Path,
     assert_clean(at)
     assert "labels.csv is not used" in texts(at, "warning")
     assert "ARI" not in at.dataframe[0].value.columns
+
+
+def test_first_start_makes_the_built_in_demo_and_prepares_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("core.demo.BUILTIN_N", 40)  # the real one has 2,000 images; the path is the same
+    monkeypatch.setenv("DOTMAP_CACHE", str(tmp_path / "fresh-cache"))
+    monkeypatch.setenv("DOTMAP_DATA", "")
+    at = open_page()
+    assert_clean(at)
+    assert "the built-in demo set" in texts(at, "markdown")
+    assert {m.label: m.value for m in at.metric}["Images used"] == "40"
+    assert (tmp_path / "fresh-cache" / "demo-40-seed0" / "labels.csv").is_file()
