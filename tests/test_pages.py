@@ -443,3 +443,22 @@ def test_first_start_makes_the_built_in_demo_and_prepares_it(tmp_path: Path, mon
     assert "the built-in demo set" in texts(at, "markdown")
     assert {m.label: m.value for m in at.metric}["Images used"] == "40"
     assert (tmp_path / "fresh-cache" / "demo-40-seed0" / "labels.csv").is_file()
+
+
+def test_a_broken_cache_entry_is_recomputed_and_said(tmp_path: Path, monkeypatch) -> None:
+    folder = make_demo(tmp_path / "broken", n=60, seed=6)
+    settings = Settings(cluster_space="pca", k_max=6)
+    pipeline = Pipeline(folder, settings)
+    pipeline.prepare(with_map=False)
+    pipeline.cluster_means()
+    entry = pipeline.cache.path("sweep", pipeline.key("sweep"))
+    labels = next(entry.glob("labels*.npy"))
+    content = bytearray(labels.read_bytes())
+    content[-1] ^= 0xFF  # same size, other bytes: only the checksum can tell
+    labels.write_bytes(bytes(content))
+    monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["settings"] = asdict(settings)
+    at.switch_page("pages/2_Choose_k.py").run()
+    assert_clean(at)
+    assert "was broken" in texts(at, "info")

@@ -117,8 +117,7 @@ def run_stages(pipeline: Pipeline, with_map: bool = False) -> None:
 
     A problem with the data or with UMAP stops the page with the message of core's error.
     """
-    todo = [step for step in _steps(pipeline, with_map) if not pipeline.is_cached(step[0])]
-    if not todo:
+    if all(pipeline.is_cached(stage) for stage, _, _ in _steps(pipeline, with_map)):
         return
     started = time.perf_counter()
     with st.status("Preparing the data set: each stage is cached, so this happens once", expanded=True) as box:
@@ -132,9 +131,13 @@ def run_stages(pipeline: Pipeline, with_map: bool = False) -> None:
             else:
                 bar.progress(min(done / total, 1.0), text=f"{stage}: {done} of {total}")
 
-        pipeline.on_progress = show
+        # a pipeline of its own for this page's progress: the shared one may serve other sessions meanwhile;
+        # what it computes lands in the disk cache, where the shared one finds it
+        runner = Pipeline(pipeline.data_dir, pipeline.settings, pipeline.cache_dir, show, pipeline.inventory)
         try:
-            for _, words, run in todo:
+            for stage, words, run in _steps(runner, with_map):
+                if runner.is_cached(stage):
+                    continue
                 box.update(label=f"Preparing: {words}")
                 start = time.perf_counter()
                 run()
@@ -149,19 +152,17 @@ def run_stages(pipeline: Pipeline, with_map: bool = False) -> None:
             st.error(str(exc))
             st.info("Change the folder or the settings on the **Overview** page.")
             st.stop()
-        finally:
-            pipeline.on_progress = None
         bar.empty()
         box.update(label=f"Prepared in {time.perf_counter() - started:.1f} s", state="complete", expanded=False)
-    for note in pipeline.cache.notes:
+    for note in runner.cache.notes:
         st.info(f"Cache: {note}")
-    pipeline.cache.notes.clear()
 
 
 def ready_pipeline(with_map: bool = False) -> Pipeline:
     """Open the session's data set and make sure it is prepared (with progress if it is not)."""
     pipeline = open_pipeline()
     run_stages(pipeline, with_map)
+    pipeline.sweep()  # every page needs it; loading it first lets the sidebar tell of a broken cache entry
     return pipeline
 
 

@@ -44,6 +44,8 @@ def sidebar(pipeline: Pipeline, demo: bool) -> None:
             f"{len(pipeline.inventory.files)} files · features `{s.features}` · {s.components} components · "
             f"{s.algorithm} · k {s.k_min}..{s.k_max} · cluster space {s.cluster_space}"
         )
+        while pipeline.cache.notes:  # a broken cache entry met while loading: it was recomputed
+            st.info(f"Cache: {pipeline.cache.notes.pop(0)}")
 
 
 def k_slider(sweep: Sweep, key: str, label: str = "Number of clusters k") -> int:
