@@ -14,7 +14,6 @@ from core.scoring import RECOMMENDATION_RULE
 from pages.ui import charts, data, page, render, state, timing
 
 SAMPLE_GRID = 24
-K_LIMIT = 40
 
 page.setup("Overview", ":material/home:")
 st.title("Dotmap")
@@ -52,7 +51,7 @@ def settings_form() -> None:
                 help="The features are reduced to this many numbers before clustering.",
             )  # fmt: skip
             k_range = st.slider(
-                "Range of k (number of clusters) to try", 2, K_LIMIT, (current.k_min, current.k_max), key="form_k"
+                "Range of k (number of clusters) to try", 2, state.K_LIMIT, (current.k_min, current.k_max), key="form_k"
             )
             algorithm = st.selectbox(
                 "Clustering", ALGORITHMS, index=ALGORITHMS.index(current.algorithm), key="form_algorithm",

@@ -462,3 +462,10 @@ def test_a_broken_cache_entry_is_recomputed_and_said(tmp_path: Path, monkeypatch
     at.switch_page("pages/2_Choose_k.py").run()
     assert_clean(at)
     assert "was broken" in texts(at, "info")
+
+
+def test_map_switches_to_the_pca_layout(demo: Path) -> None:
+    at = open_page("pages/1_Map.py")
+    at.radio(key="layout").set_value("pca").run()
+    assert_clean(at)
+    assert at.radio(key="layout").value == "pca"

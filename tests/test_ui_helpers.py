@@ -261,3 +261,9 @@ def test_split_parts_come_largest_first() -> None:
 @pytest.mark.parametrize(("share", "expected"), [(0.25, [(0, [0, 1])]), (0.26, []), (0.5, [])])
 def test_split_share_is_a_lower_bound_that_counts(share: float, expected: list) -> None:
     assert splits(np.array([[75, 25]]), share) == expected
+
+
+def test_the_largest_k_offered_has_a_colour_per_cluster() -> None:
+    from pages.ui.state import K_LIMIT
+
+    assert len(set(PALETTE)) >= K_LIMIT

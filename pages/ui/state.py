@@ -13,6 +13,7 @@ from core.pipeline import Settings
 
 DATA_ENV = "DOTMAP_DATA"
 MAIN_SCRIPT = "app.py"
+K_LIMIT = 40  # the largest k the Overview offers (render.PALETTE has a colour for each)
 
 
 def default_data_dir() -> str:
