@@ -8,48 +8,15 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
-PALETTE = (  # cluster c is always PALETTE[c % len]: ids are matched from k to k+1, so colours stay put
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-    "#393b79",
-    "#e7ba52",
-    "#843c39",
-    "#31a354",
-    "#7b4173",
-    "#3182bd",
-    "#e6550d",
-    "#637939",
-    "#d6616b",
-    "#636363",
-    "#9c9ede",
-    "#fd8d3c",
-    "#74c476",
-    "#ce6dbd",
-    "#aa0dfe",
-    "#3283fe",
-    "#85660d",
-    "#782ab6",
-    "#1c8356",
-    "#c4451c",
-    "#325a9b",
-    "#feaf16",
-    "#90ad1c",
-    "#f6222e",
-    "#b10da1",
-    "#c075a6",
-    "#fc1cbf",
-    "#b00068",
-    "#fa0087",
-    "#2ed9ff",
-)  # fmt: skip  40 colours: as many as the largest k the Overview offers
+# cluster c is always PALETTE[c % len]: ids are matched from k to k+1, so colours stay put;
+# 40 colours, as many as the largest k the Overview offers
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#393b79", "#e7ba52", "#843c39", "#31a354", "#7b4173", "#3182bd",
+    "#e6550d", "#637939", "#d6616b", "#636363", "#9c9ede", "#fd8d3c", "#74c476", "#ce6dbd",
+    "#aa0dfe", "#3283fe", "#85660d", "#782ab6", "#1c8356", "#c4451c", "#325a9b", "#feaf16",
+    "#90ad1c", "#f6222e", "#b10da1", "#c075a6", "#fc1cbf", "#b00068", "#fa0087", "#2ed9ff",
+)  # fmt: skip
 THUMB_PX = 96  # a thumbnail's side on screen
 GAP_PX = 6
 CAPTION_PX = 14
