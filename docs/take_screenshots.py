@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.dashboard import CHROMIUM, healthy, settle, start_server  # noqa: E402
+from benchmarks.dashboard import CHROMIUM, healthy, open_page, start_server  # noqa: E402
 from core.cache import default_cache_dir  # noqa: E402
 from core.demo import builtin_demo_dir  # noqa: E402
 from core.pipeline import Pipeline, Settings  # noqa: E402
@@ -36,22 +36,19 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1300, "height": 1250}, device_scale_factor=1)
-            page.goto(f"{url}/Map")
-            settle(page)
+            open_page(page, f"{url}/Map")
             page.wait_for_selector(".js-plotly-plot .gtitle")
             page.wait_for_timeout(1500)
             page.locator("[data-testid='stMain']").screenshot(path=str(OUT / "map.png"))
 
-            page.goto(f"{url}/Clusters")
-            settle(page)
+            open_page(page, f"{url}/Clusters")
             page.wait_for_timeout(1000)
             page.locator(f".st-key-card-{CARD}").screenshot(
                 path=str(OUT / "cluster-card.png")
             )
 
             page.set_viewport_size({"width": 1300, "height": 1000})
-            page.goto(f"{url}/Choose_k")
-            settle(page)
+            open_page(page, f"{url}/Choose_k")
             page.wait_for_timeout(1500)
             page.locator("[data-testid='stMain']").screenshot(path=str(OUT / "choose-k.png"))
             browser.close()

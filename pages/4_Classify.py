@@ -7,6 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from core.images import ImageReadError, decode_image
+from core.pipeline import Pipeline
+from core.predict import Prediction, Predictor
 from pages.ui import data, page, render, timing
 
 MAX_UPLOADS = 200  # one page of results; more belong to the command line (python -m core predict)
@@ -23,33 +25,24 @@ uploads = st.file_uploader(
 )
 # loaded while the user picks files (once per server), so a prediction itself is quick
 predictor, images = data.predictor(pipeline, k), data.image_set(pipeline)
-if not uploads:
-    st.info("Drop one or more images above: each gets its cluster, a confidence and its nearest images.")
-    st.stop()
-if len(uploads) > MAX_UPLOADS:
-    st.warning(
-        f"{len(uploads)} files were given; the first {MAX_UPLOADS} are classified here. "
-        "For more, use `python -m core predict FOLDER FILES... --k K`."
-    )
-    uploads = uploads[:MAX_UPLOADS]
 
-with timing.timed("classify uploads"):  # decoding, prediction and drawing of the results
+
+def classify(predictor: Predictor, uploads: list) -> tuple[list[Prediction], list[np.ndarray], list[tuple]]:
+    """Predictions and ink masks of the usable uploads, and (name, reason) of the others."""
     s = pipeline.settings
     results, masks, problems = [], [], []
     for upload in uploads:
         try:
-            mask = decode_image(upload.getvalue(), s.grid, s.polarity)
+            mask = decode_image(upload.getvalue(), s.grid, s.polarity)  # core's guarded loader, nothing else
         except ImageReadError as exc:
             problems.append((upload.name, str(exc)))
             continue
         results.append(predictor.predict_masks(mask[None], [upload.name])[0])
         masks.append(mask)
+    return results, masks, problems
 
-    for name, reason in problems:
-        st.error(f"**{name}** was not classified: {reason}")
-    if not results:
-        st.stop()
 
+def show_table(results: list[Prediction]) -> None:
     table = pd.DataFrame(
         [
             {
@@ -63,57 +56,76 @@ with timing.timed("classify uploads"):  # decoding, prediction and drawing of th
             for r in results
         ]
     )
-    if len(results) > 1:
-        st.markdown(f"#### {len(results)} images classified at k = {k}")
-        st.dataframe(table, hide_index=True, width="stretch")
-        st.download_button(
-            "Download the table (CSV)",
-            table.to_csv(index=False),
-            file_name=f"classified-k{k}.csv",
-            mime="text/csv",
-            icon=":material/download:",
-            on_click="ignore",
+    st.markdown(f"#### {len(results)} images classified at k = {k}")
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button(
+        "Download the table (CSV)",
+        table.to_csv(index=False),
+        file_name=f"classified-k{k}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def show_result(result: Prediction, mask: np.ndarray, means: np.ndarray, names: list[str]) -> None:
+    with st.container(border=True):
+        left, middle, right = st.columns([1, 1, 3])
+        left.image(render.montage(mask[None], side=140), caption=result.name)
+        middle.image(
+            render.density_image(means[result.cluster], 140), caption=f"typical shape of cluster {result.cluster}"
         )
-
-    names = data.paths(pipeline)
-    means = data.cluster_means(pipeline, k)
-    for result, mask in list(zip(results, masks, strict=True))[:DETAILED]:
-        with st.container(border=True):
-            left, middle, right = st.columns([1, 1, 3])
-            left.image(render.montage(mask[None], side=140), caption=result.name)
-            middle.image(
-                render.density_image(means[result.cluster], 140), caption=f"typical shape of cluster {result.cluster}"
+        with right:
+            st.markdown(
+                f"<span style='color:{render.colour(result.cluster)};font-size:1.4em'>&#9632;</span> "
+                f"**Cluster {result.cluster}** · confidence {result.confidence:.2f}",
+                unsafe_allow_html=True,
             )
-            with right:
-                st.markdown(
-                    f"<span style='color:{render.colour(result.cluster)};font-size:1.4em'>&#9632;</span> "
-                    f"**Cluster {result.cluster}** · confidence {result.confidence:.2f}",
-                    unsafe_allow_html=True,
+            st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
+            if result.unusual:
+                st.warning(
+                    "Unlike every cluster: this image is farther from its cluster's centre than 99% of the "
+                    "cluster's own members. Treat the assignment with care."
                 )
-                st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
-                if result.unusual:
-                    st.warning(
-                        "Unlike every cluster: this image is farther from its cluster's centre than 99% of the "
-                        "cluster's own members. Treat the assignment with care."
-                    )
-                rows = np.asarray(result.neighbours)
-                captions = [f"{names[r].rsplit('/', 1)[-1]} ·{sweep.labels[sweep.row(k), r]}" for r in rows]
-                st.image(
-                    render.montage(images.unpack(rows), captions, columns=5, side=72),
-                    caption="its nearest images in the set (file · cluster)",
-                )
-    if len(results) > DETAILED:
-        st.caption(f"The first {DETAILED} are shown in detail; the table has all {len(results)}.")
+            rows = np.asarray(result.neighbours)
+            captions = [f"{names[r].rsplit('/', 1)[-1]} ·{sweep.labels[sweep.row(k), r]}" for r in rows]
+            st.image(
+                render.montage(images.unpack(rows), captions, columns=5, side=72),
+                caption="its nearest images in the set (file · cluster)",
+            )
 
+
+def show_map(pipeline: Pipeline, results: list[Prediction]) -> None:
     layout = "umap" if pipeline.is_cached("map") else "pca"
-    marks = np.array([r.map_xy for r in results], np.float32)
+    title = f"the {layout.upper()} map, k = {k}"
     fig = render.map_figure(
         data.layout(pipeline, layout),
         sweep.labels[sweep.row(k)],
         k,
         data.path_array(pipeline),
-        f"Where the new images fall (stars) on the {layout.upper()} map, k = {k}",
-        marks=marks,
+        f"Where the new images fall (stars) on {title}" if results else f"The images of the set on {title}",
+        marks=np.array([r.map_xy for r in results], np.float32).reshape(-1, 2),
         mark_names=[r.name for r in results],
     )
     st.plotly_chart(fig, key="classify_map")
+
+
+with timing.timed("classify uploads"):  # decoding, prediction and drawing of the results
+    if not uploads:
+        st.info("Drop one or more images above: each gets its cluster, a confidence and its nearest images.")
+    elif len(uploads) > MAX_UPLOADS:
+        st.warning(
+            f"{len(uploads)} files were given; the first {MAX_UPLOADS} are classified here. "
+            "For more, use `python -m core predict FOLDER FILES... --k K`."
+        )
+    results, masks, problems = classify(predictor, (uploads or [])[:MAX_UPLOADS])
+    for name, reason in problems:
+        st.error(f"**{name}** was not classified: {reason}")
+    if len(results) > 1:
+        show_table(results)
+    means, names = data.cluster_means(pipeline, k), data.paths(pipeline)
+    for result, mask in list(zip(results, masks, strict=True))[:DETAILED]:
+        show_result(result, mask, means, names)
+    if len(results) > DETAILED:
+        st.caption(f"The first {DETAILED} are shown in detail; the table has all {len(results)}.")
+    show_map(pipeline, results)  # drawn before anything is uploaded too: the browser has the map ready
