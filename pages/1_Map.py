@@ -13,10 +13,7 @@ from pages.ui.selection import selected_rows
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
 
-page.setup("Map", ":material/scatter_plot:")
-st.title("Map of the images")
-pipeline = data.ready_pipeline(with_map=False)
-page.sidebar(pipeline, data.is_demo(pipeline))
+pipeline = page.start("Map", "Map of the images")
 names = data.paths(pipeline)
 
 if not pipeline.is_cached("map"):

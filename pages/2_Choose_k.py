@@ -9,10 +9,7 @@ import streamlit as st
 from core.scoring import RECOMMENDATION_RULE
 from pages.ui import charts, data, page, render, state
 
-page.setup("Choose k", ":material/query_stats:")
-st.title("Which k?")
-pipeline = data.ready_pipeline()
-page.sidebar(pipeline, data.is_demo(pipeline))
+pipeline = page.start("Choose k", "Which k?")
 sweep = data.sweep(pipeline)
 truth = data.truth_scores(pipeline)
 

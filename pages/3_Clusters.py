@@ -11,10 +11,7 @@ from pages.ui import data, page, render, timing
 CARD_THUMBS = 8  # typical and borderline members shown on a card
 PAGE_THUMBS = 48  # members per page when browsing a whole cluster
 
-page.setup("Clusters", ":material/grid_view:")
-st.title("The clusters")
-pipeline = data.ready_pipeline()
-page.sidebar(pipeline, data.is_demo(pipeline))
+pipeline = page.start("Clusters", "The clusters")
 
 
 def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndarray) -> None:

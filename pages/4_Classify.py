@@ -14,10 +14,7 @@ from pages.ui import data, page, render, timing
 MAX_UPLOADS = 200  # one page of results; more belong to the command line (python -m core predict)
 DETAILED = 12  # uploads shown one by one with their neighbours; all are in the table
 
-page.setup("Classify", ":material/upload:")
-st.title("Classify new images")
-pipeline = data.ready_pipeline()
-page.sidebar(pipeline, data.is_demo(pipeline))
+pipeline = page.start("Classify", "Classify new images")
 sweep = data.sweep(pipeline)
 k = page.k_select(sweep, key="k_classify", label="Assign to the clusters of k =")
 uploads = st.file_uploader(

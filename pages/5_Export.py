@@ -13,10 +13,7 @@ from pages.ui import data, page
 
 CSV_NAME = "clusters.csv"
 
-page.setup("Export", ":material/download:")
-st.title("Export the clusters")
-pipeline = data.ready_pipeline()
-page.sidebar(pipeline, data.is_demo(pipeline))
+pipeline = page.start("Export", "Export the clusters")
 sweep = data.sweep(pipeline)
 k = page.k_select(sweep, key="k_export", label="Export the clusters of k =")
 n = sweep.labels.shape[1]

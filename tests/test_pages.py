@@ -370,14 +370,30 @@ def test_export_zip_problem_is_a_message(demo: Path, monkeypatch: pytest.MonkeyP
 
 
 # ---- when UMAP is missing or fails ----------------------------------------------------------------
-@pytest.fixture
-def unmapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A small set prepared up to its clusters, but without its 2-D map yet."""
-    folder = make_demo(tmp_path / "unmapped", n=80, seed=9)
-    pipeline = Pipeline(folder, Settings(k_max=8))
+UNMAPPED = Settings(k_max=8)
+SMALL_PCA = Settings(cluster_space="pca", k_max=6)
+
+
+def prepared_without_map(folder: Path, settings: Settings) -> Pipeline:
+    """A set prepared with core up to its clusters and typical shapes, but without its 2-D map."""
+    pipeline = Pipeline(folder, settings)
     pipeline.prepare(with_map=False)
     pipeline.cluster_means()
+    return pipeline
+
+
+def open_with(folder: Path, settings: Settings, path: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """A page of the app on this folder with these settings (as if applied on the Overview)."""
     monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["settings"] = asdict(settings)
+    return at.switch_page(path).run()
+
+
+@pytest.fixture
+def unmapped(tmp_path: Path) -> Path:
+    folder = make_demo(tmp_path / "unmapped", n=80, seed=9)
+    prepared_without_map(folder, UNMAPPED)
     return folder
 
 
@@ -388,20 +404,16 @@ def fail_umap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("core.pipeline.embedding.umap_embedding", unavailable)
 
 
-def test_map_page_computes_a_missing_map(unmapped: Path) -> None:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["settings"] = asdict(Settings(k_max=8))
-    at.switch_page("pages/1_Map.py").run()
+def test_map_page_computes_a_missing_map(unmapped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_with(unmapped, UNMAPPED, "pages/1_Map.py", monkeypatch)
     assert_clean(at)
-    assert Pipeline(unmapped, Settings(k_max=8)).is_cached("map")
+    assert Pipeline(unmapped, UNMAPPED).is_cached("map")
     assert at.radio(key="layout").options == ["UMAP", "PCA (first two components)"]
 
 
 def test_map_page_without_umap_says_so_and_shows_the_pca_layout(unmapped: Path, monkeypatch) -> None:
     fail_umap(monkeypatch)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["settings"] = asdict(Settings(k_max=8))
-    at.switch_page("pages/1_Map.py").run()
+    at = open_with(unmapped, UNMAPPED, "pages/1_Map.py", monkeypatch)
     assert not at.exception
     assert "The UMAP map could not be made" in texts(at, "error")
     assert at.radio(key="layout").options == ["PCA (first two components)"]
@@ -421,14 +433,8 @@ def test_overview_without_umap_explains_the_way_out(demo: Path, monkeypatch: pyt
 def test_choose_k_with_a_malformed_labels_file_warns_and_goes_on(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "labelled", n=60, seed=4)
     (folder / "labels.csv").write_text("name;family\nx;y\n")
-    settings = Settings(cluster_space="pca", k_max=6)
-    pipeline = Pipeline(folder, settings)
-    pipeline.prepare(with_map=False)
-    pipeline.cluster_means()
-    monkeypatch.setenv("DOTMAP_DATA", str(folder))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["settings"] = asdict(settings)
-    at.switch_page("pages/2_Choose_k.py").run()
+    prepared_without_map(folder, SMALL_PCA)
+    at = open_with(folder, SMALL_PCA, "pages/2_Choose_k.py", monkeypatch)
     assert_clean(at)
     assert "labels.csv is not used" in texts(at, "warning")
     assert "ARI" not in at.dataframe[0].value.columns
@@ -447,19 +453,13 @@ def test_first_start_makes_the_built_in_demo_and_prepares_it(tmp_path: Path, mon
 
 def test_a_broken_cache_entry_is_recomputed_and_said(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "broken", n=60, seed=6)
-    settings = Settings(cluster_space="pca", k_max=6)
-    pipeline = Pipeline(folder, settings)
-    pipeline.prepare(with_map=False)
-    pipeline.cluster_means()
+    pipeline = prepared_without_map(folder, SMALL_PCA)
     entry = pipeline.cache.path("sweep", pipeline.key("sweep"))
     labels = next(entry.glob("labels*.npy"))
     content = bytearray(labels.read_bytes())
     content[-1] ^= 0xFF  # same size, other bytes: only the checksum can tell
     labels.write_bytes(bytes(content))
-    monkeypatch.setenv("DOTMAP_DATA", str(folder))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["settings"] = asdict(settings)
-    at.switch_page("pages/2_Choose_k.py").run()
+    at = open_with(folder, SMALL_PCA, "pages/2_Choose_k.py", monkeypatch)
     assert_clean(at)
     assert "was broken" in texts(at, "info")
 

@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import DotmapError
 from core.export import zip_of_files
 from core.pipeline import Pipeline, Sweep
-from pages.ui import state
+from pages.ui import data, state
 
 APP_NAME = "Dotmap"
 
@@ -33,6 +33,15 @@ def setup(title: str, icon: str = ":material/scatter_plot:") -> None:
         for path, label, page_icon in PAGES:
             st.page_link(path, label=label, icon=page_icon)
         st.divider()
+
+
+def start(label: str, heading: str) -> Pipeline:
+    """A page's opening: its config and navigation, its heading, and the prepared data (with progress)."""
+    setup(label, next(icon for _, name, icon in PAGES if name == label))
+    st.title(heading)
+    pipeline = data.ready_pipeline()
+    sidebar(pipeline, data.is_demo(pipeline))
+    return pipeline
 
 
 def sidebar(pipeline: Pipeline, demo: bool) -> None:
