@@ -41,11 +41,6 @@ def assignments_csv_text(pipeline: Pipeline, k: int, rows: Sequence[int] | np.nd
     return out.getvalue()
 
 
-def selection_csv_text(pipeline: Pipeline, k: int, rows: Sequence[int] | np.ndarray) -> str:
-    """The assignment CSV of some images only (a selection on the map)."""
-    return assignments_csv_text(pipeline, k, rows)
-
-
 def cluster_folder(cluster: int, k: int) -> str:
     """``cluster_<id>``, zero-padded to one width for the k (cluster_0..7, cluster_00..11)."""
     return f"cluster_{cluster:0{len(str(k - 1))}d}"

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import UmapUnavailableError
-from core.export import selection_csv_text
+from core.export import assignments_csv_text
 from core.pipeline import Pipeline
 from pages.ui import data, page, render, state, timing
 from pages.ui.selection import selected_rows
@@ -86,7 +86,7 @@ def map_view(pipeline: Pipeline) -> None:
         left, right = st.columns(2)
         left.download_button(
             "Export the selection (CSV)",
-            selection_csv_text(pipeline, k, rows),
+            assignments_csv_text(pipeline, k, rows),
             file_name=f"selection-k{k}.csv",
             mime="text/csv",
             icon=":material/download:",

@@ -19,7 +19,6 @@ from core.export import (
     cluster_folder,
     export_csv,
     export_folders,
-    selection_csv_text,
     zip_of_files,
 )
 from core.pipeline import Pipeline, Settings
@@ -157,14 +156,14 @@ def test_assignment_rows_of_no_rows_are_empty(pipeline: Pipeline) -> None:
 
 
 def test_selection_csv_holds_the_header_and_exactly_those_rows(pipeline: Pipeline) -> None:
-    header, *rows = list(csv.reader(io.StringIO(selection_csv_text(pipeline, K, SOME_ROWS))))
+    header, *rows = list(csv.reader(io.StringIO(assignments_csv_text(pipeline, K, SOME_ROWS))))
     every = list(csv.reader(io.StringIO(assignments_csv_text(pipeline, K))))[1:]
     assert header == list(CSV_COLUMNS)
     assert rows == [every[17], every[0], every[5]]
 
 
 def test_selection_csv_of_nothing_is_the_header_alone(pipeline: Pipeline) -> None:
-    assert selection_csv_text(pipeline, K, np.zeros(0, np.int64)) == "path,cluster,distance,silhouette\n"
+    assert assignments_csv_text(pipeline, K, np.zeros(0, np.int64)) == "path,cluster,distance,silhouette\n"
 
 
 @pytest.mark.parametrize(
@@ -183,7 +182,7 @@ def test_zip_holds_the_csv_and_every_image_byte_for_byte(pipeline: Pipeline) -> 
 
 def test_zip_of_some_rows_holds_only_those(pipeline: Pipeline) -> None:
     members = zip_members(zip_of_files(pipeline, K, SOME_ROWS))
-    assert members.pop("clusters.csv").decode() == selection_csv_text(pipeline, K, SOME_ROWS)
+    assert members.pop("clusters.csv").decode() == assignments_csv_text(pipeline, K, SOME_ROWS)
     assert members == expected_members(pipeline, K, SOME_ROWS)
 
 

@@ -167,13 +167,8 @@ def ready_pipeline(with_map: bool = False) -> Pipeline:
 
 
 # ---- results, held in memory once per server ----------------------------------------------
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _images(key: str, _pipeline: Pipeline) -> ImageSet:
-    return _pipeline.images()
-
-
 def image_set(pipeline: Pipeline) -> ImageSet:
-    return _images(pipeline.key("images"), pipeline)
+    return pipeline.images()  # the pipeline is a cached resource: it loads the packed images once
 
 
 def sweep(pipeline: Pipeline) -> Sweep:
