@@ -9,9 +9,10 @@ from core.clustering import ALGORITHMS
 from core.errors import DotmapError
 from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
 from core.images import POLARITIES, pack_masks
-from core.pipeline import CLUSTER_SPACES, Settings
+from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.scoring import RECOMMENDATION_RULE
 from pages.ui import charts, data, page, render, state, timing
+from pages.ui import jobs as ui_jobs
 
 SAMPLE_GRID = 24
 
@@ -106,6 +107,20 @@ def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
         col.image(render.density_image(view, 192, stretch), caption=titles[kind] + picked)
 
 
+def map_status(pipeline: Pipeline) -> None:
+    """The 2-D map is made after the clustering: its progress here (the page is usable meanwhile), or why it failed."""
+    if pipeline.is_cached("map"):
+        return
+    job, status = data.job_status(pipeline)
+    if status.active:
+        ui_jobs.follow(
+            job, lambda: pipeline.is_cached("map"), "The 2-D map is still being made (every other result is ready)",
+            key="map_job", rerun_when_ready=False,
+        )  # fmt: skip
+    elif status.state in ("failed", "died", "cancelled"):
+        st.warning(f"The 2-D map was not made: {status.error} The Map page shows the PCA layout meanwhile.")
+
+
 with timing.timed("overview"):
     settings_form()
     pipeline = data.open_pipeline()
@@ -121,7 +136,10 @@ with timing.timed("overview"):
 
     preview = st.container()  # filled last: its first drawing imports scipy, and the data set comes first
     sample, sample_names = data.sample_images(pipeline, SAMPLE_GRID)
-    data.run_stages(pipeline, with_map=False)
+    if not data.wait_for(pipeline, ("sweep",), stop=False):
+        st.markdown("**A sample of the images** (spread evenly over the folder), while they are prepared")
+        st.image(render.montage(sample, [n.rsplit("/", 1)[-1] for n in sample_names], columns=8, side=84))
+        st.stop()
 
     meta = pipeline.image_meta()
     sweep = data.sweep(pipeline)
@@ -156,7 +174,7 @@ with timing.timed("overview"):
     if len(sample):
         with preview:
             feature_preview(sample[0], sample_names[0], pipeline.settings.features)
-    data.run_stages(pipeline, with_map=True)  # the map last: everything above is already on screen
+    map_status(pipeline)
     st.markdown("#### Next")
     for column, (path, label, icon) in zip(st.columns(len(page.PAGES) - 1), page.PAGES[1:], strict=True):
         column.page_link(path, label=label, icon=icon)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,11 +23,14 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from core.errors import DotmapError
+from core.processes import process_alive
 
 FORMAT_VERSION = 1
 CACHE_ENV = "DOTMAP_CACHE"
 MANIFEST = "manifest.json"
 LOCK_TIMEOUT_S = 3600.0  # a stage can take minutes on a large set; a dead holder frees the lock
+
+STAGING_PID = re.compile(r"-pid(\d+)(-|$)")
 
 Arrays = dict[str, np.ndarray]
 
@@ -53,6 +57,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def staging_prefix(name: str) -> str:
+    """Temporary folders are named with their writer's pid, so one left by a killed process can be removed."""
+    return f".tmp-{name}-pid{os.getpid()}-"
+
+
 @dataclass
 class Entry:
     """A loaded cache entry: its arrays and its JSON metadata."""
@@ -77,6 +86,16 @@ class Cache:
                 f"Cannot create the cache folder {self.root}: {exc.strerror or exc}. "
                 f"Choose another with --cache DIR or the {CACHE_ENV} variable."
             ) from None
+
+    def remove_orphaned_staging(self) -> list[str]:
+        """Remove the temporary folders of writers that died (killed mid-write); returns their names."""
+        removed = []
+        for folder in self.root.glob(".tmp-*"):
+            match = STAGING_PID.search(folder.name)
+            if match and not process_alive(int(match.group(1))):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        return removed
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / f"{stage}-{key}"
@@ -149,7 +168,7 @@ class Cache:
 
     def _write(self, stage: str, key: str, arrays: Arrays, meta: dict[str, Any]) -> None:
         final = self.path(stage, key)
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{stage}-", dir=self.root))
+        staging = Path(tempfile.mkdtemp(prefix=staging_prefix(stage), dir=self.root))
         try:
             files = {}
             for name, array in arrays.items():

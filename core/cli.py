@@ -17,18 +17,10 @@ from core import demo, features
 from core.cache import CACHE_ENV, default_cache_dir
 from core.errors import DotmapError
 from core.images import POLARITIES, ImageReadError, read_labels
-from core.pipeline import CLUSTER_SPACES, Pipeline, Settings, StageRecord
+from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.scoring import RECOMMENDATION_RULE, agreement_with_truth
 
 SKIPPED_SHOWN = 20
-STAGE_NAMES = {
-    "images": "read images",
-    "reduction": "PCA",
-    "neighbours": "nearest neighbours",
-    "space": "UMAP cluster space",
-    "sweep": "scores of every k",
-    "map": "UMAP map",
-}
 
 
 class _Progress:
@@ -49,7 +41,7 @@ class _Progress:
             return
         from tqdm import tqdm
 
-        if stage != self.stage or self.bar is None:
+        if stage != self.stage or self.bar is None or bool(self.bar.total) != (total > 1):
             self.close()
             self.stage = stage
             if total <= 1:  # one step: show how long it has been running
@@ -182,29 +174,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    if args.job is not None:  # started by the dashboard: progress and the outcome go to the job's folder
+        from core.jobs import run_job
+
+        return run_job(args.data_dir, _settings(args), args.cache or default_cache_dir(), args.job, _print_prepared)
     start = time.perf_counter()
     pipeline, progress = _pipeline(args)
-    records = pipeline.prepare(with_map=not args.no_map)
+    pipeline.prepare(with_map=not args.no_map)
     progress.close()
-    _notes(pipeline)
-    meta = pipeline.image_meta()
-    fits = [r for r in records if r.stage.startswith("fit-")]
-    shown = [r for r in records if not r.stage.startswith("fit-")]
-    if fits:
-        ks = pipeline.settings.ks
-        total = sum(r.seconds for r in fits)
-        shown.insert(
-            -2 if shown[-1].stage == "map" else -1,
-            StageRecord(f"k-means k={ks[0]}..{ks[-1]}", total, any(r.computed for r in fits)),
-        )
-    for r in shown:
-        name = STAGE_NAMES.get(r.stage, r.stage)
-        print(f"{name:<22} {r.seconds:8.2f} s  {'computed' if r.computed else 'from cache'}")
-    if not any(r.computed for r in records):
-        print("everything was already in the cache")
-    print(f"{len(meta['paths'])} images ready in {time.perf_counter() - start:.1f} s; cache: {pipeline.cache.root}")
-    _report_skipped(pipeline)
+    _print_prepared(pipeline, time.perf_counter() - start)
     return 0
+
+
+def _print_prepared(pipeline: Pipeline, seconds: float | None = None) -> None:
+    """The time of every stage of the plan, whether it was computed or found in the cache, and the skipped files."""
+    _notes(pipeline)
+    records = {r.stage: r for r in pipeline.records}
+    for step in pipeline.plan():
+        r = records.get(step.stage)
+        if r is not None:
+            print(f"{step.words:<48} {r.seconds:8.2f} s  {'computed' if r.computed else 'from cache'}")
+    if not any(r.computed for r in records.values()):
+        print("everything was already in the cache")
+    took = "" if seconds is None else f" in {seconds:.1f} s"
+    print(f"{len(pipeline.image_meta()['paths'])} images ready{took}; cache: {pipeline.cache.root}")
+    _report_skipped(pipeline)
 
 
 def _report_data(pipeline: Pipeline) -> dict:
@@ -330,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="run every stage (read, features, reduce, cluster every k, map)")
     _add_settings(p)
     p.add_argument("--no-map", action="store_true", help="skip the 2-D UMAP map")
+    p.add_argument(
+        "--job",
+        metavar="FOLDER",
+        default=None,
+        help="run as the dashboard's background job: write status.json (progress, outcome) into FOLDER",
+    )
     p.set_defaults(run=cmd_prepare)
 
     p = sub.add_parser("report", help="the scores of every k and the recommended k")

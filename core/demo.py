@@ -124,12 +124,14 @@ def builtin_demo_dir(cache_root: str | os.PathLike, on_progress: Callable[[int, 
     """The built-in demo set (BUILTIN_N images), made on first use inside the cache folder."""
     from filelock import FileLock
 
+    from core.cache import staging_prefix
+
     root = Path(cache_root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     folder = builtin_demo_path(root)
     with FileLock(str(folder) + ".lock"):
         if not builtin_demo_ready(root):
-            staging = root / f".tmp-{folder.name}-{os.getpid()}"
+            staging = root / f"{staging_prefix(folder.name)}demo"
             shutil.rmtree(staging, ignore_errors=True)
             make_demo(staging, BUILTIN_N, BUILTIN_SEED, on_progress=on_progress)
             shutil.rmtree(folder, ignore_errors=True)

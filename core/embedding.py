@@ -6,7 +6,10 @@ costs 10-40 s in a fresh process, so the warm path reads the cached result inste
 
 from __future__ import annotations
 
+import io
+import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -16,6 +19,8 @@ MAP_EPOCHS = 200  # umap-learn's own choice for large sets; the map is looked at
 CLUSTER_SPACE_DIM = 10
 CLUSTER_SPACE_EPOCHS = 100  # clustering needs the groups, not a polished layout: measured, same ARI
 UMAP_MIN_IMAGES = 10
+SETUP_WORDS = "building the graph; the first UMAP of a fresh install also compiles its code (10-40 s)"
+EPOCH_TEXT = re.compile(r"(\d+)/(\d+)")
 
 
 def umap_embedding(
@@ -26,8 +31,12 @@ def umap_embedding(
     seed: int = 0,
     min_dist: float = 0.1,
     n_epochs: int = MAP_EPOCHS,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Seeded UMAP of Z (n, c) from its kNN graph: ndarray of shape (n, n_components), float32.
+
+    ``on_epoch(done, total)`` follows the layout's epochs; before the first one UMAP builds its
+    graph and, in a fresh install, compiles its code (10-40 s), which cannot be counted.
 
     Raises
     ------
@@ -55,6 +64,7 @@ def umap_embedding(
         n_epochs=n_epochs,
         random_state=seed,
         precomputed_knn=(knn_indices, knn_distances, None),
+        tqdm_kwds=None if on_epoch is None else _epoch_bar(on_epoch),
     )
     try:
         with warnings.catch_warnings():
@@ -70,6 +80,25 @@ def umap_embedding(
     if not np.isfinite(embedding).all():
         raise UmapUnavailableError("UMAP returned non-finite positions; use --cluster-space pca.")
     return embedding
+
+
+class _EpochCounter(io.TextIOBase):
+    """A text stream for umap-learn's tqdm bar over the epochs: each redraw "n/total" goes to a callback."""
+
+    def __init__(self, on_epoch: Callable[[int, int], None]) -> None:
+        self.on_epoch = on_epoch
+
+    def write(self, text: str) -> int:
+        found = EPOCH_TEXT.findall(text)
+        if found:
+            done, total = found[-1]
+            self.on_epoch(int(done), int(total))
+        return len(text)
+
+
+def _epoch_bar(on_epoch: Callable[[int, int], None]) -> dict:
+    # umap-learn draws a tqdm bar over its epochs when asked; the bar's text is its only progress report
+    return {"disable": False, "file": _EpochCounter(on_epoch), "bar_format": "{n}/{total}", "mininterval": 0.25}
 
 
 def place_by_neighbours(positions: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from core.errors import DotmapError, NoImagesError
+from core.processes import exit_with_owner
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or GIF"
@@ -283,7 +284,7 @@ def _pool_context() -> BaseContext:
     if threading.active_count() == 1:
         return get_context("fork")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["core.images"])
+    context.set_forkserver_preload(["core.images", "core.processes"])
     return context
 
 
@@ -319,7 +320,14 @@ def load_images(
         if workers <= 1 or total < PARALLEL_FROM:
             results = map(decode, chunks)
         else:
-            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(chunks)), mp_context=_pool_context()))
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    min(workers, len(chunks)),
+                    mp_context=_pool_context(),
+                    initializer=exit_with_owner,
+                    initargs=(os.getpid(),),
+                )
+            )
             results = pool.map(decode, chunks)  # in order, as each chunk is done
         for chunk, (packed, good, bad) in zip(chunks, results, strict=True):
             parts.append(packed)

@@ -69,6 +69,15 @@ class StageRecord:
     computed: bool
 
 
+@dataclass(frozen=True)
+class Step:
+    """One stage of the plan: its cache name, what a person reads about it, and the call that runs it."""
+
+    stage: str
+    words: str
+    run: Callable[[], Any] = field(repr=False, compare=False)
+
+
 @dataclass
 class Sweep:
     """Clusterings for every k, with ids matched from k to k+1, and their scores.
@@ -231,7 +240,8 @@ class Pipeline:
             return self.reduction().Z
 
         def compute() -> tuple[dict, dict]:
-            self._progress(0, 1, "cluster space (UMAP)")
+            stage = "cluster space (UMAP)"
+            self._progress(0, 0, f"{stage}: {embedding.SETUP_WORDS}")
             indices, distances = self.neighbours()
             U = embedding.umap_embedding(
                 self.reduction().Z,
@@ -241,8 +251,8 @@ class Pipeline:
                 self.settings.seed,
                 min_dist=0.0,
                 n_epochs=embedding.CLUSTER_SPACE_EPOCHS,
+                on_epoch=lambda done, total: self._progress(done, total, f"{stage}: epochs"),
             )
-            self._progress(1, 1, "cluster space (UMAP)")
             return {"U": U}, {}
 
         return self._stage("space", compute).arrays["U"]
@@ -344,10 +354,17 @@ class Pipeline:
         """The 2-D UMAP map: ndarray of shape (n_images, 2), float32."""
 
         def compute() -> tuple[dict, dict]:
-            self._progress(0, 1, "map (UMAP)")
+            stage = "map (UMAP)"
+            self._progress(0, 0, f"{stage}: {embedding.SETUP_WORDS}")
             indices, distances = self.neighbours()
-            xy = embedding.umap_embedding(self.reduction().Z, indices, distances, 2, self.settings.seed)
-            self._progress(1, 1, "map (UMAP)")
+            xy = embedding.umap_embedding(
+                self.reduction().Z,
+                indices,
+                distances,
+                2,
+                self.settings.seed,
+                on_epoch=lambda done, total: self._progress(done, total, f"{stage}: epochs"),
+            )
             return {"xy": xy}, {}
 
         return self._stage("map", compute).arrays["xy"]
@@ -390,26 +407,53 @@ class Pipeline:
                 f"Use --k-max {min(distinct, n - 1)} or lower."
             )
 
-    # ---- everything -----------------------------------------------------------------------
-    def prepare(self, with_map: bool = True) -> list[StageRecord]:
-        """Run (or reuse) every stage, upstream first, so each record times its own stage.
+    # ---- everything ---------------------------------------------------------------------------
+    def plan(self, with_map: bool = True) -> list[Step]:
+        """Every stage in the order it runs, upstream first: the one list the CLI, the jobs and the pages use.
 
-        Returns the stage records of this call.
+        The clustering and its scores come before the 2-D map, so they can be shown while the map is made.
+        """
+        s = self.settings
+        name = {"kmeans": "k-means", "spherical": "spherical k-means"}[s.algorithm]
+        steps = [
+            Step("images", "Read the images", self.images),
+            Step("features", f"Compute the `{s.features}` features", self.features),
+            Step("reduction", f"PCA to {s.components} components", self.reduction),
+        ]
+        neighbours = Step("neighbours", "Find each image's nearest neighbours", self.neighbours)
+        if s.cluster_space == "umap":
+            steps += [neighbours, Step("space", "UMAP cluster space (10-D)", self.space)]
+        steps += [
+            Step("sweep", f"{name} for k = {s.k_min}..{s.k_max}, and their scores", self.sweep),
+            Step("typical", "Typical shape of every cluster", self.cluster_means),
+        ]
+        if with_map:
+            if s.cluster_space != "umap":
+                steps.append(neighbours)
+            steps.append(Step("map", "2-D map (UMAP)", self.map))
+        return steps
+
+    def missing(self, with_map: bool = True) -> list[Step]:
+        """The steps of :meth:`plan` that are not in the cache yet (no work is done to find out)."""
+        return [step for step in self.plan(with_map) if not self.is_cached(step.stage)]
+
+    def prepare(self, with_map: bool = True, on_step: Callable[[Step, bool], None] | None = None) -> list[StageRecord]:
+        """Run (or reuse) every stage of :meth:`plan`, upstream first, so each record times its own stage.
+
+        ``on_step(step, starting)`` is called before (True) and after (False) each step that is not
+        cached yet. Returns the stage records of this call.
         """
         first = len(self.records)
-        if self.is_cached("sweep") and (not with_map or self.is_cached("map")):
+        if not self.missing(with_map):
             self.image_meta()  # the skipped-file list is part of what a run reports
             return self.records[first:]
-        self.images()
-        self._check_enough_images()
-        self.features()
-        self.reduction()
-        if self.settings.cluster_space == "umap" or with_map:
-            self.neighbours()
-        self.space()
-        for k in self.settings.ks:
-            self.fit(k)
-        self.sweep()
-        if with_map:
-            self.map()
+        for step in self.plan(with_map):
+            computing = on_step is not None and not self.is_cached(step.stage)
+            if computing:
+                on_step(step, True)
+            step.run()
+            if step.stage == "images":
+                self._check_enough_images()
+            if computing:
+                on_step(step, False)
         return self.records[first:]

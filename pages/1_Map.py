@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.errors import UmapUnavailableError
 from core.export import assignments_csv_text
 from core.pipeline import Pipeline
-from pages.ui import data, page, render, state, timing
+from pages.ui import data, page, render, timing
+from pages.ui import jobs as ui_jobs
 from pages.ui.selection import selected_rows
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
@@ -17,29 +17,13 @@ pipeline = page.start("Map", "Map of the images")
 names = data.paths(pipeline)
 
 if not pipeline.is_cached("map"):
-    # the PCA layout is instant: show it while UMAP lays out the real map below it
-    holder = st.empty()
-    with holder.container():
-        sweep = data.sweep(pipeline)
-        k = state.chosen_k(sweep.ks, sweep.recommended_k)
-        st.info("This is the quick PCA layout; the UMAP map is being computed and replaces it when ready.")
-        fig = render.map_figure(
-            data.layout(pipeline, "pca"),
-            sweep.labels[sweep.row(k)],
-            k,
-            data.path_array(pipeline),
-            f"PCA layout, k = {k}",
-        )
-        st.plotly_chart(fig, key="pca_preview")
-    with st.spinner(f"Computing the UMAP map of {len(names):,} images. {data.UMAP_NOTE}"):
-        try:
-            pipeline.map()
-            umap_error = None
-        except UmapUnavailableError as exc:
-            umap_error = str(exc)
-    holder.empty()
-    if umap_error:
-        st.error(f"The UMAP map could not be made: {umap_error} The PCA layout is shown instead.")
+    job, status = data.job_status(pipeline)
+    if status.active:
+        st.info("This is the quick PCA layout: the UMAP map is made in the background and replaces it when ready.")
+        ui_jobs.follow(job, lambda: pipeline.is_cached("map"), "Making the 2-D map", key="map_job")
+    else:
+        st.warning("The UMAP map could not be made, so the PCA layout (the first two components) is shown.")
+        ui_jobs.draw_stopped(status, data.chosen_folder(), pipeline.settings, key="map_job")
 
 layouts = ["umap", "pca"] if pipeline.is_cached("map") else ["pca"]
 

@@ -11,7 +11,7 @@ from pages.ui import data, page, render, timing
 CARD_THUMBS = 8  # typical and borderline members shown on a card
 PAGE_THUMBS = 48  # members per page when browsing a whole cluster
 
-pipeline = page.start("Clusters", "The clusters")
+pipeline = page.start("Clusters", "The clusters", need=("sweep", "typical"))
 
 
 def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndarray) -> None:

@@ -14,7 +14,7 @@ from pages.ui import data, page, render, timing
 MAX_UPLOADS = 200  # one page of results; more belong to the command line (python -m core predict)
 DETAILED = 12  # uploads shown one by one with their neighbours; all are in the table
 
-pipeline = page.start("Classify", "Classify new images")
+pipeline = page.start("Classify", "Classify new images", need=("sweep", "typical"))
 sweep = data.sweep(pipeline)
 k = page.k_select(sweep, key="k_classify", label="Assign to the clusters of k =")
 uploads = st.file_uploader(

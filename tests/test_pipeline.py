@@ -92,6 +92,7 @@ def test_changing_components_reuses_images_and_features(demo: Path, tmp_path: Pa
         "reduction": True,
         **{f"fit-k{k}": True for k in PCA.ks},
         "sweep": True,
+        "typical": True,
     }
 
 
@@ -108,6 +109,7 @@ def test_raising_k_max_reuses_the_fits_of_old_ks(demo: Path, tmp_path: Path) -> 
         "fit-k5": True,
         "fit-k6": True,
         "sweep": True,
+        "typical": True,
     }
 
 

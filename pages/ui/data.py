@@ -8,8 +8,6 @@ Stages are never run inside a cached function: the page loops over them and draw
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -18,16 +16,15 @@ import streamlit as st
 
 from core import demo, export
 from core.cache import default_cache_dir
-from core.errors import DotmapError, UmapUnavailableError
+from core.errors import DotmapError
 from core.images import ImageReadError, ImageSet, Inventory, decode_image, read_labels, scan_folder
+from core.jobs import JobStatus
 from core.pipeline import Pipeline, Settings, Sweep
 from core.predict import Predictor
 from core.reduction import Reduction
 from core.scoring import agreement_with_truth
+from pages.ui import jobs as ui_jobs
 from pages.ui import state
-
-UMAP_NOTE = "UMAP shows no progress while it runs; the first UMAP in a fresh server also compiles (10-40 s)."
-PCA_HINT = "If UMAP cannot run here, choose **Cluster space: PCA** under *More settings* on the Overview page."
 
 
 # ---- opening the data -----------------------------------------------------------------------
@@ -36,25 +33,23 @@ def _pipeline(data_dir: str, settings_json: str, fingerprint: str, _inventory: I
     return Pipeline(data_dir, Settings(**json.loads(settings_json)), inventory=_inventory)
 
 
-def demo_folder() -> str:
-    """The built-in demo set, made on first start with a progress bar."""
-    root = default_cache_dir()
-    if demo.builtin_demo_ready(root):
-        return str(demo.builtin_demo_path(root))
-    bar = st.progress(0.0, text="Making the built-in demo set (first start only)")
-
-    def show(done: int, total: int, stage: str) -> None:
-        bar.progress(done / max(total, 1), text=f"Making the built-in demo set: {done} of {total} images")
-
-    folder = demo.builtin_demo_dir(root, on_progress=show)
-    bar.empty()
-    return str(folder)
+def chosen_folder() -> str | None:
+    """The session's data folder; None means the built-in demo set (which a job makes on first start)."""
+    return st.session_state["data_dir"] or None
 
 
 def open_pipeline() -> Pipeline:
-    """The pipeline of the session's folder and settings; a wrong folder stops the page with a message."""
-    data_dir = st.session_state["data_dir"] or demo_folder()
-    settings = state.current_settings()
+    """The pipeline of the session's folder and settings; a wrong folder stops the page with a message.
+
+    The built-in demo set is made by a preparation job on first start: until it exists the page shows
+    that job's progress and stops.
+    """
+    folder, settings = chosen_folder(), state.current_settings()
+    if folder is None and not demo.builtin_demo_ready(default_cache_dir()):
+        job = _job_for(None, settings, fingerprint="")
+        ui_jobs.follow(job, lambda: demo.builtin_demo_ready(default_cache_dir()), PREPARING, key="demo_job")
+        st.stop()
+    data_dir = folder or str(demo.builtin_demo_path(default_cache_dir()))
     try:
         inventory = scan_folder(data_dir)  # every full page run: a changed folder is a new pipeline
         return _pipeline(data_dir, json.dumps(asdict(settings), sort_keys=True), inventory.fingerprint, inventory)
@@ -87,83 +82,60 @@ def sample_images(pipeline: Pipeline, limit: int) -> tuple[np.ndarray, list[str]
     return (np.stack(masks) if masks else np.zeros((0, s.grid, s.grid), bool)), names
 
 
-# ---- running the stages with progress --------------------------------------------------------
-def _steps(pipeline: Pipeline, with_map: bool) -> list[tuple[str, str, Callable[[], Any]]]:
-    """(stage, what the user reads, run it), upstream first."""
-    p = pipeline
-    steps = [
-        ("images", "Read the images", p.images),
-        ("features", f"Compute `{p.settings.features}` features", p.features),
-        ("reduction", f"PCA to {p.settings.components} components", p.reduction),
-    ]
-    if p.settings.cluster_space == "umap":
-        steps += [
-            ("neighbours", "Find each image's nearest neighbours", p.neighbours),
-            ("space", "UMAP cluster space", p.space),
-        ]
-    steps += [
-        ("sweep", f"{p.settings.algorithm} for k = {p.settings.k_min}..{p.settings.k_max}, and scores", p.sweep),
-        ("typical", "Typical shape of every cluster", p.cluster_means),
-    ]
-    if with_map:
-        if p.settings.cluster_space != "umap":
-            steps.append(("neighbours", "Find each image's nearest neighbours", p.neighbours))
-        steps.append(("map", "2-D map (UMAP)", p.map))
-    return steps
+# ---- preparing in a background job -----------------------------------------------------------
+PREPARING = "Preparing the data set in the background (each stage is cached, so this happens once)"
 
 
-def run_stages(pipeline: Pipeline, with_map: bool = False) -> None:
-    """Run what is not cached yet, one stage at a time, with a status box and a progress bar.
+def _job_for(folder: str | None, settings: Settings, fingerprint: str, needed: bool = True) -> str:
+    """The job of this folder and settings, started unless it runs or its last run for this data stopped.
 
-    A problem with the data or with UMAP stops the page with the message of core's error.
+    A stopped job whose stages the page ``needed`` is shown (what happened, a button) and stops the page.
     """
-    if all(pipeline.is_cached(stage) for stage, _, _ in _steps(pipeline, with_map)):
-        return
-    started = time.perf_counter()
-    with st.status("Preparing the data set: each stage is cached, so this happens once", expanded=True) as box:
-        bar = st.progress(0.0)
-
-        def show(done: int, total: int, stage: str) -> None:
-            if total <= 1:
-                bar.progress(
-                    0.0 if done == 0 else 1.0, text=f"{stage}: running. {UMAP_NOTE if 'UMAP' in stage else ''}"
-                )
-            else:
-                bar.progress(min(done / total, 1.0), text=f"{stage}: {done} of {total}")
-
-        # a pipeline of its own for this page's progress: the shared one may serve other sessions meanwhile;
-        # what it computes lands in the disk cache, where the shared one finds it
-        runner = Pipeline(pipeline.data_dir, pipeline.settings, pipeline.cache_dir, show, pipeline.inventory)
-        try:
-            for stage, words, run in _steps(runner, with_map):
-                if runner.is_cached(stage):
-                    continue
-                box.update(label=f"Preparing: {words}")
-                start = time.perf_counter()
-                run()
-                st.write(f"{words}: {time.perf_counter() - start:.1f} s")
-        except UmapUnavailableError as exc:
-            box.update(label="UMAP could not run", state="error", expanded=True)
-            st.error(str(exc))
-            st.info(PCA_HINT)
-            st.stop()
-        except DotmapError as exc:
-            box.update(label="The data set cannot be prepared", state="error", expanded=True)
-            st.error(str(exc))
-            st.info("Change the folder or the settings on the **Overview** page.")
-            st.stop()
-        bar.empty()
-        box.update(label=f"Prepared in {time.perf_counter() - started:.1f} s", state="complete", expanded=False)
-    for note in runner.cache.notes:
-        st.info(f"Cache: {note}")
+    job = ui_jobs.job_of(folder, settings)
+    status = ui_jobs.status_of(job)
+    if ui_jobs.should_start(status, fingerprint):
+        return ui_jobs.start(folder, settings)
+    if not status.active and needed:
+        ui_jobs.draw_stopped(status, folder, settings, key="job")
+        st.stop()
+    return job
 
 
-def ready_pipeline(with_map: bool = False) -> Pipeline:
-    """Open the session's data set and make sure it is prepared (with progress if it is not)."""
+def ready_pipeline(need: tuple[str, ...] = ("sweep",)) -> Pipeline:
+    """The session's data set with the stages ``need`` in the cache (see :func:`wait_for`)."""
     pipeline = open_pipeline()
-    run_stages(pipeline, with_map)
-    pipeline.sweep()  # every page needs it; loading it first lets the sidebar tell of a broken cache entry
+    wait_for(pipeline, need)
     return pipeline
+
+
+def wait_for(pipeline: Pipeline, need: tuple[str, ...], stop: bool = True) -> bool:
+    """Whether the stages ``need`` are in the cache; until they are, the job's progress is shown.
+
+    Anything of the plan not cached yet is prepared by a background job (started here, or joined).
+    While ``need`` is missing the page shows the job's progress and stops (or, without ``stop``,
+    goes on and gets False). Stages after ``need`` (the 2-D map) go on being made while the page is used.
+    """
+    missing = [step.stage for step in pipeline.missing()]
+    waiting = [stage for stage in need if stage in missing]
+    if missing:
+        job = _job_for(chosen_folder(), pipeline.settings, pipeline.inventory.fingerprint, needed=bool(waiting))
+    if waiting:
+        ui_jobs.follow(job, lambda: all(pipeline.is_cached(stage) for stage in need), PREPARING, key="job")
+        if stop:
+            st.stop()
+        return False
+    _loaded(pipeline)
+    return True
+
+
+def _loaded(pipeline: Pipeline) -> None:
+    pipeline.sweep()  # every page needs it; loading it first lets the sidebar tell of a broken cache entry
+
+
+def job_status(pipeline: Pipeline) -> tuple[str, JobStatus]:
+    """The preparation job of this data set (running, or how it last ended), and its status."""
+    job = ui_jobs.job_of(chosen_folder(), pipeline.settings)
+    return job, ui_jobs.status_of(job)
 
 
 # ---- results, held in memory once per server ----------------------------------------------

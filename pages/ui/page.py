@@ -35,11 +35,12 @@ def setup(title: str, icon: str = ":material/scatter_plot:") -> None:
         st.divider()
 
 
-def start(label: str, heading: str) -> Pipeline:
-    """A page's opening: its config and navigation, its heading, and the prepared data (with progress)."""
+def start(label: str, heading: str, need: tuple[str, ...] = ("sweep",)) -> Pipeline:
+    """A page's opening: its config and navigation, its heading, and the data with the stages it ``need``s
+    (until they are prepared, the page shows the background job's progress and stops)."""
     setup(label, next(icon for _, name, icon in PAGES if name == label))
     st.title(heading)
-    pipeline = data.ready_pipeline()
+    pipeline = data.ready_pipeline(need)
     sidebar(pipeline, data.is_demo(pipeline))
     return pipeline
 

@@ -1,0 +1,51 @@
+"""Process lifetimes: whether a process still runs, and workers that end when their parent dies."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+WATCH_EVERY_S = 0.5  # a worker notices within this that its parent is gone
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def watch_parent(on_gone: Callable[[], None], owner: int | None = None) -> None:
+    """Call ``on_gone`` (from a daemon thread) soon after this process's parent dies, even by SIGKILL.
+
+    A process whose parent dies is re-parented, so its parent pid changes. ``owner``, when given, is
+    watched too: a forkserver's worker has the forkserver as its parent, which outlives the process
+    that asked for the worker as long as any of its workers runs.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent and (owner is None or process_alive(owner)):
+            time.sleep(WATCH_EVERY_S)
+        on_gone()
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+def exit_with_owner(owner: int) -> None:
+    """Pool initializer: a worker ends when the process that started the pool (``owner``) dies; a
+    killed owner cannot stop its pool, and its workers would wait or decode for minutes."""
+    watch_parent(lambda: os._exit(1), owner)
