@@ -7,6 +7,7 @@ and the pure selection -> rows function is tested in test_ui_helpers.py.
 
 import csv
 import io
+import time
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -17,8 +18,10 @@ from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from core import jobs
+from core.cache import default_cache_dir
 from core.demo import make_demo
-from core.errors import DotmapError, UmapUnavailableError
+from core.errors import DotmapError
 from core.pipeline import Pipeline, Settings
 
 pytestmark = pytest.mark.slow
@@ -56,6 +59,19 @@ def open_page(path: str = "app.py") -> AppTest:
 
 def texts(at: AppTest, kind: str) -> str:
     return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Let the preparation jobs of the default cache end, then run the page again, as its polling would.
+
+    A page never prepares in its script thread: it starts (or joins) a background job and shows its
+    progress. AppTest cannot run the polling fragment's timer, so the test waits for the job itself.
+    """
+    deadline = time.monotonic() + timeout
+    while jobs.active_jobs(default_cache_dir()):
+        assert time.monotonic() < deadline, f"a preparation job ran for more than {timeout} s"
+        time.sleep(0.2)
+    return at.run()
 
 
 def assert_clean(at: AppTest) -> None:
@@ -137,8 +153,11 @@ def test_overview_too_few_images_for_the_k_range(demo: Path, tmp_path: Path) -> 
     at = open_page()
     at.text_input(key="form_folder").set_value(str(few))
     at.button(key="apply").click().run()
+    assert "Preparing the data set in the background" in texts(at, "markdown")
+    settle(at)
     assert not at.exception
     assert "k_max=20 is more than the data allows" in texts(at, "error")
+    assert "Change the folder or the settings" in texts(at, "info")
 
 
 def test_overview_applies_new_settings(demo: Path) -> None:
@@ -147,6 +166,7 @@ def test_overview_applies_new_settings(demo: Path) -> None:
     at.slider(key="form_k").set_value((2, 6))
     at.selectbox(key="form_space").set_value("pca")
     at.button(key="apply").click().run()
+    settle(at)
     assert_clean(at)
     assert at.session_state["settings"]["features"] == "shape"
     assert at.session_state["settings"]["k_max"] == 6
@@ -397,37 +417,46 @@ def unmapped(tmp_path: Path) -> Path:
     return folder
 
 
-def fail_umap(monkeypatch: pytest.MonkeyPatch) -> None:
-    def unavailable(*args, **kwargs):
-        raise UmapUnavailableError("UMAP could not be imported (test); use the PCA layout and --cluster-space pca.")
+def fail_umap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A broken umap-learn install, for the job processes too: a `umap` package that cannot be imported."""
+    fake = tmp_path / "broken-site" / "umap"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("umap-learn is broken here (test)")\n')
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
 
-    monkeypatch.setattr("core.pipeline.embedding.umap_embedding", unavailable)
 
-
-def test_map_page_computes_a_missing_map(unmapped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_map_page_shows_the_pca_layout_while_the_map_is_made(unmapped: Path, monkeypatch) -> None:
     at = open_with(unmapped, UNMAPPED, "pages/1_Map.py", monkeypatch)
+    assert_clean(at)
+    assert "quick PCA layout" in texts(at, "info")
+    assert at.radio(key="layout").options == ["PCA (first two components)"]
+    assert "Making the 2-D map" in texts(at, "markdown")
+    settle(at)
     assert_clean(at)
     assert Pipeline(unmapped, UNMAPPED).is_cached("map")
     assert at.radio(key="layout").options == ["UMAP", "PCA (first two components)"]
 
 
-def test_map_page_without_umap_says_so_and_shows_the_pca_layout(unmapped: Path, monkeypatch) -> None:
-    fail_umap(monkeypatch)
-    at = open_with(unmapped, UNMAPPED, "pages/1_Map.py", monkeypatch)
+def test_map_page_without_umap_says_so_and_shows_the_pca_layout(unmapped: Path, monkeypatch, tmp_path) -> None:
+    fail_umap(monkeypatch, tmp_path)
+    at = settle(open_with(unmapped, UNMAPPED, "pages/1_Map.py", monkeypatch))
     assert not at.exception
-    assert "The UMAP map could not be made" in texts(at, "error")
+    assert "The UMAP map could not be made" in texts(at, "warning")
+    assert "umap-learn is broken here (test)" in texts(at, "error")
     assert at.radio(key="layout").options == ["PCA (first two components)"]
     assert at.slider(key="k_map").value >= 2
 
 
-def test_overview_without_umap_explains_the_way_out(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fail_umap(monkeypatch)
+def test_overview_without_umap_explains_the_way_out(demo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    fail_umap(monkeypatch, tmp_path)
     at = open_page()
     at.number_input(key="form_seed").set_value(1)  # another seed: a new UMAP cluster space must run
     at.button(key="apply").click().run()
+    settle(at)
     assert not at.exception
     assert "UMAP could not be imported" in texts(at, "error")
     assert "Cluster space: PCA" in texts(at, "info")
+    assert at.button(key="job_restart").label == "Start again"
 
 
 def test_choose_k_with_a_malformed_labels_file_warns_and_goes_on(tmp_path: Path, monkeypatch) -> None:
@@ -441,14 +470,55 @@ def test_choose_k_with_a_malformed_labels_file_warns_and_goes_on(tmp_path: Path,
 
 
 def test_first_start_makes_the_built_in_demo_and_prepares_it(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("core.demo.BUILTIN_N", 40)  # the real one has 2,000 images; the path is the same
+    """A newcomer's first start: an empty cache, the built-in demo exactly as shipped (2,000 images)."""
     monkeypatch.setenv("DOTMAP_CACHE", str(tmp_path / "fresh-cache"))
     monkeypatch.setenv("DOTMAP_DATA", "")
     at = open_page()
+    assert not at.exception
+    assert "Preparing the data set in the background" in texts(at, "markdown")
+    deadline = time.monotonic() + 60
+    while not any(status.stages for status in jobs.active_jobs(default_cache_dir())):
+        assert time.monotonic() < deadline, "the job never reported its stages"
+        time.sleep(0.1)
+    at.run()  # as the page's polling does
+    assert "Make the built-in demo set (2,000 images)" in texts(at, "markdown")
+    settle(at)
     assert_clean(at)
     assert "the built-in demo set" in texts(at, "markdown")
-    assert {m.label: m.value for m in at.metric}["Images used"] == "40"
-    assert (tmp_path / "fresh-cache" / "demo-40-seed0" / "labels.csv").is_file()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images used"] == "2,000"
+    assert int(metrics["Recommended k"]) >= 2
+    assert (tmp_path / "fresh-cache" / "demo-2000-seed0" / "labels.csv").is_file()
+
+
+def test_two_sessions_share_one_job_and_both_show_its_result(tmp_path: Path, monkeypatch) -> None:
+    folder = make_demo(tmp_path / "shared", n=150, seed=8)
+    first = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    second = open_with(folder, SMALL_PCA, "pages/2_Choose_k.py", monkeypatch)
+    assert len(jobs.active_jobs(default_cache_dir())) == 1
+    for at in (first, second):
+        assert not at.exception
+        assert "Preparing the data set in the background" in texts(at, "markdown")
+    settle(first)
+    settle(second)
+    assert_clean(first)
+    assert_clean(second)
+    assert {m.label: m.value for m in first.metric}["Images used"] == "150"
+    assert "Recommended: k = " in texts(second, "success")
+
+
+def test_cancel_stops_the_job_and_resume_completes_it(tmp_path: Path, monkeypatch) -> None:
+    folder = make_demo(tmp_path / "cancelled", n=150, seed=9)
+    at = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    at.button(key="job_cancel").click().run()
+    assert not at.exception
+    assert not jobs.active_jobs(default_cache_dir())
+    assert "Preparing was cancelled" in texts(at, "info")
+    at.button(key="job_restart").click().run()
+    assert len(jobs.active_jobs(default_cache_dir())) == 1
+    settle(at)
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Images used"] == "150"
 
 
 def test_a_broken_cache_entry_is_recomputed_and_said(tmp_path: Path, monkeypatch) -> None:

@@ -5,8 +5,10 @@ one. A missing browser fails these tests: set DOTMAP_SKIP_BROWSER=1 to skip them
 Screenshots of every page go to SCREENSHOTS (printed at the end of the run) to be looked at.
 """
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,33 +40,47 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def server(prepared_demo, tmp_path_factory: pytest.TempPathFactory):
-    """The app served from the repository on a free local port, reading the prepared demo set."""
-    folder, cache = prepared_demo
+@contextlib.contextmanager
+def streamlit_server(env: dict[str, str], log: Path):
+    """`streamlit run app.py` from the repository on a free local port with this environment; yields its URL.
+
+    It runs in a process group of its own, and the whole group is ended afterwards: whatever the
+    server started (preparation jobs and their workers) ends with it.
+    """
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache))
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip
     with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_S
-    while not _healthy(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start on {url}; its log:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield url
-    process.terminate()
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        deadline = time.monotonic() + SERVER_START_S
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start on {url}; its log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def server(prepared_demo, tmp_path_factory: pytest.TempPathFactory):
+    """The app reading the prepared demo set."""
+    folder, cache = prepared_demo
+    env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache))
+    with streamlit_server(env, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -83,15 +99,23 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser, server):
+@contextlib.contextmanager
+def new_tab(browser):
     """A fresh browser session (its own Streamlit session) with a desktop-sized window."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     tab = context.new_page()
     tab.set_default_timeout(SCRIPT_RUN_MS)
     tab.screenshots_folder = SCREENSHOTS
-    yield tab
-    context.close()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    with new_tab(browser) as tab:
+        yield tab
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

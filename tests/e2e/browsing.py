@@ -1,0 +1,32 @@
+"""What every browser test does with a page: wait for the script, look for exceptions, take screenshots."""
+
+FULL_PAGE_MAX_PX = 6000
+
+
+def settle(page) -> None:
+    """Wait until the script has run and nothing is stale on screen."""
+    page.wait_for_selector("[data-test-script-state='notRunning']")
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
+
+
+def goto(page, server: str, path: str) -> None:
+    page.goto(f"{server}/{path}")
+    page.locator("h1").first.wait_for()  # the script has started (before it, the state is also "notRunning")
+    settle(page)
+
+
+def assert_no_exception(page) -> None:
+    shown = page.locator("[data-testid='stException']")
+    assert shown.count() == 0, shown.first.inner_text()
+
+
+def shoot(page, name: str) -> None:
+    """A screenshot of the whole page: the window grows to the height of Streamlit's scrolling area."""
+    folder = page.screenshots_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": min(max(height + 40, 800), FULL_PAGE_MAX_PX)})
+    page.wait_for_timeout(800)  # plotly redraws for the new size
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size({"width": width, "height": 1000})
