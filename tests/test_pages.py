@@ -7,6 +7,8 @@ and the pure selection -> rows function is tested in test_ui_helpers.py.
 
 import csv
 import io
+import os
+import signal
 import time
 import zipfile
 from dataclasses import asdict
@@ -539,3 +541,21 @@ def test_map_switches_to_the_pca_layout(demo: Path) -> None:
     at.radio(key="layout").set_value("pca").run()
     assert_clean(at)
     assert at.radio(key="layout").value == "pca"
+
+
+def test_a_killed_job_is_said_in_words_and_start_again_completes(tmp_path: Path, monkeypatch) -> None:
+    folder = make_demo(tmp_path / "killed", n=150, seed=10)
+    at = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    (status,) = jobs.active_jobs(default_cache_dir())
+    os.kill(status.pid, signal.SIGKILL)  # as the out-of-memory killer would
+    deadline = time.monotonic() + 5
+    while jobs.active_jobs(default_cache_dir()):
+        assert time.monotonic() < deadline, "a killed job was still reported as running after 5 s"
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception
+    assert "killed by SIGKILL" in texts(at, "error")
+    at.button(key="job_restart").click().run()
+    settle(at)
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Images used"] == "150"
