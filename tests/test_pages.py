@@ -496,8 +496,9 @@ def test_first_start_makes_the_built_in_demo_and_prepares_it(tmp_path: Path, mon
 def test_two_sessions_share_one_job_and_both_show_its_result(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "shared", n=150, seed=8)
     first = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    pid = jobs.read_status(default_cache_dir(), jobs.job_id(folder, SMALL_PCA)).pid
     second = open_with(folder, SMALL_PCA, "pages/2_Choose_k.py", monkeypatch)
-    assert len(jobs.active_jobs(default_cache_dir())) == 1
+    assert jobs.read_status(default_cache_dir(), jobs.job_id(folder, SMALL_PCA)).pid == pid  # joined, not started
     for at in (first, second):
         assert not at.exception
         assert "Preparing the data set in the background" in texts(at, "markdown")
@@ -512,12 +513,13 @@ def test_two_sessions_share_one_job_and_both_show_its_result(tmp_path: Path, mon
 def test_cancel_stops_the_job_and_resume_completes_it(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "cancelled", n=150, seed=9)
     at = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    job = jobs.job_id(folder, SMALL_PCA)
     at.button(key="job_cancel").click().run()
     assert not at.exception
-    assert not jobs.active_jobs(default_cache_dir())
+    assert jobs.read_status(default_cache_dir(), job).state == "cancelled"
     assert "Preparing was cancelled" in texts(at, "info")
     at.button(key="job_restart").click().run()
-    assert len(jobs.active_jobs(default_cache_dir())) == 1
+    assert jobs.read_status(default_cache_dir(), job).active
     settle(at)
     assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Images used"] == "150"
@@ -546,10 +548,10 @@ def test_map_switches_to_the_pca_layout(demo: Path) -> None:
 def test_a_killed_job_is_said_in_words_and_start_again_completes(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "killed", n=150, seed=10)
     at = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
-    (status,) = jobs.active_jobs(default_cache_dir())
-    os.kill(status.pid, signal.SIGKILL)  # as the out-of-memory killer would
+    job = jobs.job_id(folder, SMALL_PCA)
+    os.kill(jobs.read_status(default_cache_dir(), job).pid, signal.SIGKILL)  # as the out-of-memory killer would
     deadline = time.monotonic() + 5
-    while jobs.active_jobs(default_cache_dir()):
+    while jobs.read_status(default_cache_dir(), job).active:
         assert time.monotonic() < deadline, "a killed job was still reported as running after 5 s"
         time.sleep(0.1)
     at.run()
