@@ -352,7 +352,6 @@ def run_job(
     owner = os.environ.get(OWNER_ENV, "")
     watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM), int(owner) if owner.isdigit() else None)
     try:
-        Cache(root).remove_orphaned_staging()  # what a killed job left half-written
         if data_dir is None and not demo.builtin_demo_ready(root):
             reporter.plan([("demo", f"Make the built-in demo set ({demo.BUILTIN_N:,} images)", False)])
             reporter.begin("demo")

@@ -447,6 +447,7 @@ class Pipeline:
         if not self.missing(with_map):
             self.image_meta()  # the skipped-file list is part of what a run reports
             return self.records[first:]
+        self.cache.remove_orphaned_staging()  # what a killed run left half-written
         for step in self.plan(with_map):
             computing = on_step is not None and not self.is_cached(step.stage)
             if computing:

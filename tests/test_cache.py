@@ -390,3 +390,21 @@ def test_cache_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> No
     (tmp_path / "file").write_text("x")
     with pytest.raises(DotmapError, match=r"Cannot create the cache folder .*--cache DIR"):
         Cache(tmp_path / "file" / "cache")
+
+
+def test_staging_left_by_a_dead_writer_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from core.cache import Cache, staging_prefix
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    cache = Cache(tmp_path / "cache")
+    orphan = cache.root / f".tmp-sweep-pid{int(dead.stdout)}-abc123"
+    live = cache.root / f"{staging_prefix('map')}xyz789"  # this process is writing it
+    for folder in (orphan, live):
+        folder.mkdir()
+        (folder / "labels.npy").write_bytes(b"half")
+    assert cache.remove_orphaned_staging() == [orphan.name]
+    assert not orphan.exists()
+    assert live.exists()
