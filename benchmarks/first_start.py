@@ -15,32 +15,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from the repository root
+from benchmarks.dashboard import free_port, healthy  # noqa: E402
+
 CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
 LIMIT_MS = 600_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().strip() == b"ok"
-    except OSError:
-        return False
 
 
 def one_run(numba_cache: Path, folder: str | None) -> dict[str, float]:
