@@ -40,29 +40,26 @@ def few(tmp_path: Path) -> Path:
     return make_demo(tmp_path / "few", n=120, seed=4)
 
 
-def group_members(group: int) -> list[int]:
-    """Processes whose process group is ``group`` (a job leads its own group; its workers are in it)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
-            members.append(int(stat.parent.name))
-    return members
-
-
-def children_of(pid: int) -> list[int]:
+def processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every live process (zombies left out)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
+        if fields[0] not in ("Z", "X"):
+            found.append((int(stat.parent.name), int(fields[1]), int(fields[2])))
     return found
+
+
+def group_members(group: int) -> list[int]:
+    """Processes whose process group is ``group`` (a job leads its own group; its workers are in it)."""
+    return [pid for pid, _, pgrp in processes() if pgrp == group]
+
+
+def children_of(parent: int) -> list[int]:
+    return [pid for pid, ppid, _ in processes() if ppid == parent]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
