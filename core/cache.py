@@ -196,19 +196,34 @@ class Cache:
         entry = self.load(stage, key)
         if entry is not None:
             return entry, False
-        locks = self.root / ".locks"
-        locks.mkdir(exist_ok=True)
-        lock = FileLock(str(locks / f"{stage}-{key}.lock"))
         try:
-            with lock.acquire(timeout=LOCK_TIMEOUT_S):
-                entry = self.load(stage, key)  # another process may have written it meanwhile
-                if entry is not None:
-                    return entry, False
-                arrays, meta = compute()
-                self._write(stage, key, arrays, meta)
+            locks = self.root / ".locks"
+            locks.mkdir(exist_ok=True)
+            lock = FileLock(str(locks / f"{stage}-{key}.lock"))
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
         except Timeout:
             raise DotmapError(
                 f"Waited {LOCK_TIMEOUT_S:.0f} s for another process computing {stage} in "
                 f"{self.root}; if none is running, delete {locks / f'{stage}-{key}.lock'}."
             ) from None
+        except OSError as exc:
+            raise self._unwritable(stage, exc) from None
+        try:
+            entry = self.load(stage, key)  # another process may have written it meanwhile
+            if entry is not None:
+                return entry, False
+            arrays, meta = compute()
+            try:
+                self._write(stage, key, arrays, meta)
+            except OSError as exc:
+                raise self._unwritable(stage, exc) from None
+        finally:
+            lock.release()
         return Entry(arrays, json.loads(json.dumps(meta))), True
+
+    def _unwritable(self, stage: str, exc: OSError) -> DotmapError:
+        return DotmapError(
+            f"Cannot write the {stage} stage into the cache folder {self.root}: {exc.strerror or exc}. "
+            f"What the cache already holds is still used; to compute the rest, make the folder writable "
+            f"or choose another with --cache DIR or the {CACHE_ENV} variable."
+        )

@@ -6,8 +6,11 @@ import csv
 import hashlib
 import io
 import os
+import stat
+import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
@@ -21,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from core.errors import DotmapError, NoImagesError
+from core.names import is_valid_utf8, shown
 from core.processes import exit_with_owner
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
@@ -51,12 +55,14 @@ class FileEntry:
 
 @dataclass
 class Inventory:
-    """What a data folder holds: candidate image files (sorted), the labels file, the fingerprint."""
+    """What a data folder holds: candidate image files (sorted), the labels file, the fingerprint,
+    and what was found but cannot be a candidate, with why."""
 
     root: Path
     files: list[FileEntry]
     labels_path: Path | None
     fingerprint: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # found while listing: see scan_folder
 
 
 @dataclass
@@ -98,19 +104,34 @@ def count_distinct(packed: np.ndarray) -> int:
     return len({row.tobytes() for row in packed})
 
 
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
 def scan_folder(root: str | os.PathLike) -> Inventory:
     """List every file below ``root`` (recursively, sorted) and fingerprint paths, sizes and mtimes.
 
     Every file except ``labels.csv`` at the top is a candidate image; files that are not images
-    are reported as skipped when they are decoded, never dropped silently. ``labels.csv`` is not
-    part of the fingerprint: nothing cached depends on it.
+    are reported as skipped when they are decoded, never dropped silently. What cannot be a
+    candidate is listed in ``Inventory.skipped`` with its reason: a sub-folder that cannot be
+    listed, a link to a folder (not followed: no loops, no image counted twice), a link to
+    nothing, a named pipe, socket or device, and a name that is not valid UTF-8. A link to a
+    file is followed wherever it points: the file it names is read, never written.
+    ``labels.csv`` is not part of the fingerprint: nothing cached depends on it.
     """
     base = Path(root).expanduser()
     if not base.exists():
-        raise NoImagesError(f"The folder {base} does not exist.")
+        raise NoImagesError(f"The folder {shown(str(base))} does not exist.")
     if not base.is_dir():
-        raise NoImagesError(f"{base} is a file, not a folder of images.")
+        raise NoImagesError(f"{shown(str(base))} is a file, not a folder of images.")
     entries: list[FileEntry] = []
+    skipped: list[tuple[str, str]] = []
     labels_path = None
     stack = [""]  # folders relative to base, as "" or "a/b/"; plain strings: pathlib per file costs 10x
     while stack:
@@ -119,24 +140,45 @@ def scan_folder(root: str | os.PathLike) -> Inventory:
         try:
             listing = list(os.scandir(folder))
         except OSError as exc:
-            raise DotmapError(f"Cannot list the folder {folder}: {exc.strerror or exc}.") from None
+            if not prefix:
+                raise DotmapError(f"Cannot list the folder {shown(str(folder))}: {exc.strerror or exc}.") from None
+            skipped.append((prefix, f"cannot list this folder ({exc.strerror or exc}); its files are left out"))
+            continue
         for item in listing:
-            if item.is_dir(follow_symlinks=False):
-                stack.append(f"{prefix}{item.name}/")
-                continue
-            if not item.is_file():
-                continue
             rel = prefix + item.name
+            try:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(f"{rel}/")
+                    continue
+                if item.is_symlink():
+                    if not os.path.exists(item.path):
+                        skipped.append((rel, "a link to nothing (its target is missing)"))
+                        continue
+                    if os.path.isdir(item.path):
+                        skipped.append((rel, "a link to a folder (not followed: no loops, no image counted twice)"))
+                        continue
+                st = item.stat()  # follows a link to a file
+            except OSError as exc:
+                skipped.append((rel, f"cannot be examined ({exc.strerror or exc})"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append((rel, f"{_special_kind(st.st_mode)}, not an image file"))
+                continue
+            if not is_valid_utf8(rel):
+                skipped.append((rel, "its name is not valid UTF-8; rename the file to include it"))
+                continue
             if rel == LABELS_FILE:
                 labels_path = Path(item.path)
                 continue
-            st = item.stat()
             entries.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
     entries.sort(key=lambda e: e.path)
+    skipped.sort()
     digest = hashlib.sha256()
     for e in entries:
         digest.update(f"{e.path}\0{e.size}\0{e.mtime_ns}\n".encode())
-    return Inventory(base, entries, labels_path, digest.hexdigest())
+    for rel, reason in skipped:  # a folder that becomes readable, a link that is mended: a new fingerprint
+        digest.update(os.fsencode(f"skipped\0{rel}\0{reason}\n"))
+    return Inventory(base, entries, labels_path, digest.hexdigest(), skipped)
 
 
 def _to_gray(im: Image.Image) -> np.ndarray:
@@ -161,44 +203,112 @@ def _to_gray(im: Image.Image) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+BORDER_SHARE = 0.02  # the frame whose majority tone is the ground, as a share of the shorter side
+
+
+def _light_ink(dark: np.ndarray) -> bool:
+    """True when the ground is dark: the frame of the image is mostly dark.
+
+    The frame, not the whole image: a dense shape (a disk over 57% of the canvas) is still ink
+    on its ground. A frame split evenly falls back to the majority tone of the whole image.
+    """
+    h, w = dark.shape
+    band = max(1, round(BORDER_SHARE * min(h, w)))
+    if 2 * band >= min(h, w):
+        frame = dark
+    else:
+        frame = np.concatenate(
+            [
+                dark[:band].ravel(),
+                dark[-band:].ravel(),
+                dark[band:-band, :band].ravel(),
+                dark[band:-band, -band:].ravel(),
+            ]
+        )
+    dark_frame = 2 * np.count_nonzero(frame)
+    if dark_frame != frame.size:
+        return dark_frame > frame.size
+    return 2 * np.count_nonzero(dark) > dark.size
+
+
 def _ink_on_grid(gray: np.ndarray, grid: int, polarity: str) -> np.ndarray:
     """Ink mask (grid, grid) of a uint8 gray image: aspect kept, centred on empty ground.
 
-    ``polarity="auto"`` takes the majority tone of the image as its ground.
+    ``polarity="auto"`` takes the majority tone of the image's frame as its ground.
     """
     dark = gray < INK_THRESHOLD
-    if polarity == "auto":
-        light_ink = 2 * np.count_nonzero(dark) > dark.size
-    else:
-        light_ink = polarity == "light-on-dark"
+    light_ink = _light_ink(dark) if polarity == "auto" else polarity == "light-on-dark"
+    ink = ~dark if light_ink else dark
     h, w = gray.shape
     if h == grid and w == grid:
-        return ~dark if light_ink else dark
-    ink = ~dark if light_ink else dark
+        return ink
     scale = grid / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    # shrinking: a grid pixel that covers any ink is ink, so 1-px dots survive any factor
-    coverage = Image.fromarray(ink.astype(np.uint8) * 255).resize((new_w, new_h), Image.Resampling.BOX)
+    # float coverage (mode F): a grid pixel that covers any ink is ink, so a 1-px dot survives any
+    # shrink; in 8 bits its share of a 23x23 block or larger rounds to 0 and the dot is lost
+    coverage = Image.fromarray(ink.astype(np.float32)).resize((new_w, new_h), Image.Resampling.BOX)
     mask = np.zeros((grid, grid), bool)
     top, left = (grid - new_h) // 2, (grid - new_w) // 2
-    threshold = 1 if scale < 1 else 128
-    mask[top : top + new_h, left : left + new_w] = np.asarray(coverage) >= threshold
+    covered = np.asarray(coverage)
+    mask[top : top + new_h, left : left + new_w] = covered > 0 if scale < 1 else covered >= 0.5
     return mask
 
 
 def _open_bytes(source: str | os.PathLike | bytes) -> io.BytesIO:
-    """The whole file in memory: read once, decoded twice for PNG (verify, then load)."""
+    """The whole file in memory: read once, decoded twice for PNG (verify, then load).
+
+    Opened without blocking and checked to be a regular file first: a named pipe or a device
+    would otherwise hang the read or never end.
+    """
     if isinstance(source, bytes | bytearray):
         if not source:
             raise ImageReadError("the file is empty (0 bytes)")
         return io.BytesIO(source)
-    size = os.stat(source).st_size
-    if size == 0:
-        raise ImageReadError("the file is empty (0 bytes)")
-    if size > MAX_FILE_BYTES:
-        raise ImageReadError(f"{size:,} bytes is over the file size limit of {MAX_FILE_BYTES:,}")
-    with open(source, "rb") as f:
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageReadError(f"{_special_kind(st.st_mode)}, not an image file")
+        if st.st_size == 0:
+            raise ImageReadError("the file is empty (0 bytes)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageReadError(f"{st.st_size:,} bytes is over the file size limit of {MAX_FILE_BYTES:,}")
         return io.BytesIO(f.read())
+
+
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_rows_missing(data: bytes) -> int | None:
+    """How many bytes of pixel data a PNG lacks (0 when whole); None when it cannot be told.
+
+    Pillow fills the rows of a PNG whose compressed data ends early with zeros and says nothing,
+    so a file that declares 6000x6000 pixels and holds one row would pass as a black image.
+    """
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if colour not in PNG_CHANNELS:
+        return None
+    bits = PNG_CHANNELS[colour] * depth
+    passes = ADAM7 if interlace else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        w, h = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if w > 0 and h > 0:
+            expected += h * (1 + (w * bits + 7) // 8)
+    inflate, produced, at = zlib.decompressobj(), 0, 8
+    while at + 8 <= len(data) and produced < expected:
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == b"IDAT":
+            produced += len(inflate.decompress(data[at + 8 : at + 8 + length], expected - produced + 1))
+            while inflate.unconsumed_tail and produced < expected:
+                produced += len(inflate.decompress(inflate.unconsumed_tail, expected - produced + 1))
+        elif kind == b"IEND":
+            break
+        at += 12 + length
+    return max(0, expected - produced)
 
 
 def decode_image(
@@ -211,7 +321,7 @@ def decode_image(
 
     Only the formats in ``FORMATS`` are tried; images of more than ``max_pixels`` pixels are
     refused before decoding; the whole file is decoded, so truncated files are caught.
-    ``polarity="auto"`` treats the majority tone of each image as the ground.
+    ``polarity="auto"`` treats the majority tone of each image's frame as the ground.
 
     Raises
     ------
@@ -235,6 +345,12 @@ def decode_image(
                 if im.format == "PNG":
                     # load() checks neither chunk CRCs nor the zlib checksum; verify() does
                     im.verify()
+                    missing = _png_rows_missing(stream.getvalue())
+                    if missing:
+                        raise ImageReadError(
+                            f"damaged or truncated image (the pixel data ends early: {missing:,} bytes of "
+                            f"the declared {w}x{h} are missing)"
+                        )
                     stream.seek(0)
                     im = Image.open(stream, formats=("PNG",))
                 im.load()
@@ -313,7 +429,7 @@ def load_images(
     if on_progress is not None:
         on_progress(0, total, "read")
     kept_paths: list[str] = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(inventory.skipped)
     parts = [pack_masks(np.zeros((0, grid, grid), bool))]
     done = 0
     with ExitStack() as stack:
@@ -337,7 +453,7 @@ def load_images(
             if on_progress is not None:
                 on_progress(done, total, "read")
     packed = np.concatenate(parts)
-    return ImageSet(packed, grid, kept_paths, skipped)
+    return ImageSet(packed, grid, kept_paths, sorted(skipped))
 
 
 def read_labels(path: Path, paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:

@@ -1,7 +1,8 @@
 """The stages from a folder to clusterings for every k and a map, each cached on disk by its key.
 
-A stage's key is a hash of its settings and its upstream stages' keys, never of their data, so
-finding that a stage is cached needs no upstream work: a warm run reads only what it shows.
+A stage's key is a hash of its settings, its upstream stages' keys and the version of its code and
+libraries (core.versions), never of their data, so finding that a stage is cached needs no upstream
+work: a warm run reads only what it shows.
 """
 
 from __future__ import annotations
@@ -17,8 +18,26 @@ import numpy as np
 from core import clustering, embedding, features, images, reduction, scoring, typical
 from core.cache import Cache, Entry, default_cache_dir, make_key
 from core.errors import DotmapError, NoImagesError, NoStructureError
+from core.names import shown
+from core.versions import stage_version
 
 CLUSTER_SPACES = ("umap", "pca")
+SKIPPED_NAMED = 5  # skipped files named in an error; the rest are counted
+
+
+def _keyed(stage: str, **parts: Any) -> str:
+    """A stage's cache key: its settings and upstream keys, and the version of its code and libraries."""
+    return make_key(stage, code=stage_version(stage), **parts)
+
+
+def skipped_words(skipped: list) -> str:
+    """The skipped files for an error message: the first few by name with their reason, then a count."""
+    if not skipped:
+        return ""
+    named = "; ".join(f"{shown(path)}: {reason}" for path, reason in skipped[:SKIPPED_NAMED])
+    more = f"; and {len(skipped) - SKIPPED_NAMED} more" if len(skipped) > SKIPPED_NAMED else ""
+    return f" {len(skipped)} file(s) skipped: {named}{more}."
+
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -129,17 +148,17 @@ class Pipeline:
     def key(self, stage: str, k: int | None = None) -> str:
         s = self.settings
         if stage == "images":
-            return make_key(stage, data=self.inventory.fingerprint, grid=s.grid, polarity=s.polarity)
+            return _keyed(stage, data=self.inventory.fingerprint, grid=s.grid, polarity=s.polarity)
         if stage == "features":
-            return make_key(stage, up=self.key("images"), kind=s.features)
+            return _keyed(stage, up=self.key("images"), kind=s.features)
         if stage == "reduction":
-            return make_key(stage, up=self.key("features"), components=s.components, seed=s.seed)
+            return _keyed(stage, up=self.key("features"), components=s.components, seed=s.seed)
         if stage == "neighbours":
-            return make_key(stage, up=self.key("reduction"), n=reduction.N_NEIGHBORS)
+            return _keyed(stage, up=self.key("reduction"), n=reduction.N_NEIGHBORS)
         if stage == "space":
             if s.cluster_space == "pca":
                 return self.key("reduction")
-            return make_key(
+            return _keyed(
                 stage,
                 up=self.key("neighbours"),
                 seed=s.seed,
@@ -147,7 +166,7 @@ class Pipeline:
                 epochs=embedding.CLUSTER_SPACE_EPOCHS,
             )
         if stage == "fit":
-            return make_key(
+            return _keyed(
                 stage,
                 up=self.key("space"),
                 space=s.cluster_space,
@@ -157,11 +176,11 @@ class Pipeline:
                 n_init=clustering.N_INIT,
             )
         if stage == "sweep":
-            return make_key(stage, fits=[self.key("fit", k) for k in s.ks])
+            return _keyed(stage, fits=[self.key("fit", k) for k in s.ks])
         if stage == "typical":
-            return make_key(stage, up=self.key("sweep"), cells=typical.TYPICAL_CELLS)
+            return _keyed(stage, up=self.key("sweep"), cells=typical.TYPICAL_CELLS)
         if stage == "map":
-            return make_key(stage, up=self.key("neighbours"), seed=s.seed, epochs=embedding.MAP_EPOCHS)
+            return _keyed(stage, up=self.key("neighbours"), seed=s.seed, epochs=embedding.MAP_EPOCHS)
         raise ValueError(f"unknown stage {stage!r}")
 
     # ---- running a stage ------------------------------------------------------------------
@@ -392,19 +411,27 @@ class Pipeline:
     def _check_enough_images(self) -> None:
         meta = self.image_meta()
         n, distinct = len(meta["paths"]), meta["distinct"]
-        skipped = f" ({len(meta['skipped'])} files skipped)" if meta["skipped"] else ""
+        where = shown(str(self.inventory.root))
         if n == 0:
-            raise NoImagesError(f"No readable images in {self.inventory.root}{skipped}.")
+            raise NoImagesError(f"No readable images in {where}.{skipped_words(meta['skipped'])}")
         if n == 1:
-            raise NoImagesError(f"Only one readable image in {self.inventory.root}{skipped}; clustering needs several.")
+            raise NoImagesError(
+                f"Only one readable image in {where}; clustering needs several.{skipped_words(meta['skipped'])}"
+            )
         if distinct == 1:
             raise NoStructureError(
                 f"All {n} images are identical: there is no structure to cluster, so nothing is drawn."
             )
-        if self.settings.k_max > distinct or self.settings.k_max >= n:
+        most = min(distinct, n - 1)  # k = n would put every image alone in its own cluster
+        if most < self.settings.k_min:
+            raise NoStructureError(
+                f"{n} images ({distinct} distinct) are too few to cluster: k={self.settings.k_min} needs at least "
+                f"{self.settings.k_min + 1} images, {self.settings.k_min} of them distinct."
+            )
+        if self.settings.k_max > most:
             raise NoStructureError(
                 f"k_max={self.settings.k_max} is more than the data allows: {n} images, {distinct} distinct. "
-                f"Use --k-max {min(distinct, n - 1)} or lower."
+                f"Use --k-max {most} or lower."
             )
 
     # ---- everything ---------------------------------------------------------------------------

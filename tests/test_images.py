@@ -23,6 +23,7 @@ from core.images import (
     scan_folder,
     unpack_masks,
 )
+from core.names import shown
 
 INK, GROUND = 0, 255
 NOT_AN_IMAGE = r"not a PNG, JPEG, BMP, TIFF or GIF image"
@@ -43,12 +44,7 @@ def encode(image: Image.Image | np.ndarray, fmt: str = "PNG", **options) -> byte
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data))
-    )
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_claiming_size(width: int, height: int) -> bytes:
@@ -141,7 +137,20 @@ def bad_bit_flipped_png(rng: np.random.Generator) -> bytes:
     return bytes(data)
 
 
+def bad_short_png(rng: np.random.Generator) -> bytes:
+    """Whole chunks, right checksums, but one row of the 600 rows its header declares."""
+    header = struct.pack(">IIBBBBB", 600, 600, 8, 0, 0, 0, 0)
+    row = b"\0" + b"\xff" * 600
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(row))
+        + png_chunk(b"IEND", b"")
+    )
+
+
 BAD_FILES = [
+    ("short.png", bad_short_png, r"damaged or truncated image \(the pixel data ends early: 359,999 bytes"),
     ("empty.png", bad_zero_byte, r"the file is empty \(0 bytes\)"),
     ("cut.png", bad_truncated_png, DAMAGED),
     ("cut.jpg", bad_truncated_jpeg, DAMAGED),
@@ -201,23 +210,84 @@ def test_scan_folder_without_labels_file(tree: Path) -> None:
     assert scan_folder(tree).labels_path is None
 
 
-def test_fingerprint_is_stable_when_nothing_changes(
-    tree: Path, good_png: bytes
-) -> None:
+def test_a_name_that_is_not_utf8_is_skipped_and_named_escaped(tmp_path: Path, good_png: bytes) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "fine.png").write_bytes(good_png)
+    with open(os.path.join(os.fsencode(data), b"bad\xff\xfe.png"), "wb") as f:
+        f.write(good_png)
+    inventory = scan_folder(data)
+    assert [e.path for e in inventory.files] == ["fine.png"]
+    ((name, reason),) = inventory.skipped
+    assert shown(name) == "bad\\xff\\xfe.png"
+    assert "not valid UTF-8" in reason
+    loaded = load_images(inventory, grid=16)
+    assert loaded.paths == ["fine.png"]
+    assert [shown(p) for p, _ in loaded.skipped] == ["bad\\xff\\xfe.png"]
+
+
+def test_links_and_special_files_are_listed_with_their_reason(tmp_path: Path, good_png: bytes) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "far.png").write_bytes(good_png)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "real.png").write_bytes(good_png)
+    (data / "to-far.png").symlink_to(outside / "far.png")
+    (data / "to-real.png").symlink_to(data / "sub" / "real.png")
+    (data / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (data / "to-folder").symlink_to(outside, target_is_directory=True)
+    (data / "loop").symlink_to(data, target_is_directory=True)
+    os.mkfifo(data / "pipe.png")
+    inventory = scan_folder(data)
+    assert [e.path for e in inventory.files] == ["sub/real.png", "to-far.png", "to-real.png"]
+    reasons = dict(inventory.skipped)
+    assert reasons["dangling.png"] == "a link to nothing (its target is missing)"
+    assert reasons["to-folder"].startswith("a link to a folder (not followed")
+    assert reasons["loop"].startswith("a link to a folder (not followed")
+    assert reasons["pipe.png"] == "a named pipe (FIFO), not an image file"
+    loaded = load_images(inventory, grid=16)
+    assert loaded.paths == ["sub/real.png", "to-far.png", "to-real.png"]
+    assert [p for p, _ in loaded.skipped] == ["dangling.png", "loop", "pipe.png", "to-folder"]
+
+
+def test_a_socket_is_listed_as_a_socket(tmp_path: Path) -> None:
+    import socket
+
+    data = tmp_path / "d"
+    data.mkdir()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(data / "s.png"))
+        assert dict(scan_folder(data).skipped) == {"s.png": "a socket, not an image file"}
+
+
+def test_decoding_a_named_pipe_says_so_and_does_not_block(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ImageReadError, match=r"^a named pipe \(FIFO\), not an image file$"):
+        decode_image(tmp_path / "pipe.png")
+
+
+def test_the_fingerprint_changes_when_a_skipped_entry_is_mended(tmp_path: Path, good_png: bytes) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "a.png").write_bytes(good_png)
+    (data / "link.png").symlink_to(tmp_path / "later.png")
+    before = scan_folder(data).fingerprint
+    (tmp_path / "later.png").write_bytes(good_png)
+    assert scan_folder(data).fingerprint != before
+
+
+def test_fingerprint_is_stable_when_nothing_changes(tree: Path, good_png: bytes) -> None:
     (tree / "good.png").write_bytes(good_png)
     before = scan_folder(tree)
-    load_images(
-        before, grid=16, workers=1
-    )  # reading the files must not count as a change
+    load_images(before, grid=16, workers=1)  # reading the files must not count as a change
     assert scan_folder(tree).fingerprint == before.fingerprint
 
 
 def _rewrite_same_size_later(path: Path) -> None:
     mtime = path.stat().st_mtime_ns
     path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))
-    os.utime(
-        path, ns=(mtime, mtime + 1_000_000_000)
-    )  # as an editor saving a second later
+    os.utime(path, ns=(mtime, mtime + 1_000_000_000))  # as an editor saving a second later
 
 
 def _touch_later(path: Path) -> None:
@@ -234,20 +304,12 @@ def _grow_keeping_mtime(path: Path) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param(
-            lambda root: _rewrite_same_size_later(root / "a" / "z.png"), id="content"
-        ),
+        pytest.param(lambda root: _rewrite_same_size_later(root / "a" / "z.png"), id="content"),
         pytest.param(lambda root: _touch_later(root / "b.png"), id="mtime"),
-        pytest.param(
-            lambda root: _grow_keeping_mtime(root / "a" / "b" / "c.png"), id="size"
-        ),
-        pytest.param(
-            lambda root: (root / "a" / "new.png").write_bytes(b"n"), id="added"
-        ),
+        pytest.param(lambda root: _grow_keeping_mtime(root / "a" / "b" / "c.png"), id="size"),
+        pytest.param(lambda root: (root / "a" / "new.png").write_bytes(b"n"), id="added"),
         pytest.param(lambda root: (root / "notes.txt").unlink(), id="removed"),
-        pytest.param(
-            lambda root: (root / "b.png").rename(root / "bb.png"), id="renamed"
-        ),
+        pytest.param(lambda root: (root / "b.png").rename(root / "bb.png"), id="renamed"),
     ],
 )
 def test_fingerprint_changes_with_the_files(tree: Path, change) -> None:
@@ -289,9 +351,7 @@ def test_bad_file_is_skipped_with_its_reason(
 
 
 @pytest.mark.parametrize(("name", "make_bad", "reason"), BAD_FILES)
-def test_decode_image_raises_for_bad_bytes(
-    rng: np.random.Generator, name, make_bad, reason
-) -> None:
+def test_decode_image_raises_for_bad_bytes(rng: np.random.Generator, name, make_bad, reason) -> None:
     with pytest.raises(ImageReadError, match=reason):
         decode_image(make_bad(rng), grid=16)
 
@@ -316,9 +376,7 @@ def test_every_bad_file_is_listed_while_good_ones_load(
     assert sorted(images.paths) == sorted(good)
     assert images.packed.shape == (len(good), 32)
     skipped = dict(images.skipped)
-    assert sorted(skipped) == sorted(
-        name for name, *_ in BAD_FILES if name != "photo.webp" or features.check("webp")
-    )
+    assert sorted(skipped) == sorted(name for name, *_ in BAD_FILES if name != "photo.webp" or features.check("webp"))
     assert all(skipped.values())
 
 
@@ -334,9 +392,7 @@ def test_every_byte_flip_inside_idat_is_refused(noisy_png: bytes) -> None:
         except ImageReadError:
             continue
         accepted.append(offset)
-    assert not accepted, (
-        f"{len(accepted)} of {length + 4} flipped bytes unnoticed: {accepted}"
-    )
+    assert not accepted, f"{len(accepted)} of {length + 4} flipped bytes unnoticed: {accepted}"
 
 
 def test_huge_dimensions_are_refused_before_decoding_with_the_limit(
@@ -368,9 +424,7 @@ def test_load_images_passes_max_pixels_on(tmp_path: Path, good_png: bytes) -> No
 
 
 def test_image_at_max_pixels_is_accepted(good_png: bytes, pattern: np.ndarray) -> None:
-    np.testing.assert_array_equal(
-        decode_image(good_png, grid=16, max_pixels=256), pattern
-    )
+    np.testing.assert_array_equal(decode_image(good_png, grid=16, max_pixels=256), pattern)
 
 
 def test_a_file_that_disappeared_is_skipped(tmp_path: Path, good_png: bytes) -> None:
@@ -435,9 +489,7 @@ def as_one_bit(mask: np.ndarray) -> Image.Image:
         (as_one_bit, "1"),
     ],
 )
-def test_pixel_modes_decode_to_the_drawn_ink(
-    pattern: np.ndarray, make_image, mode
-) -> None:
+def test_pixel_modes_decode_to_the_drawn_ink(pattern: np.ndarray, make_image, mode) -> None:
     data = encode(make_image(pattern))
     with Image.open(io.BytesIO(data)) as im:
         assert im.mode == mode  # the file really has the mode under test
@@ -445,17 +497,11 @@ def test_pixel_modes_decode_to_the_drawn_ink(
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "BMP", "TIFF", "GIF"])
-def test_lossless_formats_decode_to_the_drawn_ink(
-    pattern: np.ndarray, fmt: str
-) -> None:
-    np.testing.assert_array_equal(
-        decode_image(encode(gray_of(pattern), fmt), grid=16), pattern
-    )
+def test_lossless_formats_decode_to_the_drawn_ink(pattern: np.ndarray, fmt: str) -> None:
+    np.testing.assert_array_equal(decode_image(encode(gray_of(pattern), fmt), grid=16), pattern)
 
 
-def test_decode_image_reads_a_path(
-    tmp_path: Path, good_png: bytes, pattern: np.ndarray
-) -> None:
+def test_decode_image_reads_a_path(tmp_path: Path, good_png: bytes, pattern: np.ndarray) -> None:
     (tmp_path / "good.png").write_bytes(good_png)
     np.testing.assert_array_equal(decode_image(tmp_path / "good.png", grid=16), pattern)
 
@@ -470,10 +516,22 @@ def test_exif_orientation_is_applied(pattern: np.ndarray) -> None:
 # ---------------------------------------------------------------- polarity
 
 
+def test_auto_polarity_keeps_a_dense_shape_as_ink() -> None:
+    yy, xx = np.mgrid[:200, :200]
+    disk = (yy - 100) ** 2 + (xx - 100) ** 2 < 85**2  # 57% of the canvas
+    assert disk.mean() > 0.5
+    np.testing.assert_array_equal(decode_image(encode(gray_of(disk)), grid=200), disk)
+    np.testing.assert_array_equal(decode_image(encode(255 - gray_of(disk)), grid=200), disk)
+
+
+def test_auto_polarity_falls_back_to_the_majority_when_the_frame_is_split() -> None:
+    half = np.zeros((40, 40), bool)
+    half[:, :20] = True  # the frame is half ink, half ground; so is the image: ink stays dark
+    np.testing.assert_array_equal(decode_image(encode(gray_of(half)), grid=40), half)
+
+
 @pytest.mark.parametrize("size", [16, 32], ids=["on-grid", "resampled"])
-def test_auto_polarity_reads_inverted_image_like_the_original(
-    pattern: np.ndarray, size: int
-) -> None:
+def test_auto_polarity_reads_inverted_image_like_the_original(pattern: np.ndarray, size: int) -> None:
     mask = np.kron(pattern, np.ones((size // 16, size // 16), bool))
     original = decode_image(encode(gray_of(mask)), grid=16)
     inverted = decode_image(encode(255 - gray_of(mask)), grid=16)
@@ -490,21 +548,15 @@ def test_auto_polarity_reads_inverted_image_like_the_original(
         (True, "dark-on-light", False),
     ],
 )
-def test_explicit_polarity(
-    pattern: np.ndarray, inverted, polarity, ink_is_pattern
-) -> None:
+def test_explicit_polarity(pattern: np.ndarray, inverted, polarity, ink_is_pattern) -> None:
     gray = 255 - gray_of(pattern) if inverted else gray_of(pattern)
     expected = pattern if ink_is_pattern else ~pattern
-    np.testing.assert_array_equal(
-        decode_image(encode(gray), 16, polarity=polarity), expected
-    )
+    np.testing.assert_array_equal(decode_image(encode(gray), 16, polarity=polarity), expected)
 
 
 def test_explicit_polarity_keeps_majority_ink(pattern: np.ndarray) -> None:
     """A mostly-black drawing on white stays black ink when the polarity is given."""
-    np.testing.assert_array_equal(
-        decode_image(encode(gray_of(~pattern)), 16, polarity="dark-on-light"), ~pattern
-    )
+    np.testing.assert_array_equal(decode_image(encode(gray_of(~pattern)), 16, polarity="dark-on-light"), ~pattern)
 
 
 def test_decode_image_refuses_an_unknown_polarity(good_png: bytes) -> None:
@@ -570,12 +622,20 @@ def test_one_pixel_dots_survive_a_2x_shrink(pattern: np.ndarray, shift: int) -> 
     np.testing.assert_array_equal(decode_image(encode(gray_of(big)), grid=16), pattern)
 
 
+@pytest.mark.parametrize("size", [4600, 7000])
+def test_one_pixel_dot_survives_a_shrink_of_23x_or_more(size: int) -> None:
+    gray = np.full((size, size), GROUND, np.uint8)
+    gray[size // 2 + 1, size // 3] = INK
+    mask = decode_image(encode(gray), grid=200, max_pixels=size * size)
+    assert mask.sum() == 1
+    ((y, x),) = np.argwhere(mask)
+    assert (y, x) == ((size // 2 + 1) * 200 // size, (size // 3) * 200 // size)
+
+
 def test_small_image_is_enlarged_onto_the_grid(pattern: np.ndarray) -> None:
     small = pattern[::2, ::2]
     expected = np.kron(small, np.ones((2, 2), bool))
-    np.testing.assert_array_equal(
-        decode_image(encode(gray_of(small)), grid=16), expected
-    )
+    np.testing.assert_array_equal(decode_image(encode(gray_of(small)), grid=16), expected)
 
 
 # ---------------------------------------------------------------- load_images
@@ -611,11 +671,7 @@ def test_parallel_load_equals_serial_load(monkeypatch, many_files: Path) -> None
     parallel = load_images(inventory, grid=24, workers=2)
     assert len(pools) == 1  # the pool path really ran
     assert parallel.paths == serial.paths
-    assert (
-        parallel.skipped
-        == serial.skipped
-        == [("sub/broken.png", parallel.skipped[0][1])]
-    )
+    assert parallel.skipped == serial.skipped == [("sub/broken.png", parallel.skipped[0][1])]
     np.testing.assert_array_equal(parallel.packed, serial.packed)
     assert len(serial) == 11
 
@@ -623,9 +679,7 @@ def test_parallel_load_equals_serial_load(monkeypatch, many_files: Path) -> None
 def test_load_images_rows_follow_sorted_paths(many_files: Path) -> None:
     inventory = scan_folder(many_files)
     images = load_images(inventory, grid=24, workers=1)
-    assert images.paths == [
-        e.path for e in inventory.files if e.path != "sub/broken.png"
-    ]
+    assert images.paths == [e.path for e in inventory.files if e.path != "sub/broken.png"]
     for row, path in enumerate(images.paths):
         expected = decode_image(many_files / path, grid=24)
         np.testing.assert_array_equal(images.unpack([row])[0], expected)
@@ -639,9 +693,7 @@ def test_load_images_of_an_empty_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("chunk_files", [2, 500])
-def test_progress_is_reported_up_to_the_total(
-    monkeypatch, many_files: Path, chunk_files
-) -> None:
+def test_progress_is_reported_up_to_the_total(monkeypatch, many_files: Path, chunk_files) -> None:
     monkeypatch.setattr(core.images, "CHUNK_FILES", chunk_files)
     calls = []
     load_images(
@@ -692,9 +744,7 @@ def write_labels(tmp_path: Path, text: str) -> Path:
 
 
 def test_label_codes_follow_the_paths(tmp_path: Path) -> None:
-    path = write_labels(
-        tmp_path, "filename,label\nc.png,ring\na.png,line\nsub/b.png,ring\n"
-    )
+    path = write_labels(tmp_path, "filename,label\nc.png,ring\na.png,line\nsub/b.png,ring\n")
     codes, names = read_labels(path, ["a.png", "sub/b.png", "c.png"])
     assert names == ["line", "ring"]
     np.testing.assert_array_equal(codes, [0, 1, 1])
@@ -728,9 +778,7 @@ def test_labels_header_may_carry_bom_case_and_spaces(tmp_path: Path) -> None:
 )
 def test_a_bad_labels_header_is_refused(tmp_path: Path, text: str) -> None:
     path = write_labels(tmp_path, text)
-    with pytest.raises(
-        DotmapError, match=r"should start with the header 'filename,label'"
-    ):
+    with pytest.raises(DotmapError, match=r"should start with the header 'filename,label'"):
         read_labels(path, ["a.png"])
 
 

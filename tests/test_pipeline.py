@@ -183,8 +183,19 @@ def test_folder_of_junk_is_refused_naming_the_skipped(tmp_path: Path) -> None:
     (junk / "notes.txt").write_text("not an image")
     (junk / "fake.png").write_bytes(b"not a png either")
     pipeline = Pipeline(junk, PCA, tmp_path / "cache")
-    with pytest.raises(NoImagesError, match=r"No readable images .*\(2 files skipped\)"):
+    with pytest.raises(
+        NoImagesError, match=r"No readable images .* 2 file\(s\) skipped: fake\.png: not a .*; notes\.txt: not a"
+    ):
         pipeline.prepare(with_map=False)
+
+
+def test_a_folder_of_many_bad_files_names_the_first_and_counts_the_rest(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(8):
+        (junk / f"n{i}.txt").write_text("not an image")
+    with pytest.raises(NoImagesError, match=r"8 file\(s\) skipped: n0\.txt: .*n4\.txt: [^;]*; and 3 more\.$"):
+        Pipeline(junk, PCA, tmp_path / "cache").prepare(with_map=False)
 
 
 def test_one_image_is_refused(tmp_path: Path) -> None:
@@ -208,6 +219,16 @@ def test_k_max_above_the_distinct_images_suggests_a_k(tmp_path: Path) -> None:
     pipeline = Pipeline(tmp_path / "few", PCA, tmp_path / "cache")
     with pytest.raises(NoStructureError, match=r"k_max=6 .*8 images, 4 distinct\. Use --k-max 4 or lower"):
         pipeline.prepare(with_map=False)
+
+
+def test_two_images_are_too_few_without_advice_that_cannot_be_followed(tmp_path: Path) -> None:
+    data = make_demo(tmp_path / "d", n=2, seed=0)
+    pipeline = Pipeline(data, PCA, tmp_path / "cache")
+    with pytest.raises(
+        NoStructureError, match=r"2 images \(2 distinct\) are too few to cluster: k=2 needs at least 3"
+    ) as info:
+        pipeline.prepare(with_map=False)
+    assert "--k-max" not in str(info.value)
 
 
 def test_k_max_of_every_image_suggests_one_less(tmp_path: Path) -> None:
