@@ -9,6 +9,7 @@ from core.clustering import ALGORITHMS
 from core.errors import DotmapError
 from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
 from core.images import POLARITIES, pack_masks
+from core.names import shown
 from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.scoring import RECOMMENDATION_RULE
 from pages.ui import charts, data, page, render, state, timing
@@ -156,7 +157,7 @@ with timing.timed("overview"):
 
     if meta["skipped"]:
         st.warning(f"{len(meta['skipped'])} file(s) are not usable images and were skipped; each is listed with why.")
-        skipped = {"file": [f for f, _ in meta["skipped"]], "reason": [r for _, r in meta["skipped"]]}
+        skipped = {"file": [shown(f) for f, _ in meta["skipped"]], "reason": [r for _, r in meta["skipped"]]}
         st.dataframe(skipped, hide_index=True, width="stretch")  # no pandas import on the first page
 
     left, right = st.columns([3, 2], gap="large")

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +18,7 @@ from core import demo, features
 from core.cache import CACHE_ENV, default_cache_dir
 from core.errors import DotmapError
 from core.images import POLARITIES, ImageReadError, read_labels
+from core.names import shown
 from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.scoring import RECOMMENDATION_RULE, agreement_with_truth
 
@@ -155,7 +157,7 @@ def _report_skipped(pipeline: Pipeline, out: TextIO | None = None) -> None:
         return
     print(f"skipped {len(skipped)} file(s) that are not usable images:", file=out)
     for path, reason in skipped[:SKIPPED_SHOWN]:
-        print(f"  {path}: {reason}", file=out)
+        print(f"  {shown(path)}: {reason}", file=out)
     if len(skipped) > SKIPPED_SHOWN:
         print(f"  ... and {len(skipped) - SKIPPED_SHOWN} more (all are listed by 'report --json')", file=out)
 
@@ -217,7 +219,7 @@ def _report_data(pipeline: Pipeline) -> dict:
         "settings": asdict(pipeline.settings),
         "n_images": len(meta["paths"]),
         "n_distinct": meta["distinct"],
-        "skipped": meta["skipped"],
+        "skipped": [[shown(path), reason] for path, reason in meta["skipped"]],
         "components": int(pipeline.reduction().Z.shape[1]),
         "explained_variance": float(pipeline.reduction().explained_variance_ratio.sum()),
         "silhouette_sample": sweep.sample_size,
@@ -260,21 +262,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export import export_csv, export_folders
+    from core.export import export
 
     if args.csv is None and args.folders is None:
         raise DotmapError("say what to export: --csv OUT.csv and/or --folders OUT_DIR.")
     for target in (args.csv, args.folders):
-        if target is not None and Path(target).exists():
-            raise DotmapError(f"{target} already exists; choose a new name (nothing was overwritten).")
+        if target is not None and (Path(target).exists() or Path(target).is_symlink()):
+            raise DotmapError(f"{shown(target)} already exists; choose a new name (nothing was overwritten).")
     pipeline, progress = _pipeline(args)
     k = pipeline.sweep().recommended_k if args.k is None else args.k
+    written = export(pipeline, k, args.csv, args.folders, link=args.link, on_progress=progress)
+    progress.close()
     if args.csv is not None:
-        print(f"wrote the clusters of k={k} to {export_csv(pipeline, k, args.csv)}")
+        print(f"wrote the clusters of k={k} to {shown(str(written[0]))}")
     if args.folders is not None:
-        out = export_folders(pipeline, k, args.folders, link=args.link, on_progress=progress)
-        progress.close()
-        print(f"{'linked' if args.link else 'copied'} the images into {k} cluster folders under {out}")
+        print(
+            f"{'linked' if args.link else 'copied'} the images into {k} cluster folders under {shown(str(written[-1]))}"
+        )
     _notes(pipeline)
     return 0
 
@@ -283,9 +287,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from core.predict import Predictor
 
     pipeline, progress = _pipeline(args)
-    pipeline.prepare()
+    pipeline.prepare(with_map=False)  # a new image's cluster never needs the 2-D map
     progress.close()
-    predictor = Predictor(pipeline, args.k)
+    predictor = Predictor(pipeline, args.k, use_umap_map=pipeline.is_cached("map"))
     results, failures = [], []
     for image in args.images:
         try:
@@ -298,12 +302,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for r in results:
             flag = "  UNLIKE EVERY CLUSTER" if r["unusual"] else ""
             print(
-                f"{r['name']}: cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}, "
+                f"{shown(r['name'])}: cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}, "
                 f"confidence {r['confidence']:.2f}{flag}"
             )
-            print(f"  nearest: {', '.join(r['neighbour_paths'][:5])}")
+            print(f"  nearest: {', '.join(shown(p) for p in r['neighbour_paths'][:5])}")
         for f in failures:
-            print(f"{f['name']}: skipped: {f['error']}", file=sys.stderr)
+            print(f"{shown(f['name'])}: skipped: {f['error']}", file=sys.stderr)
     _notes(pipeline)
     return 0 if not failures else 1
 
@@ -358,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DotmapError, ValueError) as exc:
+    except DotmapError as exc:  # a problem with the data, settings or folders: one line says it
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader went away (| head): not an error of ours
@@ -367,3 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished stages stay in the cache", file=sys.stderr)
         return 130
+    except Exception:  # a bug of ours must not pass for a mistake of the user's: show where it failed
+        traceback.print_exc()
+        print(
+            "error: Dotmap failed unexpectedly (a bug, not a problem with your data). Finished stages stay "
+            "in the cache. Please report it with the lines above.",
+            file=sys.stderr,
+        )
+        return 2

@@ -1,4 +1,9 @@
-"""Exporting a clustering: a CSV of assignments and per-cluster folders, never overwriting anything."""
+"""Exporting a clustering: a CSV of assignments and per-cluster folders, never overwriting anything.
+
+Every output is checked before anything is written: it must be new and outside the data folder
+(the data folder is only ever read). What a failed export created is removed again.
+A CSV cell never starts with a character a spreadsheet would run as a formula (core.names).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DotmapError
+from core.names import inert_path, shown, zip_entry
 from core.pipeline import Pipeline
 
 CSV_COLUMNS = ("path", "cluster", "distance", "silhouette")
+FOLDER_CSV = "clusters.csv"  # the assignments beside the cluster folders, in a zip or an exported folder
+PREDICTION_COLUMNS = ("file", "cluster", "confidence", "unlike every cluster", "distance to centre", "nearest image")
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -37,7 +45,26 @@ def assignments_csv_text(pipeline: Pipeline, k: int, rows: Sequence[int] | np.nd
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(assignment_rows(pipeline, k, rows))
+    writer.writerows((inert_path(path), *rest) for path, *rest in assignment_rows(pipeline, k, rows))
+    return out.getvalue()
+
+
+def predictions_csv_text(predictions: Sequence) -> str:
+    """The table of classified new images (core.predict.Prediction) as CSV text; names made inert."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PREDICTION_COLUMNS)
+    for p in predictions:
+        writer.writerow(
+            (
+                inert_path(p.name),
+                p.cluster,
+                round(p.confidence, 3),
+                p.unusual,
+                round(p.distance, 4),
+                inert_path(p.neighbour_paths[0]),
+            )
+        )
     return out.getvalue()
 
 
@@ -49,39 +76,135 @@ def cluster_folder(cluster: int, k: int) -> str:
 def zip_of_files(
     pipeline: Pipeline, k: int, rows: Sequence[int] | np.ndarray | None = None, on_progress: ProgressFn | None = None
 ) -> bytes:
-    """A zip holding ``clusters.csv`` and every image (or ``rows``) under ``cluster_<id>/<its path>``.
+    """A zip holding ``clusters.csv`` (FOLDER_CSV) and every image (or ``rows``) under ``cluster_<id>/<its path>``.
 
     Images are stored as they are (no recompression: PNGs are compressed already). A file that
-    has gone since the images were read is an error that names it.
+    has gone since the images were read is an error that names it. Entry names are made safe for
+    every unzip tool (core.names.zip_entry); two names made alike get ``~2``, ``~3`` before the suffix.
     """
     chosen = assignment_rows(pipeline, k, rows)
     root = pipeline.inventory.root
     buffer = io.BytesIO()
     # strict_timestamps=False: a file dated before 1980 (zip's epoch) is stored as of 1980, not refused
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, strict_timestamps=False) as archive:
-        archive.writestr("clusters.csv", assignments_csv_text(pipeline, k, rows))
+        archive.writestr(FOLDER_CSV, assignments_csv_text(pipeline, k, rows))
+        used: set[str] = {FOLDER_CSV}
         for i, (path, cluster, _, _) in enumerate(chosen):
+            entry = _unique(zip_entry(f"{cluster_folder(cluster, k)}/{path}"), used)
             try:
-                archive.write(root / path, f"{cluster_folder(cluster, k)}/{path}")
+                archive.write(root / path, entry)
             except OSError as exc:
-                raise DotmapError(f"Cannot add {path} to the zip: {exc.strerror or exc}.") from None
+                raise DotmapError(f"Cannot add {shown(path)} to the zip: {exc.strerror or exc}.") from None
             if on_progress is not None and (i + 1 == len(chosen) or (i + 1) % 500 == 0):
                 on_progress(i + 1, len(chosen), "zip")
     return buffer.getvalue()
 
 
-def export_csv(pipeline: Pipeline, k: int, out_path: str | os.PathLike) -> Path:
-    """Write the assignment CSV to a new file; an existing file is an error, never replaced."""
-    target = Path(out_path).expanduser()
-    text = assignments_csv_text(pipeline, k)
+def _unique(name: str, used: set[str]) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or "/" in suffix:
+        stem, suffix = name, ""
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}~{n}.{suffix}" if suffix else f"{stem}~{n}"
+    used.add(candidate)
+    return candidate
+
+
+def _first_new(path: Path) -> Path:
+    """The highest folder on the way to ``path`` (or ``path`` itself) that does not exist yet."""
+    first = path
+    for parent in path.parents:
+        if parent.exists():
+            break
+        first = parent
+    return first
+
+
+def check_output(pipeline: Pipeline, target: str | os.PathLike, what: str) -> Path:
+    """The output path, checked: new, and outside the data folder. Raises DotmapError otherwise."""
+    path = Path(target).expanduser()
+    data = pipeline.inventory.root.resolve()
+    where = path.resolve()  # resolves the parts that exist, so a link into the data folder is seen
+    if where == data or data in where.parents:
+        raise DotmapError(
+            f"{shown(str(path))} is inside the image folder {shown(str(data))}, which Dotmap only reads: "
+            f"the next run would count the exported images twice. Choose a {what} outside it."
+        )
+    if path.exists() or path.is_symlink():
+        raise DotmapError(f"{shown(str(path))} already exists; choose a new {what} name (nothing was overwritten).")
+    existing = _first_new(path).parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DotmapError(f"Cannot write into {shown(str(existing))}: permission denied. Choose another place.")
+    return path
+
+
+def export(
+    pipeline: Pipeline,
+    k: int,
+    csv_path: str | os.PathLike | None = None,
+    folders: str | os.PathLike | None = None,
+    link: bool = False,
+    on_progress: ProgressFn | None = None,
+    csv_in_folder: bool = False,
+) -> list[Path]:
+    """Write the assignment CSV and/or the per-cluster folders of one k; returns what was written.
+
+    ``csv_in_folder`` also writes the CSV as ``clusters.csv`` beside the cluster folders.
+
+    Everything is checked before anything is written (k, both outputs new, distinct and outside
+    the data folder); if writing fails half-way, every file and folder this call created is removed.
+    """
+    if csv_path is None and folders is None:
+        raise DotmapError("say what to export: a CSV file and/or a folder.")
+    pipeline.sweep().row(k)
+    outputs = {}
+    if csv_path is not None:
+        outputs["csv"] = check_output(pipeline, csv_path, "CSV file")
+    if folders is not None:
+        outputs["folders"] = check_output(pipeline, folders, "folder")
+        if "csv" in outputs and outputs["folders"].resolve() in (
+            outputs["csv"].resolve(),
+            *outputs["csv"].resolve().parents,
+        ):
+            raise DotmapError("Write the CSV file outside the export folder, under a name of its own.")
+    created = [_first_new(path) for path in outputs.values()]
     try:
-        with open(target, "x", newline="") as f:
+        written = []
+        if "csv" in outputs:
+            outputs["csv"].parent.mkdir(parents=True, exist_ok=True)
+            written.append(_write_csv(outputs["csv"], assignments_csv_text(pipeline, k)))
+        if "folders" in outputs:
+            written.append(_copy_into_folders(pipeline, k, outputs["folders"], link, on_progress))
+            if csv_in_folder:
+                _write_csv(outputs["folders"] / FOLDER_CSV, assignments_csv_text(pipeline, k))
+    except BaseException:
+        for path in created:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_file():
+                path.unlink()
+        raise
+    return written
+
+
+def _write_csv(target: Path, text: str) -> Path:
+    try:
+        with open(target, "x", newline="", encoding="utf-8") as f:
             f.write(text)
     except FileExistsError:
-        raise DotmapError(f"{target} already exists; choose a new file name (nothing was overwritten).") from None
+        raise DotmapError(
+            f"{shown(str(target))} already exists; choose a new file name (nothing was overwritten)."
+        ) from None
     except OSError as exc:
-        raise DotmapError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+        raise DotmapError(f"Cannot write {shown(str(target))}: {exc.strerror or exc}.") from None
     return target
+
+
+def export_csv(pipeline: Pipeline, k: int, out_path: str | os.PathLike) -> Path:
+    """Write the assignment CSV to a new file outside the data folder; an existing file is an error."""
+    return export(pipeline, k, csv_path=out_path)[0]
 
 
 def export_folders(
@@ -94,16 +217,21 @@ def export_folders(
     """Copy (or symlink) every image into ``out_dir/cluster_<id>/<its relative path>``.
 
     Cluster ids are zero-padded to one width (cluster_0..cluster_7, cluster_00..cluster_11).
-
-    ``out_dir`` must not exist yet: it is created, so nothing already there can be overwritten.
+    ``out_dir`` must not exist yet and must be outside the data folder: it is created, so nothing
+    already there can be overwritten; if the export fails, what it created is removed again.
     """
-    target = Path(out_dir).expanduser()
+    return export(pipeline, k, folders=out_dir, link=link, on_progress=on_progress)[0]
+
+
+def _copy_into_folders(pipeline: Pipeline, k: int, target: Path, link: bool, on_progress: ProgressFn | None) -> Path:
     try:
         target.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
-        raise DotmapError(f"{target} already exists; choose a new folder (nothing was overwritten).") from None
+        raise DotmapError(
+            f"{shown(str(target))} already exists; choose a new folder (nothing was overwritten)."
+        ) from None
     except OSError as exc:
-        raise DotmapError(f"Cannot create {target}: {exc.strerror or exc}.") from None
+        raise DotmapError(f"Cannot create {shown(str(target))}: {exc.strerror or exc}.") from None
     rows = assignment_rows(pipeline, k)
     root = pipeline.inventory.root
     for i, (path, cluster, _, _) in enumerate(rows):
@@ -116,7 +244,10 @@ def export_folders(
             else:
                 shutil.copy2(source, destination)
         except OSError as exc:
-            raise DotmapError(f"Cannot export {path} to {destination}: {exc.strerror or exc}.") from None
+            raise DotmapError(
+                f"Cannot export {shown(path)} to {shown(str(destination))}: {exc.strerror or exc}. "
+                f"What this export wrote was removed; nothing else was touched."
+            ) from None
         if on_progress is not None and (i + 1 == len(rows) or (i + 1) % 500 == 0):
             on_progress(i + 1, len(rows), "export")
     return target

@@ -24,6 +24,8 @@ class Prediction:
     unusual : farther from its centre than 99% of that cluster's own members.
     neighbours : row ids of the nearest images in the set; neighbour_paths their paths.
     map_xy : its place on the map, from its neighbours' places.
+    map_layout : which map: "umap" (the 2-D map), or "pca" (the first two components) when the
+        map is not made or not wanted; prediction itself never needs the map.
     """
 
     name: str
@@ -36,6 +38,7 @@ class Prediction:
     neighbour_paths: list[str]
     neighbour_distances: list[float]
     map_xy: tuple[float, float]
+    map_layout: str
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +55,7 @@ class Predictor:
         self.reduction = pipeline.reduction()
         self.paths = pipeline.image_meta()["paths"]
         self.space = pipeline.space() if pipeline.settings.cluster_space == "umap" else None
+        self.map_layout = "umap" if use_umap_map else "pca"
         self.map_xy = pipeline.map() if use_umap_map else pipeline.pca_map()
 
     def predict_masks(self, masks: np.ndarray, names: list[str]) -> list[Prediction]:
@@ -87,6 +91,7 @@ class Predictor:
                     neighbour_paths=[self.paths[j] for j in indices[i, :N_SIMILAR]],
                     neighbour_distances=[float(d) for d in distances[i, :N_SIMILAR]],
                     map_xy=(float(xy[i, 0]), float(xy[i, 1])),
+                    map_layout=self.map_layout,
                 )
             )
         return results

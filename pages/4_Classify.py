@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.export import predictions_csv_text
 from core.images import ImageReadError, decode_image
+from core.names import shown
 from core.pipeline import Pipeline
 from core.predict import Prediction, Predictor
 from pages.ui import data, page, render, timing
@@ -43,12 +45,12 @@ def show_table(results: list[Prediction]) -> None:
     table = pd.DataFrame(
         [
             {
-                "file": r.name,
+                "file": shown(r.name),
                 "cluster": r.cluster,
                 "confidence": round(r.confidence, 3),
                 "unlike every cluster": r.unusual,
                 "distance to centre": round(r.distance, 4),
-                "nearest image": r.neighbour_paths[0],
+                "nearest image": shown(r.neighbour_paths[0]),
             }
             for r in results
         ]
@@ -57,7 +59,7 @@ def show_table(results: list[Prediction]) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
     st.download_button(
         "Download the table (CSV)",
-        table.to_csv(index=False),
+        predictions_csv_text(results),
         file_name=f"classified-k{k}.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -117,7 +119,7 @@ with timing.timed("classify uploads"):  # decoding, prediction and drawing of th
         )
     results, masks, problems = classify(predictor, (uploads or [])[:MAX_UPLOADS])
     for name, reason in problems:
-        st.error(f"**{name}** was not classified: {reason}")
+        st.error(f"**{shown(name)}** was not classified: {reason}")
     if len(results) > 1:
         show_table(results)
     means, names = data.cluster_means(pipeline, k), data.paths(pipeline)

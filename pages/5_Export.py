@@ -8,10 +8,9 @@ import numpy as np
 import streamlit as st
 
 from core.errors import DotmapError
-from core.export import export_csv, export_folders
+from core.export import FOLDER_CSV, export
+from core.names import shown
 from pages.ui import data, page
-
-CSV_NAME = "clusters.csv"
 
 pipeline = page.start("Export", "Export the clusters")
 sweep = data.sweep(pipeline)
@@ -36,7 +35,7 @@ with left:
 with right:
     page.zip_download(pipeline, k, None, key="export_zip", file_name=f"dotmap-k{k}.zip")
     st.caption(
-        f"`cluster_<id>/<path>` for every image, and {CSV_NAME}; made when you click (a few seconds for many images)."
+        f"`cluster_<id>/<path>` for every image, and {FOLDER_CSV}; made when you click (a few seconds for many images)."
     )
 
 st.markdown("#### Write to a folder on this computer")
@@ -58,13 +57,19 @@ if submitted:
         st.stop()
     bar = st.progress(0.0, text="Writing the folders")
     try:
-        written = export_folders(
-            pipeline, k, folder, link=link, on_progress=lambda d, t, _: bar.progress(d / t, text=f"{d} of {t} files")
+        (written,) = export(
+            pipeline,
+            k,
+            folders=folder,
+            link=link,
+            on_progress=lambda d, t, _: bar.progress(d / t, text=f"{d} of {t} files"),
+            csv_in_folder=True,
         )
-        export_csv(pipeline, k, written / CSV_NAME)
     except DotmapError as exc:
         bar.empty()
         st.error(str(exc))
         st.stop()
     bar.empty()
-    st.success(f"Wrote {n:,} {'links' if link else 'images'} in {k} cluster folders and {CSV_NAME} to {written}.")
+    st.success(
+        f"Wrote {n:,} {'links' if link else 'images'} in {k} cluster folders and {FOLDER_CSV} to {shown(str(written))}."
+    )

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -200,7 +201,10 @@ def run_module(*argv: str) -> subprocess.CompletedProcess:
     """``python -m core ARGV`` from the repository root; the autouse fixture set DOTMAP_CACHE."""
     return subprocess.run(
         [sys.executable, "-m", "core", *argv],
-        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
     )
 
 
@@ -217,3 +221,90 @@ def test_python_m_core_failure_is_one_error_line(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1
     assert re.fullmatch(r"error: The folder .*missing does not exist\.", lines[0])
+
+
+def test_an_internal_bug_shows_where_it_failed_not_a_user_error(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def broken(self):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr("core.pipeline.Pipeline.sweep", broken)
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "in broken" in err
+    assert err.rstrip().endswith(
+        "(a bug, not a problem with your data). Finished stages stay in the cache. "
+        "Please report it with the lines above."
+    )
+    assert "error: operands" not in err
+
+
+# ---------------------------------------------------------------- hostile names, small folders, odd requests
+
+
+def test_names_with_control_characters_are_printed_escaped(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (demo / "evil\x1b[2J\nFAKE: all fine.png").write_text("not an image")
+    with open(os.path.join(os.fsencode(demo), b"bad\xff\xfe.png"), "wb") as f:
+        f.write((demo / "dots_00.png").read_bytes())
+    assert main(["prepare", *settings_args(demo, tmp_path / "cache"), "--no-map"]) == 0
+    err = capsys.readouterr().err
+    assert "  evil\\x1b[2J\\x0aFAKE: all fine.png: not a PNG" in err
+    assert "  bad\\xff\\xfe.png: its name is not valid UTF-8" in err
+    assert "\x1b" not in err and "\nFAKE" not in err
+
+
+def test_report_json_shows_skipped_names_escaped(demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with open(os.path.join(os.fsencode(demo), b"bad\xff.png"), "wb") as f:
+        f.write(b"x")
+    assert main(["report", "--json", *settings_args(demo, tmp_path / "cache")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == [["bad\\xff.png", "its name is not valid UTF-8; rename the file to include it"]]
+
+
+def test_predict_on_a_few_images_in_pca_space_needs_no_map(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = make_demo(tmp_path / "few", n=6, seed=0)
+    new = make_demo(tmp_path / "new", n=1, seed=7) / "dots_0.png"
+    args = [str(data), "--cluster-space", "pca", "--k-max", "3", "--cache", str(tmp_path / "cache"), "--quiet"]
+    assert main(["predict", *args, str(new), "--json"]) == 0
+    (prediction,) = json.loads(capsys.readouterr().out)["predictions"]
+    assert prediction["map_layout"] == "pca"
+    assert 0 <= prediction["cluster"] < 3
+
+
+def test_predict_on_a_named_pipe_says_what_it_is(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    assert main(["predict", *args, str(tmp_path / "pipe.png")]) == 1
+    assert "pipe.png: skipped: a named pipe (FIFO), not an image file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--folders"])
+def test_export_into_the_data_folder_is_refused(
+    args: list[str], demo: Path, flag: str, capsys: pytest.CaptureFixture
+) -> None:
+    before = sorted(p.name for p in demo.iterdir())
+    assert main(["export", *args, flag, str(demo / "by-cluster")]) == 1
+    assert "inside the image folder" in capsys.readouterr().err
+    assert sorted(p.name for p in demo.iterdir()) == before
+
+
+def test_a_failed_export_leaves_nothing_and_the_retry_works(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["export", *args, "--k", "50", "--folders", str(tmp_path / "new")]) == 1
+    assert "k=50 is outside the prepared range" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert main(["export", *args, "--k", "3", "--folders", str(tmp_path / "new")]) == 0
+
+
+def test_export_of_the_csv_and_folders_to_one_name_writes_nothing(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["export", *args, "--csv", str(tmp_path / "x"), "--folders", str(tmp_path / "x")]) == 1
+    assert "outside the export folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

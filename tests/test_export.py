@@ -17,6 +17,7 @@ from core.export import (
     assignment_rows,
     assignments_csv_text,
     cluster_folder,
+    export,
     export_csv,
     export_folders,
     zip_of_files,
@@ -233,3 +234,119 @@ def test_zip_of_images_dated_before_1980_holds_them(pipeline: Pipeline) -> None:
     members = zip_members(zip_of_files(pipeline, K, SOME_ROWS))
     del members["clusters.csv"]
     assert members == expected_members(pipeline, K, SOME_ROWS)
+
+
+# ---------------------------------------------------------------- hostile names and outputs
+
+
+@pytest.fixture
+def formula_names(tmp_path: Path) -> Pipeline:
+    """A demo folder where some images are named like spreadsheet formulas."""
+    data = make_demo(tmp_path / "d", n=24, seed=0)
+    for old, new in [
+        ("dots_00.png", "=HYPERLINK(1).png"),
+        ("dots_01.png", "+1+1.png"),
+        ("dots_02.png", "@SUM(A1).png"),
+    ]:
+        (data / old).rename(data / new)
+        (data / "sub").mkdir(exist_ok=True)
+    (data / "dots_03.png").rename(data / "sub" / "-2.png")
+    prepared = Pipeline(data, Settings(cluster_space="pca", k_max=4), tmp_path / "cache")
+    prepared.prepare(with_map=False)
+    return prepared
+
+
+def test_csv_cells_never_start_a_formula_and_still_open_the_file(formula_names: Pipeline, tmp_path: Path) -> None:
+    out = export_csv(formula_names, 3, tmp_path / "out.csv")
+    _, *rows = read_csv(out)
+    paths = [row[0] for row in rows]
+    assert {"./=HYPERLINK(1).png", "./+1+1.png", "./@SUM(A1).png", "sub/-2.png"} <= set(paths)
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row[:1])
+    for path in paths:
+        assert (formula_names.inventory.root / path).is_file()
+
+
+def test_the_classify_csv_makes_upload_names_inert() -> None:
+    from core.export import predictions_csv_text
+    from core.predict import Prediction
+
+    p = Prediction("=cmd|' /C calc'!A0.png", 3, 1, 0.5, 0.25, False, [0], ["@x.png"], [0.1], (0.0, 0.0), "pca")
+    _, row = list(csv.reader(io.StringIO(predictions_csv_text([p]))))
+    assert row[0] == "./=cmd|' /C calc'!A0.png"
+    assert row[-1] == "./@x.png"
+
+
+def test_zip_entry_names_carry_no_backslash(tmp_path: Path) -> None:
+    data = make_demo(tmp_path / "d", n=12, seed=0)
+    (data / "dots_00.png").rename(data / "..\\..\\outside.png")
+    (data / "dots_01.png").rename(data / "a\\b.png")
+    (data / "dots_02.png").rename(data / "a_b.png")  # the same entry name once made safe
+    pipeline = Pipeline(data, Settings(cluster_space="pca", k_max=3), tmp_path / "cache")
+    pipeline.prepare(with_map=False)
+    with zipfile.ZipFile(io.BytesIO(zip_of_files(pipeline, 2))) as archive:
+        names = archive.namelist()
+        stored = sorted(archive.read(name) for name in names if name != "clusters.csv")
+    assert not any("\\" in name or ".." in name.split("/") for name in names)
+    assert any(name.endswith("/.._.._outside.png") for name in names)
+    assert len(names) == len(set(names)) == 13
+    assert stored == sorted(p.read_bytes() for p in data.glob("*.png"))
+
+
+@pytest.mark.parametrize(
+    ("csv_name", "folder_name"),
+    [("d/out.csv", None), (None, "d/by-cluster"), ("d/sub/new/out.csv", None), ("d", None), (None, "d")],
+    ids=["csv in it", "folders in it", "csv in a new sub-folder", "csv is it", "folders is it"],
+)
+def test_any_output_inside_the_data_folder_is_refused(
+    pipeline: Pipeline, tmp_path: Path, csv_name, folder_name
+) -> None:
+    before = tree_bytes(tmp_path / "d")
+    with pytest.raises(DotmapError, match=r"inside the image folder .* only reads"):
+        export(
+            pipeline,
+            K,
+            csv_path=None if csv_name is None else tmp_path / csv_name,
+            folders=None if folder_name is None else tmp_path / folder_name,
+        )
+    assert tree_bytes(tmp_path / "d") == before
+    assert sorted(p.name for p in (tmp_path / "d").rglob("*") if p.is_dir()) == []
+
+
+def test_a_link_into_the_data_folder_is_seen(pipeline: Pipeline, tmp_path: Path) -> None:
+    (tmp_path / "alias").symlink_to(tmp_path / "d", target_is_directory=True)
+    with pytest.raises(DotmapError, match=r"inside the image folder"):
+        export_folders(pipeline, K, tmp_path / "alias" / "out")
+
+
+def test_a_k_outside_the_sweep_creates_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
+    with pytest.raises(DotmapError, match=r"k=50 is outside the prepared range"):
+        export(pipeline, 50, csv_path=tmp_path / "new.csv", folders=tmp_path / "new")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new.csv").exists()
+
+
+def test_the_same_name_for_the_csv_and_the_folders_writes_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
+    with pytest.raises(DotmapError, match=r"outside the export folder"):
+        export(pipeline, K, csv_path=tmp_path / "x", folders=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_failure_half_way_removes_what_the_export_created(pipeline: Pipeline, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    copied = []
+    real_copy = shutil.copy2
+
+    def copy_then_fail(source, destination):
+        if len(copied) == 10:
+            raise OSError(28, "No space left on device")
+        copied.append(destination)
+        return real_copy(source, destination)
+
+    monkeypatch.setattr("core.export.shutil.copy2", copy_then_fail)
+    with pytest.raises(DotmapError, match=r"No space left on device\. What this export wrote was removed"):
+        export(pipeline, K, csv_path=tmp_path / "new" / "out.csv", folders=tmp_path / "out")
+    assert len(copied) == 10
+    assert not (tmp_path / "out").exists() and not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    written = export(pipeline, K, csv_path=tmp_path / "new" / "out.csv", folders=tmp_path / "out")
+    assert written == [tmp_path / "new" / "out.csv", tmp_path / "out"]  # the retry is not refused

@@ -19,6 +19,7 @@ from core.cache import default_cache_dir
 from core.errors import DotmapError
 from core.images import ImageReadError, ImageSet, Inventory, decode_image, read_labels, scan_folder
 from core.jobs import JobStatus
+from core.names import shown
 from core.pipeline import Pipeline, Settings, Sweep
 from core.predict import Predictor
 from core.reduction import Reduction
@@ -76,7 +77,7 @@ def sample_images(pipeline: Pipeline, limit: int) -> tuple[np.ndarray, list[str]
     for i in picks:
         try:
             masks.append(decode_image(pipeline.inventory.root / files[i].path, s.grid, s.polarity))
-            names.append(files[i].path)
+            names.append(shown(files[i].path))
         except ImageReadError:
             continue  # listed with its reason among the skipped files
     return (np.stack(masks) if masks else np.zeros((0, s.grid, s.grid), bool)), names
@@ -156,17 +157,23 @@ def cluster_means(pipeline: Pipeline, k: int) -> np.ndarray:
     return pipeline.cluster_means()[pipeline.sweep().row(k)]
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _shown_paths(key: str, _pipeline: Pipeline) -> list[str]:
+    return [shown(path) for path in _pipeline.image_meta()["paths"]]
+
+
 def paths(pipeline: Pipeline) -> list[str]:
-    return pipeline.image_meta()["paths"]
+    """The image paths as shown to a person: a control character in a name is escaped, never obeyed."""
+    return _shown_paths(pipeline.key("images"), pipeline)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _path_array(key: str, _pipeline: Pipeline) -> np.ndarray:
-    return np.asarray(_pipeline.image_meta()["paths"])
+    return np.asarray(paths(_pipeline))
 
 
 def path_array(pipeline: Pipeline) -> np.ndarray:
-    """The paths as a numpy array of strings: plotly takes it 20x faster than a list (hover text of the map)."""
+    """The shown paths as a numpy array: plotly takes it 20x faster than a list (hover text of the map)."""
     return _path_array(pipeline.key("images"), pipeline)
 
 
