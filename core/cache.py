@@ -57,6 +57,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _remove(path: Path) -> None:
+    """Remove whatever is at ``path``: an entry folder, or a file or link found in its place."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def staging_prefix(name: str) -> str:
     """Temporary folders are named with their writer's pid, so one left by a killed process can be removed."""
     return f".tmp-{name}-pid{os.getpid()}-"
@@ -120,6 +128,18 @@ class Cache:
                 return None
         return manifest
 
+    def _manifest_problem(self, folder: Path) -> str:
+        """Why an entry's manifest cannot be used, in words (for the note); only asked when it cannot."""
+        if not folder.is_dir() or folder.is_symlink():
+            return "it is not a folder"
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return "its manifest is missing or unreadable"
+        if isinstance(manifest, dict) and manifest.get("format") != FORMAT_VERSION:
+            return f"its manifest is of cache format {manifest.get('format')!r}, not {FORMAT_VERSION}"
+        return "its manifest is malformed"
+
     def _read_manifest(self, folder: Path) -> dict[str, Any] | None:
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
@@ -140,13 +160,12 @@ class Cache:
     def load(self, stage: str, key: str) -> Entry | None:
         """The entry, verified; None when there is none. A broken entry is removed and noted."""
         folder = self.path(stage, key)
-        if not folder.exists():
+        if not folder.exists() and not folder.is_symlink():
             return None
-        problem = "its manifest is missing or unreadable"
         manifest = self._read_manifest(folder)
         arrays: Arrays = {}
+        problem = "" if manifest is not None else self._manifest_problem(folder)
         if manifest is not None:
-            problem = ""
             for name, info in manifest["files"].items():
                 file = folder / name
                 if not file.is_file() or file.stat().st_size != info.get("size"):
@@ -162,7 +181,7 @@ class Cache:
                     break
         if problem:
             self.notes.append(f"cache entry {folder.name} was broken ({problem}); recomputed it")
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove(folder)
             return None
         return Entry(arrays, manifest["meta"])
 
@@ -179,8 +198,7 @@ class Cache:
                 files[file.name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
             manifest = {"format": FORMAT_VERSION, "stage": stage, "files": files, "meta": meta}
             (staging / MANIFEST).write_text(json.dumps(manifest))
-            if final.exists():
-                shutil.rmtree(final)
+            _remove(final)
             os.replace(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

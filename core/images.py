@@ -29,6 +29,14 @@ from core.processes import exit_with_owner
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or GIF"
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)  # the first bytes of each accepted format (BMP's "BM" is too short to tell a damaged BMP by)
 MAX_PIXELS = 40_000_000  # larger images are refused as possible decompression bombs
 MAX_FILE_BYTES = 512 * 2**20
 INK_THRESHOLD = 128  # darkness (0..255) from which a pixel is ink
@@ -280,6 +288,15 @@ PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixe
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 
+def _may_be_short(im: Image.Image) -> bool:
+    """Whether a loaded PNG could lack pixel data: Pillow pads a short one with zero bytes at the
+    end, so a last row that holds any non-zero byte proves it whole (cheap; the full check costs
+    about a fifth of a decode). Interlaced images fill rows out of order: they are always checked."""
+    if im.info.get("interlace"):
+        return True
+    return not np.asarray(im.crop((0, im.height - 1, im.width, im.height))).any()
+
+
 def _png_rows_missing(data: bytes) -> int | None:
     """How many bytes of pixel data a PNG lacks (0 when whole); None when it cannot be told.
 
@@ -345,15 +362,16 @@ def decode_image(
                 if im.format == "PNG":
                     # load() checks neither chunk CRCs nor the zlib checksum; verify() does
                     im.verify()
+                    stream.seek(0)
+                    im = Image.open(stream, formats=("PNG",))
+                im.load()
+                if im.format == "PNG" and _may_be_short(im):
                     missing = _png_rows_missing(stream.getvalue())
                     if missing:
                         raise ImageReadError(
                             f"damaged or truncated image (the pixel data ends early: {missing:,} bytes of "
                             f"the declared {w}x{h} are missing)"
                         )
-                    stream.seek(0)
-                    im = Image.open(stream, formats=("PNG",))
-                im.load()
                 im = ImageOps.exif_transpose(im)
                 gray = _to_gray(im)
     except ImageReadError:
@@ -365,6 +383,9 @@ def decode_image(
     except PermissionError:
         raise ImageReadError("permission denied") from None
     except Image.UnidentifiedImageError:
+        kind = next((name for magic, name in SIGNATURES if stream.getvalue().startswith(magic)), None)
+        if kind is not None:  # it says it is one of ours, but its header cannot be read (a bad IHDR CRC)
+            raise ImageReadError(f"damaged or truncated image (its {kind} header cannot be read)") from None
         raise ImageReadError(f"not a {FORMAT_NAMES} image") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         # Pillow's own guard fires while reading the header, before the size is ours to check

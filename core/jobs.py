@@ -184,6 +184,19 @@ def start_job(data_dir: str | os.PathLike | None, settings: Settings, cache_root
     Returns the job id. The job runs ``python -m core prepare`` in a process group of its own.
     """
     root = Path(cache_root).expanduser().resolve()
+    try:
+        return _start_job(data_dir, settings, root)
+    except OSError as exc:
+        if not str(exc.filename or "").startswith(str(root)):
+            raise
+        raise DotmapError(
+            f"Cannot start preparing: the cache folder {root} cannot be written ({exc.strerror or exc}). "
+            f"What it holds is still shown; to prepare the rest, make it writable or start the dashboard "
+            f"with another cache folder in the DOTMAP_CACHE variable."
+        ) from None
+
+
+def _start_job(data_dir: str | os.PathLike | None, settings: Settings, root: Path) -> str:
     job = job_id(data_dir, settings)
     folder = job_folder(root, job)
     folder.mkdir(parents=True, exist_ok=True)

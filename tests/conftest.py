@@ -50,7 +50,7 @@ def _cache_outside_home(tmp_path_factory: pytest.TempPathFactory):
 
 APP_DEMO_N = 240
 APP_DEMO_SEED = 5
-APP_JUNK = {"notes.txt": b"not an image", "empty.png": b""}
+APP_JUNK = {"notes.txt": b"not an image", "empty.png": b"", "evil\x1b[31m\nname.txt": b"a name that forges lines"}
 
 
 @pytest.fixture(scope="session")

@@ -112,14 +112,14 @@ def test_overview_counts_the_images(demo: Path) -> None:
     at = open_page()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images used"] == "240"
-    assert metrics["Files skipped"] == "3"
+    assert metrics["Files skipped"] == "4"
 
 
 def test_overview_lists_each_skipped_file_with_its_reason(demo: Path) -> None:
     at = open_page()
-    assert "3 file(s) are not usable images" in texts(at, "warning")
+    assert "4 file(s) are not usable images" in texts(at, "warning")
     table = at.dataframe[0].value
-    assert sorted(table["file"]) == ["empty.png", "notes.txt", "truncated.png"]
+    assert sorted(table["file"]) == ["empty.png", "evil\\x1b[31m\\x0aname.txt", "notes.txt", "truncated.png"]
     assert all(reason.strip() for reason in table["reason"])
 
 
@@ -358,6 +358,31 @@ def test_export_never_overwrites_a_folder(demo: Path, tmp_path: Path) -> None:
     assert "already exists" in texts(at, "error")
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     assert (target / "keep.txt").read_text() == "my work"
+
+
+def test_export_refuses_a_folder_inside_the_image_folder(demo: Path) -> None:
+    before = sorted(p.name for p in demo.iterdir())
+    at = open_page("pages/5_Export.py")
+    at.text_input(key="export_target").set_value(str(demo / "by-cluster"))
+    at.button(key="write").click().run()
+    assert not at.exception
+    assert "is inside the image folder" in texts(at, "error")
+    assert sorted(p.name for p in demo.iterdir()) == before
+
+
+def test_a_cache_that_cannot_be_written_is_said_in_words(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(data_dir, settings, root):
+        raise PermissionError(13, "Permission denied", str(root / "jobs"))
+
+    monkeypatch.setattr("core.jobs._start_job", read_only)
+    at = open_page()
+    at.session_state["settings"] = {**asdict(Settings()), "k_max": 7}  # not prepared: a job must start
+    at.run()
+    assert not at.exception
+    assert "Cannot start preparing: the cache folder" in texts(at, "error")
+    assert "cannot be written (Permission denied)" in texts(at, "error")
 
 
 @pytest.mark.parametrize("target", ["", "relative/folder"])

@@ -95,7 +95,11 @@ def _job_for(folder: str | None, settings: Settings, fingerprint: str, needed: b
     job = ui_jobs.job_of(folder, settings)
     status = ui_jobs.status_of(job)
     if ui_jobs.should_start(status, fingerprint):
-        return ui_jobs.start(folder, settings)
+        try:
+            return ui_jobs.start(folder, settings)
+        except DotmapError as exc:  # a cache folder that cannot be written
+            st.error(str(exc))
+            st.stop()
     if not status.active and needed:
         ui_jobs.draw_stopped(status, folder, settings, key="job")
         st.stop()

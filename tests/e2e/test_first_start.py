@@ -49,7 +49,9 @@ def test_first_start_on_the_built_in_demo_shows_progress_then_the_clusters(brows
         page.goto(url)
         page.get_by_text("Preparing the data set in the background").first.wait_for(timeout=STARTED_MS)
         page.get_by_text("Make the built-in demo set (2,000 images)").first.wait_for(timeout=STARTED_MS)
-        assert page.get_by_role("button", name="Cancel").count() == 1
+        cancel = page.get_by_role("button", name="Cancel")
+        cancel.first.wait_for(timeout=STARTED_MS)  # the panel's lines can reach the browser before its button
+        assert cancel.count() == 1
         page.get_by_text("UMAP cluster space (10-D)").first.wait_for(timeout=FIRST_START_MS)
         shoot(page, "first-start-progress")
         wait_for_results(page)
