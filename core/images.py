@@ -223,19 +223,12 @@ def _light_ink(dark: np.ndarray) -> bool:
     h, w = dark.shape
     band = max(1, round(BORDER_SHARE * min(h, w)))
     if 2 * band >= min(h, w):
-        frame = dark
+        dark_frame, frame = np.count_nonzero(dark), dark.size
     else:
-        frame = np.concatenate(
-            [
-                dark[:band].ravel(),
-                dark[-band:].ravel(),
-                dark[band:-band, :band].ravel(),
-                dark[band:-band, -band:].ravel(),
-            ]
-        )
-    dark_frame = 2 * np.count_nonzero(frame)
-    if dark_frame != frame.size:
-        return dark_frame > frame.size
+        inner = dark[band:-band, band:-band]
+        dark_frame, frame = np.count_nonzero(dark) - np.count_nonzero(inner), dark.size - inner.size
+    if 2 * dark_frame != frame:
+        return 2 * dark_frame > frame
     return 2 * np.count_nonzero(dark) > dark.size
 
 
@@ -294,7 +287,8 @@ def _may_be_short(im: Image.Image) -> bool:
     about a fifth of a decode). Interlaced images fill rows out of order: they are always checked."""
     if im.info.get("interlace"):
         return True
-    return not np.asarray(im.crop((0, im.height - 1, im.width, im.height))).any()
+    box = im.getbbox(alpha_only=False)  # where any byte is non-zero; ~1 µs for 200x200
+    return box is None or box[3] < im.height
 
 
 def _png_rows_missing(data: bytes) -> int | None:
