@@ -1,4 +1,4 @@
-"""The command line: ``python -m core demo|prepare|report|export|predict``."""
+"""The command line: ``python -m core demo|prepare|report|export|predict|compare``."""
 
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TextIO
 
-from core import demo, features
+from core import compare, demo, features
 from core.cache import CACHE_ENV, default_cache_dir
+from core.clustering import ALGORITHMS
 from core.errors import DotmapError
 from core.images import POLARITIES, ImageReadError, read_labels
 from core.names import shown
 from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
-from core.scoring import RECOMMENDATION_RULE, agreement_with_truth
+from core.scoring import RECOMMENDATION_RULE
 
 SKIPPED_SHOWN = 20
 
@@ -212,8 +214,8 @@ def _report_data(pipeline: Pipeline) -> dict:
     if inventory.labels_path is not None:
         truth, truth_names = read_labels(inventory.labels_path, meta["paths"])
         if (truth >= 0).sum() >= 2:
-            for row, labels in zip(rows, sweep.labels, strict=True):
-                row["ari"], row["nmi"] = agreement_with_truth(truth, labels)
+            for row, scores in zip(rows, compare.truth_scores(truth, sweep.labels), strict=True):
+                row["ari"], row["nmi"] = scores
     return {
         "data_dir": str(inventory.root),
         "settings": asdict(pipeline.settings),
@@ -312,6 +314,78 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
+B_CHOICES = {
+    "features": features.FEATURE_KINDS,
+    "algorithm": ALGORITHMS,
+    "cluster_space": CLUSTER_SPACES,
+    "polarity": POLARITIES,
+}
+
+
+def _add_b_settings(parser: argparse.ArgumentParser) -> None:
+    """``--b-<setting>`` for each setting of result B (default: A's); ``--a-<setting>`` is ``--<setting>``."""
+    for setting in fields(Settings):
+        flag = setting.name.replace("_", "-")
+        kind = {"choices": B_CHOICES[setting.name]} if setting.name in B_CHOICES else {"type": int, "metavar": "N"}
+        parser.add_argument(
+            f"--b-{flag}", dest=f"b_{setting.name}", default=None, help=f"B's --{flag} (default: A's)", **kind
+        )
+        parser.add_argument(f"--a-{flag}", dest=setting.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kind)
+
+
+def _settings_b(args: argparse.Namespace, a: Settings) -> Settings:
+    given = {s.name: getattr(args, f"b_{s.name}") for s in fields(Settings)}
+    b = replace(a, **{name: value for name, value in given.items() if value is not None})
+    if b == a:
+        raise DotmapError("B has the same settings as A: give B a setting that differs, such as --b-features shape.")
+    return b
+
+
+def _words(s: Settings) -> str:
+    return f"{s.features} features, {s.algorithm} in {s.cluster_space} space, {s.components} components"
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    settings_b = _settings_b(args, _settings(args))  # a wrong request is said before the folder is read
+    pipeline, progress = _pipeline(args)
+    root, inventory = pipeline.inventory.root, pipeline.inventory
+    other = Pipeline(root, settings_b, args.cache, on_progress=progress, inventory=inventory)
+    result = compare.compare_results(pipeline, other, args.k)
+    progress.close()
+    _notes(pipeline)
+    _notes(other)
+    paths = [shown(path) for path in pipeline.image_meta()["paths"]]
+    data = {
+        "data_dir": str(pipeline.inventory.root),
+        "n_images": len(paths),
+        "settings": {"a": asdict(pipeline.settings), "b": asdict(settings_b)},
+        **result.to_dict(paths, args.top),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    recommended = data["recommended_k"]
+    print(f"A: {_words(pipeline.settings)}; recommended k = {recommended['a']}")
+    print(f"B: {_words(settings_b)}; recommended k = {recommended['b']}")
+    print(f"{data['n_images']} images; agreement of A and B for each k (1: the same groups, about 0: unrelated)")
+    print(f"{'k':>3} {'ARI':>6} {'NMI':>6}")
+    for r in data["per_k"]:
+        print(f"{r['k']:>3} {r['ari']:>6.3f} {r['nmi']:>6.3f}" + ("  <- below" if r["k"] == result.k else ""))
+    k = result.k
+    print(f"\nAt k = {k}, images in cluster i of A (rows) and j of B (columns); * marks the matched clusters:")
+    width = max(len(str(result.overlap.max())), len(str(k - 1)) + 1) + 2
+    print("    " + "".join(f"{'B' + str(j):>{width}}" for j in range(k)))
+    for i, row in enumerate(result.overlap):
+        cells = (f"{v}{'*' if result.match[i] == j else ' '}" for j, v in enumerate(row))
+        print((f"{'A' + str(i):<4}" + "".join(f"{c:>{width}}" for c in cells)).rstrip())
+    rule = compare.DISAGREE_RULE[0].upper() + compare.DISAGREE_RULE[1:]
+    print(f"\n{data['n_disagreeing']} of {data['n_images']} images disagree at k = {k}.")
+    print(textwrap.fill(f"{rule}.", width=100, break_on_hyphens=False))
+    for d in data["disagreeing"]:
+        print(f"  A {d['a']} -> B {d['b']} (matched: B {d['b_matched']}), surety {d['surety']:.2f}: {d['path']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core", description="Dotmap: find and explore clusters of black-and-white dot images."
@@ -355,6 +429,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="number of clusters (default: the recommended k)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser(
+        "compare",
+        help="how far two settings agree on one folder: ARI/NMI per k, the overlap table, the images they disagree on",
+        description="Result A has the usual settings (--features ..., or --a-features ...); result B the same, "
+        "except each --b-<setting> given. What is not prepared of either is computed (never the 2-D map).",
+    )
+    _add_settings(p)
+    _add_b_settings(p)
+    p.add_argument("--k", type=int, default=None, help="the k of the overlap table (default: A's recommended k)")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=compare.DISAGREEMENTS_SHOWN,
+        help=f"disagreeing images listed (default {compare.DISAGREEMENTS_SHOWN})",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_compare)
     return parser
 
 

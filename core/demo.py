@@ -1,4 +1,10 @@
-"""Demo data: black-dot-on-white PNGs from a handful of shape families, with their true labels."""
+"""Demo data: black-dot-on-white PNGs of known groups, with their true labels.
+
+Three kinds: ``shapes`` (the built-in demo: 8 families, any position, size, angle, mirror),
+``hard-shapes`` (10 families with near-alike pairs, open curves, partial shapes, clutter dots and
+varied dot size and density) and ``digits`` (scikit-learn's 1,797 real handwritten digits, drawn
+as dot clouds at a random place and size): the quality suite's data (benchmarks/quality.py).
+"""
 
 from __future__ import annotations
 
@@ -64,6 +70,25 @@ def _spiral(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.c_[r * np.cos(t), r * np.sin(t)]
 
 
+def _squashed(
+    draw: Callable[[np.random.Generator, int], np.ndarray],
+) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """The shape flattened to SQUASH of its height: an ellipse from a ring, a rectangle from a square."""
+
+    def squashed(rng: np.random.Generator, n: int) -> np.ndarray:
+        return draw(rng, n) * np.array([1.0, SQUASH])
+
+    return squashed
+
+
+def _arc(rng: np.random.Generator, n: int) -> np.ndarray:
+    t = rng.uniform(0, ARC_SPAN, n)  # an open curve: a ring with a gap
+    return np.c_[np.cos(t), np.sin(t)]
+
+
+SQUASH = 0.55
+ARC_SPAN = 1.4 * np.pi
+
 FAMILIES: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
     "ring": _ring,
     "disk": _disk,
@@ -74,19 +99,58 @@ FAMILIES: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
     "two-blobs": _two_blobs,
     "spiral": _spiral,
 }
+HARD_FAMILIES: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
+    "ring": _ring,
+    "ellipse": _squashed(_ring),
+    "disk": _disk,
+    "square": _polygon(4),
+    "rectangle": _squashed(_polygon(4)),
+    "triangle": _polygon(3),
+    "arc": _arc,
+    "cross": _cross,
+    "line": _line,
+    "spiral": _spiral,
+}
+KINDS = ("shapes", "hard-shapes", "digits")
+HARD_DOTS = (25, 250)
+HARD_DOT_SIZES = (1, 3)
+PARTIAL_SHARE, PARTIAL_GAP = 0.3, np.pi / 3  # a third of the images miss a 60-degree sector
+CLUTTER_MAX = 0.15  # stray dots anywhere on the canvas, up to this share of the shape's dots
+DIGIT_SIZE = (90.0, 180.0)  # px the 8x8 digit is drawn over
+DIGIT_DOTS_PER_LEVEL = 0.6  # dots per unit of ink (0..16) in one of the 64 cells
 
 
-def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS) -> np.ndarray:
+def _render(xy: np.ndarray, dot: int, size: int) -> np.ndarray:
+    image = np.full((size, size), 255, np.uint8)
+    xy = np.rint(xy).astype(int)
+    for dy in range(dot):
+        for dx in range(dot):
+            image[np.clip(xy[:, 1] + dy, 0, size - 1), np.clip(xy[:, 0] + dx, 0, size - 1)] = 0
+    return image
+
+
+def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS, hard: bool = False) -> np.ndarray:
     """Draw one image of a family at a random position, size, angle, dot count and jitter.
+
+    ``hard`` draws from HARD_FAMILIES with more varied dot counts and sizes, a missing sector in
+    some images, and stray clutter dots.
 
     Returns
     -------
     image : ndarray of shape (size, size), uint8, 0 = black dot, 255 = white ground.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family={family!r} should be one of {sorted(FAMILIES)}.")
-    n_dots = int(rng.integers(MIN_DOTS, MAX_DOTS + 1))
-    unit = FAMILIES[family](rng, n_dots)
+    families = HARD_FAMILIES if hard else FAMILIES
+    if family not in families:
+        raise ValueError(f"family={family!r} should be one of {sorted(families)}.")
+    low_dots, high_dots = HARD_DOTS if hard else (MIN_DOTS, MAX_DOTS)
+    n_dots = int(rng.integers(low_dots, high_dots + 1))
+    unit = families[family](rng, n_dots)
+    if hard and rng.random() < PARTIAL_SHARE:
+        start = rng.uniform(-np.pi, np.pi)
+        angle_of = np.arctan2(unit[:, 1], unit[:, 0])
+        kept = np.mod(angle_of - start, 2 * np.pi) > PARTIAL_GAP
+        if kept.sum() >= 3:
+            unit = unit[kept]
     radius = rng.uniform(MIN_RADIUS, min(MAX_RADIUS, size / 2 - MARGIN))
     angle = rng.uniform(0, 2 * np.pi)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -94,16 +158,30 @@ def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS) -
         rotation[:, 1] *= -1  # a mirror image
     points = unit @ rotation.T * radius + rng.normal(0, JITTER * radius, unit.shape)
     low, high = radius + MARGIN, size - radius - MARGIN
-    centre = rng.uniform(low, high, 2)
-    xy = np.rint(points + centre).astype(int)
-    dot = int(rng.integers(1, 3))  # 1 or 2 px dots
-    image = np.full((size, size), 255, np.uint8)
-    for dy in range(dot):
-        for dx in range(dot):
-            x = np.clip(xy[:, 0] + dx, 0, size - 1)
-            y = np.clip(xy[:, 1] + dy, 0, size - 1)
-            image[y, x] = 0
-    return image
+    xy = points + rng.uniform(low, high, 2)
+    if hard:
+        clutter = int(rng.integers(0, int(CLUTTER_MAX * len(xy)) + 1))
+        xy = np.concatenate([xy, rng.uniform(0, size, (clutter, 2))])
+        dot = int(rng.integers(HARD_DOT_SIZES[0], HARD_DOT_SIZES[1] + 1))
+    else:
+        dot = int(rng.integers(1, 3))  # 1 or 2 px dots
+    return _render(xy, dot, size)
+
+
+def draw_digit(digit: np.ndarray, rng: np.random.Generator, size: int = CANVAS) -> np.ndarray:
+    """One real handwritten digit (8x8 ink levels 0..16, scikit-learn's) as a dot cloud.
+
+    Each of the 64 cells gets dots in proportion to its ink, spread evenly inside the cell; the
+    digit is drawn over a random size and place (upright: a rotated 6 is a 9).
+    """
+    counts = rng.poisson(digit.reshape(8, 8) * DIGIT_DOTS_PER_LEVEL)
+    rows, cols = np.nonzero(counts)
+    repeats = counts[rows, cols]
+    cells = np.c_[np.repeat(cols, repeats), np.repeat(rows, repeats)].astype(float)
+    unit = (cells + rng.uniform(0, 1, cells.shape)) / 8.0  # 0..1 in both axes
+    extent = rng.uniform(*DIGIT_SIZE)
+    corner = rng.uniform(MARGIN, size - extent - MARGIN, 2)
+    return _render(unit * extent + corner, int(rng.integers(1, 3)), size)
 
 
 BUILTIN_N = 2000
@@ -146,34 +224,54 @@ def make_demo(
     families: list[str] | None = None,
     size: int = CANVAS,
     on_progress: Callable[[int, int, str], None] | None = None,
+    kind: str = "shapes",
 ) -> Path:
     """Write ``n`` demo PNGs and ``labels.csv`` (filename,label) into a new folder.
 
-    Families take turns, so every family has ``n // len(families)`` images or one more.
+    ``kind`` is one of KINDS. For shapes, families take turns, so every family has
+    ``n // len(families)`` images or one more; digits are taken in scikit-learn's order, repeated
+    (with new dots) past its 1,797, and ``families`` may name the digits ("0".."9") to keep.
     The folder must not exist yet or be empty: nothing already there is overwritten.
     """
-    families = list(FAMILIES) if families is None else families
-    if not families:
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} should be one of {KINDS}.")
+    known = HARD_FAMILIES if kind == "hard-shapes" else FAMILIES
+    if kind != "digits":
+        families = list(known) if families is None else families
+    if families is not None and not families:
         raise ValueError("families should name at least one family.")
-    if size < 2 * (MIN_RADIUS + MARGIN) + 1:
-        raise ValueError(f"size={size} should be >= {int(2 * (MIN_RADIUS + MARGIN)) + 1}.")
+    if size < 2 * (MIN_RADIUS + MARGIN) + 1 or (kind == "digits" and size < DIGIT_SIZE[1] + 2 * MARGIN):
+        raise ValueError(f"size={size} is too small for {kind}.")
     if n < 1:
         raise ValueError(f"n={n} should be >= 1.")
-    unknown = sorted(set(families) - set(FAMILIES))
+    unknown = [] if kind == "digits" else sorted(set(families) - set(known))
     if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {sorted(FAMILIES)}.")
+        raise ValueError(f"unknown families {unknown}; choose from {sorted(known)}.")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DotmapError(f"{out} already exists and is not an empty folder; choose a new folder.")
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    if kind == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        chosen = [i for i, t in enumerate(bunch.target) if families is None or str(int(t)) in families]
+        if not chosen:
+            raise ValueError("families should name at least one digit, 0..9.")
+        digits, targets = bunch.data[chosen], bunch.target[chosen]
     width = len(str(n - 1))
     rows = []
     for i in range(n):
-        family = families[i % len(families)]
         name = f"dots_{i:0{width}d}.png"
-        Image.fromarray(draw_demo_image(family, rng, size)).save(out / name)
-        rows.append((name, family))
+        if kind == "digits":
+            label = str(int(targets[i % len(targets)]))
+            image = draw_digit(digits[i % len(digits)], rng, size)
+        else:
+            label = families[i % len(families)]
+            image = draw_demo_image(label, rng, size, hard=kind == "hard-shapes")
+        Image.fromarray(image).save(out / name)
+        rows.append((name, label))
         if on_progress is not None and (i + 1 == n or (i + 1) % 250 == 0):
             on_progress(i + 1, n, "demo")
     with open(out / "labels.csv", "w", newline="") as f:

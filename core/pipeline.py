@@ -105,7 +105,7 @@ class Sweep:
     silhouette : ndarray of shape (n_k, n_images), float32, per image.
     distance : ndarray of shape (n_k, n_images), float32, to the own cluster's centre.
     table : one dict per k with k, inertia, silhouette, davies_bouldin, calinski_harabasz,
-        stability, sizes.
+        stability (mean ARI over the stability runs), stability_spread (their standard deviation), sizes.
     transitions : for each k but the last, the overlap table (k, k+1) of clusters at k and k+1.
     """
 
@@ -114,7 +114,6 @@ class Sweep:
     centres: list[np.ndarray]
     silhouette: np.ndarray
     distance: np.ndarray
-    outlier_distance: list[np.ndarray]
     table: list[dict[str, Any]]
     transitions: list[list[list[int]]]
     recommended_k: int
@@ -211,11 +210,17 @@ class Pipeline:
             )
             distinct = images.count_distinct(loaded.packed)
             meta = {"paths": loaded.paths, "skipped": loaded.skipped, "grid": loaded.grid, "distinct": distinct}
-            return {"packed": loaded.packed}, meta
+            ink = np.unpackbits(loaded.packed, axis=1).sum(1, dtype=np.int32) if len(loaded) else np.zeros(0, np.int32)
+            return {"packed": loaded.packed, "ink": ink}, meta
 
         entry = self._stage("images", compute)
         meta = entry.meta
         return images.ImageSet(entry.arrays["packed"], meta["grid"], meta["paths"], [tuple(x) for x in meta["skipped"]])
+
+    def ink_counts(self) -> np.ndarray:
+        """How many ink pixels each image has on the working grid: ndarray of shape (n_images,), int32."""
+        self.images()
+        return self._entries["images"].arrays["ink"]
 
     def image_meta(self) -> dict[str, Any]:
         """Paths, skipped files and the count of distinct images, without loading the pixels."""
@@ -281,8 +286,14 @@ class Pipeline:
             X, algorithm, seed = self.space(), self.settings.algorithm, self.settings.seed
             result = clustering.fit_clusters(X, k, algorithm, seed)
             db, ch = scoring.separation_scores(X, result.labels, algorithm)
-            stable = scoring.stability(X, result.labels, k, algorithm, seed)
-            meta = {"inertia": result.inertia, "davies_bouldin": db, "calinski_harabasz": ch, "stability": stable}
+            stable, spread = scoring.stability(X, result.labels, k, algorithm, seed)
+            meta = {
+                "inertia": result.inertia,
+                "davies_bouldin": db,
+                "calinski_harabasz": ch,
+                "stability": stable,
+                "stability_spread": spread,
+            }
             return {"labels": result.labels, "centres": result.centres}, meta
 
         return self._stage("fit", compute, k)
@@ -315,14 +326,9 @@ class Pipeline:
                     for f, _ in fits
                 ]
             ).astype(np.float32)
-            table, outlier = [], []
+            table = []
             for j, ((f, meta), k) in enumerate(zip(fits, ks, strict=True)):
                 sizes = np.bincount(f.labels, minlength=k)
-                limit = np.array(
-                    [np.percentile(distance[j][f.labels == c], 99) if sizes[c] else np.inf for c in range(k)],
-                    np.float32,
-                )
-                outlier.append(limit)
                 table.append(
                     {
                         "k": k,
@@ -331,6 +337,7 @@ class Pipeline:
                         "davies_bouldin": meta["davies_bouldin"],
                         "calinski_harabasz": meta["calinski_harabasz"],
                         "stability": meta["stability"],
+                        "stability_spread": meta["stability_spread"],
                         "sizes": sizes.tolist(),
                     }
                 )
@@ -340,7 +347,6 @@ class Pipeline:
                 "centres": np.concatenate([f.centres for f, _ in fits]),
                 "silhouette": per_image,
                 "distance": distance,
-                "outlier_distance": np.concatenate(outlier),
             }
             meta = {
                 "ks": ks,
@@ -361,7 +367,6 @@ class Pipeline:
             centres=[a["centres"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
             silhouette=a["silhouette"],
             distance=a["distance"],
-            outlier_distance=[a["outlier_distance"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
             table=meta["table"],
             transitions=meta["transitions"],
             recommended_k=meta["recommended_k"],

@@ -14,6 +14,9 @@ from core.pipeline import Pipeline
 from core.reduction import N_NEIGHBORS, nearest_neighbors
 
 N_SIMILAR = 10  # nearest images reported for a prediction
+NOVELTY_NEIGHBORS = 5  # a new image's typical gap: its mean distance to this many nearest images (PCA)
+NOVELTY_PERCENTILE = 99.5  # unlike every cluster: beyond this share of the set's own images, on either
+# measure: the gap to the nearest images in PCA space, or the amount of ink
 
 
 @dataclass
@@ -21,7 +24,12 @@ class Prediction:
     """Where one new image belongs for one k.
 
     confidence : 1 - d1/d2 from the two nearest centres: 0 on the border, 1 on the own centre.
-    unusual : farther from its centre than 99% of that cluster's own members.
+    novelty : the larger of two ratios, each to the set's own NOVELTY_PERCENTILE-th percentile:
+        its mean distance to its NOVELTY_NEIGHBORS nearest images in PCA space, and its ink pixel
+        count (against the set's most, or fewest: the features are densities and ignore how much
+        ink there is, so a canvas full of noise would pass for a disk).
+    unusual : novelty above 1, "unlike every cluster": measured in PCA and feature space, where a
+        new point is not pulled into a cluster as it is when placed in the UMAP space by its neighbours.
     neighbours : row ids of the nearest images in the set; neighbour_paths their paths.
     map_xy : its place on the map, from its neighbours' places.
     map_layout : which map: "umap" (the 2-D map), or "pca" (the first two components) when the
@@ -33,6 +41,7 @@ class Prediction:
     cluster: int
     distance: float
     confidence: float
+    novelty: float
     unusual: bool
     neighbours: list[int]
     neighbour_paths: list[str]
@@ -42,6 +51,13 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _ratio(values: np.ndarray, limit: float | np.ndarray) -> np.ndarray:
+    """values / limit; where the set itself shows no spread (limit 0), any excess counts as infinite."""
+    limit = np.broadcast_to(np.asarray(limit, np.float64), values.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(limit > 0, values / np.where(limit > 0, limit, 1.0), np.where(values > 1e-6, np.inf, 0.0))
 
 
 class Predictor:
@@ -55,8 +71,27 @@ class Predictor:
         self.reduction = pipeline.reduction()
         self.paths = pipeline.image_meta()["paths"]
         self.space = pipeline.space() if pipeline.settings.cluster_space == "umap" else None
+        _, own = pipeline.neighbours()  # column 0 is each image itself
+        gaps = own[:, 1 : 1 + NOVELTY_NEIGHBORS].mean(1) if own.shape[1] > 1 else np.zeros(len(own))
+        self.gap_limit = float(np.percentile(gaps, NOVELTY_PERCENTILE)) if len(gaps) else 0.0
+        ink = pipeline.ink_counts().astype(np.float64)
+        self.ink_limits = (
+            float(np.percentile(ink, 100 - NOVELTY_PERCENTILE)),
+            float(np.percentile(ink, NOVELTY_PERCENTILE)),
+        )
         self.map_layout = "umap" if use_umap_map else "pca"
         self.map_xy = pipeline.map() if use_umap_map else pipeline.pca_map()
+
+    def novelty_parts(self, distances: np.ndarray, ink: np.ndarray) -> dict[str, np.ndarray]:
+        """The ratios behind ``novelty`` for new images, from the distances to their nearest images
+        in PCA space (sorted) and their ink pixel counts: each (m,), 1 at the set's own limit."""
+        low, high = self.ink_limits
+        ink = ink.astype(np.float64)
+        return {
+            "gap": _ratio(distances[:, :NOVELTY_NEIGHBORS].mean(1), self.gap_limit),
+            # the features ignore how much ink there is (densities): a canvas full of noise is a "disk"
+            "ink": np.maximum(_ratio(ink, high), _ratio(np.full(len(ink), low), np.maximum(ink, 1.0))),
+        }
 
     def predict_masks(self, masks: np.ndarray, names: list[str]) -> list[Prediction]:
         """Predictions for ink masks of shape (m, grid, grid)."""
@@ -71,7 +106,8 @@ class Predictor:
         )
         to_centres = distances_to_centres(points, self.sweep.centres[self.row], settings.algorithm)
         xy = place_by_neighbours(self.map_xy, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS])
-        limit = self.sweep.outlier_distance[self.row]
+        ink = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
+        novelty = np.maximum.reduce(list(self.novelty_parts(distances, ink).values()))
         results = []
         for i, name in enumerate(names):
             order = np.argsort(to_centres[i])
@@ -86,7 +122,8 @@ class Predictor:
                     cluster=cluster,
                     distance=d1,
                     confidence=float(confidence),
-                    unusual=bool(d1 > limit[cluster]),
+                    novelty=float(novelty[i]),
+                    unusual=bool(novelty[i] > 1.0),
                     neighbours=[int(j) for j in indices[i, :N_SIMILAR]],
                     neighbour_paths=[self.paths[j] for j in indices[i, :N_SIMILAR]],
                     neighbour_distances=[float(d) for d in distances[i, :N_SIMILAR]],

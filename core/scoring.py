@@ -9,14 +9,16 @@ import numpy as np
 from core.clustering import distances_to_centres, fit_clusters, unit_rows
 
 SILHOUETTE_SAMPLE = 10_000  # silhouettes are taken against at most this many images
-STABILITY_RUNS = 2
+STABILITY_RUNS = 5  # two runs let one lucky or unlucky start decide whether a k passes
+STABILITY_N_INIT = 3  # starts per stability run: the runs test the data, not the luck of one start
 STABILITY_FRACTION = 0.8
 STABLE_ENOUGH = 0.8
 QUERY_BATCH = 2048
+SILHOUETTE_TOLERANCE = 0.02
 RECOMMENDATION_RULE = (
-    "the k with the highest silhouette among those whose stability (ARI between clusterings "
-    f"of different seeds and {STABILITY_FRACTION:.0%} subsamples) is at least {STABLE_ENOUGH}; "
-    "if no k is that stable, the k with the highest silhouette"
+    f"the largest k whose stability (mean ARI between clusterings of {STABILITY_RUNS} other seeds and "
+    f"{STABILITY_FRACTION:.0%} subsamples) is at least {STABLE_ENOUGH} and whose silhouette is within "
+    f"{SILHOUETTE_TOLERANCE} of the best such k's; if no k is that stable, the same among all k"
 )
 
 ProgressFn = Callable[[int, int, str], None]
@@ -104,8 +106,11 @@ def silhouettes(
     return scores, per_image
 
 
-def stability(X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: int, n_init: int = 1) -> float:
-    """Mean ARI between ``labels`` and clusterings fit on other seeds' subsamples of X.
+def stability(
+    X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: int, n_init: int = STABILITY_N_INIT
+) -> tuple[float, float]:
+    """Mean and spread (standard deviation) of the ARI between ``labels`` and clusterings fit
+    on STABILITY_RUNS other seeds' subsamples of X.
 
     1 means the same groups come back whatever the seed and whichever images are left out.
     """
@@ -120,7 +125,7 @@ def stability(X: np.ndarray, labels: np.ndarray, k: int, algorithm: str, seed: i
         other = fit_clusters(X[rows], k, algorithm, seed + run + 1, n_init)
         predicted = distances_to_centres(X, other.centres, algorithm).argmin(1)
         agreement.append(adjusted_rand_score(labels, predicted))
-    return float(np.mean(agreement))
+    return float(np.mean(agreement)), float(np.std(agreement))
 
 
 def separation_scores(X: np.ndarray, labels: np.ndarray, algorithm: str) -> tuple[float, float]:
@@ -132,20 +137,24 @@ def separation_scores(X: np.ndarray, labels: np.ndarray, algorithm: str) -> tupl
 
 
 def agreement_with_truth(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(ARI, NMI) of labels against true codes; images whose code is -1 are left out."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    """(ARI, NMI) of labels against true codes; images whose code is -1 are left out (core.compare.agreement)."""
+    from core.compare import agreement
 
-    known = truth >= 0
-    return (
-        float(adjusted_rand_score(truth[known], labels[known])),
-        float(normalized_mutual_info_score(truth[known], labels[known])),
-    )
+    return agreement(truth, labels)
 
 
 def recommend_k(ks: Sequence[int], silhouette: Sequence[float], stable: Sequence[float]) -> int:
-    """The recommended k by :data:`RECOMMENDATION_RULE`."""
+    """The recommended k by :data:`RECOMMENDATION_RULE`.
+
+    Silhouette alone merges near-alike groups (a circle and an ellipse score better together); a
+    k that splits them costs it little. On the quality suite the best silhouette found the true k
+    5 times in 30 (3 sets, 2 features, 5 seeds); the largest k within 0.02 of it, 14 times, and
+    for the default features on every set and seed the same k.
+    """
     ks, silhouette, stable = np.asarray(ks), np.asarray(silhouette), np.asarray(stable)
     candidates = np.flatnonzero(stable >= STABLE_ENOUGH)
     if len(candidates) == 0:
         candidates = np.arange(len(ks))
-    return int(ks[candidates[np.argmax(silhouette[candidates])]])
+    best = silhouette[candidates].max()
+    close = candidates[silhouette[candidates] >= best - SILHOUETTE_TOLERANCE]
+    return int(ks[close].max())

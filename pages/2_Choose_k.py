@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.compare import overlap_table
 from core.scoring import RECOMMENDATION_RULE
 from pages.ui import charts, data, page, render, state
 
@@ -56,7 +57,7 @@ if k1 == k2:
     st.info("Pick two different k to compare.")
     st.stop()
 a, b = sweep.labels[sweep.row(k1)], sweep.labels[sweep.row(k2)]
-overlap = charts.contingency(a, b, k1, k2)
+overlap = overlap_table(a, b, k1, k2)
 st.plotly_chart(charts.sankey(overlap), key="sankey")
 st.caption(f"Left: the {k1} clusters at k = {k1}; right: the {k2} at k = {k2}. Band width: images shared.")
 

@@ -16,7 +16,7 @@ from pages.ui import data, page, render, timing
 MAX_UPLOADS = 200  # one page of results; more belong to the command line (python -m core predict)
 DETAILED = 12  # uploads shown one by one with their neighbours; all are in the table
 
-pipeline = page.start("Classify", "Classify new images", need=("sweep", "typical"))
+pipeline = page.start("Classify", "Classify new images", need=("sweep", "typical", "neighbours"))
 sweep = data.sweep(pipeline)
 k = page.k_select(sweep, key="k_classify", label="Assign to the clusters of k =")
 uploads = st.file_uploader(
@@ -83,8 +83,9 @@ def show_result(result: Prediction, mask: np.ndarray, means: np.ndarray, names: 
             st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
             if result.unusual:
                 st.warning(
-                    "Unlike every cluster: this image is farther from its cluster's centre than 99% of the "
-                    "cluster's own members. Treat the assignment with care."
+                    f"Unlike every cluster: its nearest images are {result.novelty:.1f}x farther away than is "
+                    "usual in this set (99% of the set's images have closer neighbours). It may be a kind of "
+                    "image the set does not hold; treat the assignment with care."
                 )
             rows = np.asarray(result.neighbours)
             captions = [f"{names[r].rsplit('/', 1)[-1]} ·{sweep.labels[sweep.row(k), r]}" for r in rows]

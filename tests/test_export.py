@@ -270,7 +270,20 @@ def test_the_classify_csv_makes_upload_names_inert() -> None:
     from core.export import predictions_csv_text
     from core.predict import Prediction
 
-    p = Prediction("=cmd|' /C calc'!A0.png", 3, 1, 0.5, 0.25, False, [0], ["@x.png"], [0.1], (0.0, 0.0), "pca")
+    p = Prediction(
+        name="=cmd|' /C calc'!A0.png",
+        k=3,
+        cluster=1,
+        distance=0.5,
+        confidence=0.25,
+        novelty=0.5,
+        unusual=False,
+        neighbours=[0],
+        neighbour_paths=["@x.png"],
+        neighbour_distances=[0.1],
+        map_xy=(0.0, 0.0),
+        map_layout="pca",
+    )
     _, row = list(csv.reader(io.StringIO(predictions_csv_text([p]))))
     assert row[0] == "./=cmd|' /C calc'!A0.png"
     assert row[-1] == "./@x.png"

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from core.demo import CANVAS, FAMILIES, draw_demo_image, make_demo
-from core.images import ImageReadError, read_labels
+from core.images import ImageReadError, decode_image, read_labels
 from core.pipeline import Pipeline, Settings
 from core.predict import N_SIMILAR, Predictor
 
@@ -153,3 +153,35 @@ def test_a_member_lands_in_its_own_cluster_in_umap_space_and_map(tmp_path) -> No
     predictions = predictor.predict_masks(pipeline.images().unpack(), predictor.paths)
     np.testing.assert_array_equal([p.cluster for p in predictions], own_labels(predictor))
     assert np.isfinite([p.map_xy for p in predictions]).all()
+
+
+@pytest.fixture(scope="module")
+def larger(tmp_path_factory) -> Predictor:
+    """A predictor over 480 demo images: the set's own percentiles need more than a handful per family."""
+    root = tmp_path_factory.mktemp("larger")
+    pipeline = Pipeline(make_demo(root / "d", n=480, seed=SEED), Settings(cluster_space="pca", k_max=9), root / "c")
+    pipeline.prepare(with_map=False)
+    return Predictor(pipeline, k=K, use_umap_map=False)
+
+
+def test_fresh_members_of_the_families_are_rarely_unusual(larger) -> None:
+    predictor = larger
+    rng = np.random.default_rng(SEED + 3000)
+    families = sorted(FAMILIES)
+    masks = np.stack([decode_image(png_bytes(draw_demo_image(families[i % 8], rng))) for i in range(80)])
+    predictions = predictor.predict_masks(masks, [str(i) for i in range(80)])
+    assert sum(p.unusual for p in predictions) <= 4  # about 1% by construction (quality suite: 1-2%)
+
+
+@pytest.mark.parametrize("kind", ["noise", "filled square"])
+def test_a_canvas_full_of_ink_is_unusual_though_its_density_looks_like_a_disk(larger, kind) -> None:
+    prediction = larger.predict(png_bytes(unlike_anything(kind)))
+    assert prediction.unusual and prediction.novelty > 1.0
+
+
+def test_novelty_is_the_gap_to_the_nearest_images_against_the_sets_own(demo) -> None:
+    data_dir, predictor = demo
+    member = predictor.predict(data_dir / predictor.paths[3])
+    assert member.novelty == pytest.approx(0.0, abs=1e-6) or member.novelty < 1.0
+    odd = predictor.predict(png_bytes(unlike_anything("noise")))
+    assert odd.novelty > 1.0 and odd.unusual

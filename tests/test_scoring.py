@@ -119,13 +119,23 @@ def test_silhouette_sample_is_the_same_for_the_same_seed() -> None:
 def test_stability_of_separated_blobs_is_one(rng) -> None:
     X = blobs(rng)
     labels = fit_clusters(X, 3, seed=SEED).labels
-    assert stability(X, labels, 3, "kmeans", SEED) == pytest.approx(1.0)
+    mean, spread = stability(X, labels, 3, "kmeans", SEED)
+    assert (mean, spread) == (pytest.approx(1.0), pytest.approx(0.0, abs=1e-9))
 
 
 def test_stability_of_uniform_noise_is_below_stable_enough(rng) -> None:
     X = rng.uniform(size=(200, 10))
     labels = fit_clusters(X, 5, seed=SEED).labels
-    assert stability(X, labels, 5, "kmeans", SEED) < STABLE_ENOUGH - 0.2
+    mean, spread = stability(X, labels, 5, "kmeans", SEED)
+    assert mean < STABLE_ENOUGH - 0.2
+    assert spread > 0  # the runs disagree with each other too
+
+
+def test_stability_does_not_flip_with_the_seed(rng) -> None:
+    X = blobs(rng)
+    labels = fit_clusters(X, 4, seed=SEED).labels  # one blob split in two: a k that is not quite there
+    means = [stability(X, labels, 4, "kmeans", seed)[0] for seed in range(5)]
+    assert max(means) - min(means) < 0.25
 
 
 @pytest.mark.parametrize(
@@ -135,7 +145,10 @@ def test_stability_of_uniform_noise_is_below_stable_enough(rng) -> None:
         ([0.5, 0.7, 0.6, 0.9], [0.9, 0.8, 0.85, 0.1], 3),  # stability exactly at the bar counts
         ([0.5, 0.7, 0.6, 0.9], [0.9, 0.9, 0.9, 0.9], 5),  # all stable: the best silhouette
         ([0.5, 0.7, 0.6, 0.4], [0.1, 0.2, 0.3, 0.4], 3),  # none stable: the best silhouette
-        ([0.2, 0.8, 0.8, 0.1], [0.9, 0.9, 0.9, 0.9], 3),  # a tie goes to the smaller k
+        ([0.2, 0.8, 0.8, 0.1], [0.9, 0.9, 0.9, 0.9], 4),  # a tie goes to the larger k
+        ([0.5, 0.8, 0.79, 0.7], [0.9, 0.9, 0.9, 0.9], 4),  # within 0.02 of the best: the larger k
+        ([0.5, 0.8, 0.77, 0.7], [0.9, 0.9, 0.9, 0.9], 3),  # 0.03 below the best: not close enough
+        ([0.5, 0.8, 0.79, 0.79], [0.9, 0.9, 0.9, 0.5], 4),  # close but unstable k=5 is not chosen
     ],
 )
 def test_recommend_k_follows_the_rule(silhouette, stable, expected) -> None:

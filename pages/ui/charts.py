@@ -1,4 +1,5 @@
-"""Charts: explained variance (Overview); score curves, silhouette plot and splits between two k (Choose k)."""
+"""Charts: explained variance (Overview); score curves, silhouette plot and splits between two k (Choose k);
+agreement of two settings (Compare)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.compare import overlap_table
 from core.pipeline import Sweep
 from pages.ui.render import colour
 
@@ -98,8 +100,8 @@ def silhouette_plot(silhouette: np.ndarray, labels: np.ndarray, k: int) -> go.Fi
 
 
 def contingency(a: np.ndarray, b: np.ndarray, k1: int, k2: int) -> np.ndarray:
-    """Images shared by cluster i at k1 and cluster j at k2: ndarray of shape (k1, k2)."""
-    return np.bincount(a.astype(np.int64) * k2 + b, minlength=k1 * k2).reshape(k1, k2)
+    """Images shared by cluster i at k1 and cluster j at k2: ndarray of shape (k1, k2) (core.compare.overlap_table)."""
+    return overlap_table(a, b, k1, k2)
 
 
 def splits(overlap: np.ndarray, share: float = SPLIT_SHARE) -> list[tuple[int, list[int]]]:
@@ -115,9 +117,17 @@ def splits(overlap: np.ndarray, share: float = SPLIT_SHARE) -> list[tuple[int, l
     return found
 
 
-def sankey(overlap: np.ndarray) -> go.Figure:
-    """Clusters at k1 (left) flowing into clusters at k2 (right); bands of under 1% are left out."""
+def sankey(
+    overlap: np.ndarray, sides: tuple[str, str] | None = None, right_colours: np.ndarray | None = None
+) -> go.Figure:
+    """Clusters at k1 (left) flowing into clusters at k2 (right); bands of under 1% are left out.
+
+    ``sides`` names the two sides in the node labels (default ``k=k1``, ``k=k2``); ``right_colours``
+    gives each right node the colour of that cluster id (default: its own id).
+    """
     k1, k2 = overlap.shape
+    left, right = sides or (f"k={k1}", f"k={k2}")
+    right_colours = np.arange(k2) if right_colours is None else right_colours
     sources, targets, values, link_colours = [], [], [], []
     for i in range(k1):
         for j in range(k2):
@@ -130,8 +140,8 @@ def sankey(overlap: np.ndarray) -> go.Figure:
         go.Sankey(
             arrangement="snap",
             node={
-                "label": [f"{i} (k={k1})" for i in range(k1)] + [f"{j} (k={k2})" for j in range(k2)],
-                "color": [colour(i) for i in range(k1)] + [colour(j) for j in range(k2)],
+                "label": [f"{i} ({left})" for i in range(k1)] + [f"{j} ({right})" for j in range(k2)],
+                "color": [colour(i) for i in range(k1)] + [colour(int(c)) for c in right_colours],
                 "pad": 8,
             },
             link={"source": sources, "target": targets, "value": values, "color": link_colours},
@@ -156,4 +166,27 @@ def explained_variance(ratio: np.ndarray) -> go.Figure:
         height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_tickformat=".0%",
         xaxis_title="component", legend={"orientation": "h", "y": 1.12}, title="Explained variance of the features",
     )  # fmt: skip
+    return fig
+
+
+def agreement_curves(
+    ks: list[int], ari: list[float], nmi: list[float], chosen: int, marks: dict[int, str]
+) -> go.Figure:
+    """ARI and NMI of two results against k; the ``chosen`` k shaded, ``marks`` (k -> words) as lines."""
+    fig = go.Figure()
+    fig.add_scatter(x=ks, y=ari, name="ARI", mode="lines+markers")
+    fig.add_scatter(x=ks, y=nmi, name="NMI", mode="lines+markers", line_dash="dot")
+    fig.add_vrect(x0=chosen - 0.5, x1=chosen + 0.5, fillcolor="#d62728", opacity=0.08, line_width=0)
+    for k, words in marks.items():
+        if ks[0] <= k <= ks[-1]:
+            fig.add_vline(
+                x=k, line_dash="dash", line_color="#2ca02c", annotation_text=words, annotation_position="bottom right"
+            )
+    fig.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": "k", "dtick": 1 if len(ks) <= 12 else 2, "range": [ks[0] - 0.5, ks[-1] + 0.5]},
+        yaxis={"title": "agreement of A and B", "range": [min(0.0, *ari) - 0.02, 1.05]},
+        legend={"orientation": "h", "y": 1.15},
+    )
     return fig

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import demo, export
+from core import compare, demo, export
 from core.cache import default_cache_dir
 from core.errors import DotmapError
 from core.images import ImageReadError, ImageSet, Inventory, decode_image, read_labels, scan_folder
@@ -23,7 +23,6 @@ from core.names import shown
 from core.pipeline import Pipeline, Settings, Sweep
 from core.predict import Predictor
 from core.reduction import Reduction
-from core.scoring import agreement_with_truth
 from pages.ui import jobs as ui_jobs
 from pages.ui import state
 
@@ -194,8 +193,7 @@ def _truth(key: str, _pipeline: Pipeline) -> dict[str, Any] | None:
     codes, names = read_labels(inventory.labels_path, _pipeline.image_meta()["paths"])
     if (codes >= 0).sum() < 2:
         return None
-    labels = _pipeline.sweep().labels
-    pairs = [agreement_with_truth(codes, row) for row in labels]
+    pairs = compare.truth_scores(codes, _pipeline.sweep().labels)
     return {
         "names": names,
         "ari": [a for a, _ in pairs],

@@ -22,6 +22,7 @@ PAGES = (  # (file, label, icon) of the navigation; Streamlit would label app.py
     ("pages/3_Clusters.py", "Clusters", ":material/grid_view:"),
     ("pages/4_Classify.py", "Classify", ":material/upload:"),
     ("pages/5_Export.py", "Export", ":material/download:"),
+    ("pages/6_Compare.py", "Compare", ":material/compare_arrows:"),
 )
 
 

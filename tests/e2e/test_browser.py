@@ -117,3 +117,36 @@ def test_the_zip_holds_every_image_by_cluster(page, server, recommended_k) -> No
     assert len(images) == 240
     assert len({n.split("/")[0] for n in images}) == recommended_k
     assert_no_exception(page)
+
+
+# ---- Compare: choose B, wait for its background job, see the Sankey and the thumbnails ----------------
+COMPARE_RESULTS_MS = 180_000  # B's job prepares its clusters first (PCA space here: no UMAP to wait for)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator("[data-testid='stSelectbox']").filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_compare_two_settings_shows_the_sankey_and_the_images(page, server) -> None:
+    goto(page, server, "Compare")
+    assert_no_exception(page)
+    assert page.locator("h1").first.inner_text().strip() == "Compare two settings"
+    page.locator("[data-testid='stRadio'] label").filter(has_text=re.compile(r"^shape-rotation")).click()
+    choose(page, "Cluster space", "pca")
+    page.get_by_role("button", name="Compare").click()
+    page.locator(".js-plotly-plot .sankey").first.wait_for(timeout=COMPARE_RESULTS_MS)
+    settle(page)
+    assert_no_exception(page)
+    assert page.get_by_text(re.compile(r"^B: features shape-rotation · cluster space pca")).count() == 1
+    choose(page, "k (both", "20")  # at the recommended k the two agree fully on this set; at 20 they do not
+    page.get_by_text("The images they disagree on most").first.wait_for()
+    settle(page)
+    assert_no_exception(page)
+    assert page.locator("[data-testid='stImage'] img").count() == 1
+    assert page.locator(".js-plotly-plot .sankey-node").count() == 40
+    shoot(page, "page-Compare")
+    choose(page, "k (both", "3")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .sankey-node').length === 6")
+    settle(page)
+    assert_no_exception(page)

@@ -1,0 +1,151 @@
+"""Compare two settings: the session's (A) and a second one (B) on the same images, k by k, and where they part."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import compare
+from core.clustering import ALGORITHMS
+from core.errors import DotmapError
+from core.features import FEATURE_HELP, FEATURE_KINDS
+from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
+from pages.ui import charts, data, page, render, state
+
+SHOWN_DISAGREEING = 20
+THUMB_COLUMNS = 10
+OTHER_FEATURES = {"shape-rotation": "shape", "shape": "shape-rotation", "pixels": "shape-rotation"}  # B's first offer
+ALGORITHM_WORDS = {"kmeans": "k-means", "spherical": "spherical k-means (by angle)"}
+
+
+def describe(s: Settings) -> str:
+    return (
+        f"features `{s.features}` · cluster space {s.cluster_space} · {ALGORITHM_WORDS[s.algorithm]} · "
+        f"{s.components} components"
+    )
+
+
+def pick_b(a: Settings) -> Settings | None:
+    """B: four settings chosen in a form, A's for the rest; None until *Compare* is pressed."""
+    offer = st.session_state.get("compare_b") or {
+        "features": OTHER_FEATURES[a.features],
+        "cluster_space": a.cluster_space,
+        "algorithm": a.algorithm,
+        "components": a.components,
+    }
+    with st.form("compare_form", border=True):
+        st.markdown("**B**: the setting to compare with (the k range, grid, ink and seed are A's)")
+        left, right = st.columns([3, 2], gap="large")
+        features = left.radio(
+            "What makes two images the same shape?", FEATURE_KINDS, index=FEATURE_KINDS.index(offer["features"]),
+            captions=[FEATURE_HELP[kind] for kind in FEATURE_KINDS], key="b_features",
+        )  # fmt: skip
+        with right:
+            space = st.selectbox(
+                "Cluster space", CLUSTER_SPACES, index=CLUSTER_SPACES.index(offer["cluster_space"]), key="b_space",
+                help="umap: a 10-D UMAP of the components (needs UMAP); pca: the components themselves (faster).",
+            )  # fmt: skip
+            algorithm = st.selectbox(
+                "Clustering", ALGORITHMS, index=ALGORITHMS.index(offer["algorithm"]), key="b_algorithm",
+                format_func=ALGORITHM_WORDS.get,
+            )  # fmt: skip
+            components = st.number_input("PCA components", 2, 200, offer["components"], key="b_components")
+        if st.form_submit_button("Compare", type="primary", key="compare", icon=":material/compare_arrows:"):
+            st.session_state["compare_b"] = {
+                "features": features,
+                "cluster_space": space,
+                "algorithm": algorithm,
+                "components": int(components),
+            }
+    picked = st.session_state.get("compare_b")
+    if picked is None:
+        return None
+    try:
+        return replace(a, **picked)
+    except DotmapError as exc:
+        st.error(str(exc))
+        return None
+
+
+@st.fragment
+def at_k(pipeline: Pipeline, other: Pipeline, first: compare.Comparison) -> None:
+    """The k picker and what it shows: moving k reruns only this part."""
+    ks = first.ks
+    top = st.columns([4, 2, 2, 3], vertical_alignment="bottom")
+    k = int(
+        top[0].selectbox(
+            "k (both results clustered at this k)", ks, index=ks.index(state.chosen_k(ks, first.k)), key="k_compare",
+            on_change=state.remember_k, args=("k_compare",),
+            format_func=lambda v: f"{v} (A's recommended)" if v == first.recommended_a else str(v),
+        )
+    )  # fmt: skip
+    result = compare.compare_sweeps(data.sweep(pipeline), data.sweep(other), k)
+    row = ks.index(k)
+    top[1].metric("ARI at this k", f"{result.ari[row]:.2f}", help="1: the same groups; about 0: unrelated.")
+    top[2].metric("NMI at this k", f"{result.nmi[row]:.2f}", help="Information shared by the two groupings, 0..1.")
+    n = len(result.labels_a)
+    top[3].metric("Images that disagree", f"{len(result.disagreeing):,}", help=f"Of {n:,}: {compare.DISAGREE_RULE}.")
+    if result.recommended_a == result.recommended_b:
+        marks = {result.recommended_a: "both recommend"}
+    else:
+        marks = {result.recommended_a: "A recommends", result.recommended_b: "B recommends"}
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.plotly_chart(charts.agreement_curves(ks, result.ari, result.nmi, k, marks), key="agreement")
+        st.caption("Agreement of A and B at every k both have; the shaded k is the one on the right.")
+    with right:
+        matched_a = np.argsort(result.match)  # for each B cluster, the A cluster matched to it
+        st.plotly_chart(charts.sankey(result.overlap, ("A", "B"), matched_a), key="compare_sankey")
+        st.caption(
+            f"Left: the {k} clusters of A; right: the {k} of B, each in the colour of the A cluster matched to it "
+            "(the matching keeps the most images together). Band width: images shared."
+        )
+    if len(result.disagreeing) == 0:
+        st.success(f"A and B make the same groups at k = {k}: every image is in matching clusters.")
+        return
+    shown = result.disagreeing[:SHOWN_DISAGREEING]
+    st.markdown(f"**The images they disagree on most** ({len(shown)} of {len(result.disagreeing):,})")
+    masks = data.image_set(pipeline).unpack(shown)
+    a, b = result.labels_a[shown], result.labels_b[shown]
+    captions = [f"A {i} -> B {j}" for i, j in zip(a, b, strict=True)]
+    frames = [render.colour(int(i)) for i in a]
+    st.image(
+        render.montage(masks, captions, columns=THUMB_COLUMNS, frames=frames),
+        caption="A cluster → B cluster; the frame is the colour of the A cluster",
+    )
+    st.caption(f"Disagreeing, and the order: {compare.DISAGREE_RULE}.")
+    with st.expander("Their files"):
+        names = data.paths(pipeline)
+        table = pd.DataFrame(
+            {
+                "file": [names[r] for r in shown],
+                "A cluster": a,
+                "B cluster": b,
+                "B cluster matched to A's": result.match[a],
+                "smaller silhouette": result.surety[: len(shown)],
+            }
+        )
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
+pipeline = page.start("Compare", "Compare two settings")
+st.markdown(f"**A**: {describe(pipeline.settings)}: the setting of every other page (chosen on the **Overview**)")
+settings_b = pick_b(pipeline.settings)
+if settings_b is None:
+    st.info("Choose B above and press **Compare**: B is prepared in the background if it is not yet.")
+    st.stop()
+if settings_b == pipeline.settings:
+    st.info("B is the same as A: change at least one of B's settings.")
+    st.stop()
+st.markdown(f"**B**: {describe(settings_b)}")
+other = Pipeline(pipeline.inventory.root, settings_b, inventory=pipeline.inventory)  # its results are on disk
+data.wait_for(other, ("sweep",))  # until B's clusters are prepared: the job's progress, and the page stops
+try:
+    first = compare.compare_results(pipeline, other)
+except DotmapError as exc:
+    st.error(str(exc))
+    st.stop()
+at_k(pipeline, other, first)

@@ -1,0 +1,137 @@
+"""AppTest of the Compare page: B chosen in its form, prepared by a background job, then compared with A.
+
+The page reads the small demo set prepared once per session (``prepared_demo``, default settings, so A
+is clustered in UMAP space). B is clustered in PCA space here, so no test waits for a UMAP.
+Helpers are copied from test_pages.py.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.cache import default_cache_dir
+from core.pipeline import Pipeline, Settings
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/6_Compare.py"
+TIMEOUT = 180
+PREPARED_B = Settings(cluster_space="pca")  # same features and components as A: B's 2-D map is A's
+
+
+@pytest.fixture
+def demo(prepared_demo, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder, _ = prepared_demo
+    monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    return folder
+
+
+@pytest.fixture
+def recommended_k(demo: Path) -> int:
+    return Pipeline(demo, Settings()).sweep().recommended_k
+
+
+@pytest.fixture
+def prepared_b(demo: Path) -> Pipeline:
+    pipeline = Pipeline(demo, PREPARED_B)
+    pipeline.prepare(with_map=False)
+    return pipeline
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Let the preparation jobs end, then run the page again, as its polling would."""
+    deadline = time.monotonic() + timeout
+    while jobs.active_jobs(default_cache_dir()):
+        assert time.monotonic() < deadline, f"a preparation job ran for more than {timeout} s"
+        time.sleep(0.2)
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def choose_b(at: AppTest, space: str = "pca", algorithm: str = "kmeans", features: str = "shape-rotation") -> AppTest:
+    at.radio(key="b_features").set_value(features)
+    at.selectbox(key="b_space").set_value(space)
+    at.selectbox(key="b_algorithm").set_value(algorithm)
+    return at.button(key="compare").click().run()
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def has_sankey(at: AppTest) -> bool:
+    return any(trace.get("type") == "sankey" for figure in figures(at) for trace in figure["data"])
+
+
+def test_the_page_asks_for_b_first(demo: Path) -> None:
+    at = open_page()
+    assert_clean(at)
+    assert at.title[0].value == "Compare two settings"
+    assert "features `shape-rotation` · cluster space umap" in texts(at, "markdown")
+    assert "press **Compare**" in texts(at, "info")
+    assert at.radio(key="b_features").value == "shape"  # the first offer differs from A
+
+
+def test_b_the_same_as_a_says_so(demo: Path) -> None:
+    at = choose_b(open_page(), space="umap")
+    assert_clean(at)
+    assert "B is the same as A" in texts(at, "info")
+
+
+def test_a_prepared_b_is_compared_at_once(prepared_b: Pipeline, recommended_k: int) -> None:
+    at = choose_b(open_page())
+    assert_clean(at)
+    assert "Preparing the data set in the background" not in texts(at, "markdown")
+    assert at.selectbox(key="k_compare").value == recommended_k
+    metrics = {m.label: m.value for m in at.metric}
+    assert -1 <= float(metrics["ARI at this k"]) <= 1
+    assert has_sankey(at)
+    disagreeing = int(metrics["Images that disagree"].replace(",", ""))
+    if disagreeing:
+        assert "The images they disagree on most" in texts(at, "markdown")
+        assert len(at.image) == 1  # one montage
+        assert len(at.dataframe[0].value) == min(20, disagreeing)
+
+
+def test_the_k_picker_redraws_the_comparison(prepared_b: Pipeline) -> None:
+    at = choose_b(open_page())
+    at.selectbox(key="k_compare").set_value(3).run()
+    assert_clean(at)
+    assert at.session_state["k"] == 3  # one chosen k for every page
+    sankey = next(t for f in figures(at) for t in f["data"] if t.get("type") == "sankey")
+    assert len(sankey["node"]["label"]) == 6
+    assert sankey["node"]["label"][:1] == ["0 (A)"] and sankey["node"]["label"][3:4] == ["0 (B)"]
+
+
+def test_b_not_prepared_shows_the_job_then_the_comparison(demo: Path) -> None:
+    settings_b = Settings(cluster_space="pca", algorithm="spherical")
+    assert not Pipeline(demo, settings_b).is_cached("sweep")
+    at = choose_b(open_page(), algorithm="spherical")
+    assert not at.exception
+    assert "Preparing the data set in the background" in texts(at, "markdown")
+    assert at.button(key="job_cancel").label == "Cancel"
+    settle(at)
+    assert_clean(at)
+    assert Pipeline(demo, settings_b).is_cached("sweep")
+    assert has_sankey(at)
+    assert "spherical k-means" in texts(at, "markdown")
+    assert at.session_state["compare_b"]["algorithm"] == "spherical"
