@@ -36,3 +36,37 @@ def test_shape_features_beat_pixels_on_shapes_drawn_anywhere(demo: Path, tmp_pat
 def test_pixel_features_group_by_position_not_shape(demo: Path, tmp_path: Path) -> None:
     # the naive pipeline's failure, kept visible: position-sensitive pixels are near chance here
     assert ari_at_true_k(demo, tmp_path, "pixels") < 0.2
+
+
+# ---------------------------------------------------------------- the quality suite, sized for CI
+# benchmarks/quality.py runs the full suite; these guard its main numbers on small sets in PCA space
+# (no UMAP), with margins under what was measured at 600 images (hard shapes 0.60, digits 0.59).
+
+
+@pytest.mark.parametrize(
+    ("kind", "features", "at_least"),
+    [("hard-shapes", "shape-rotation", 0.45), ("digits", "shape", 0.45)],
+    ids=["hard-shapes", "digits"],
+)
+def test_the_suite_sets_are_found_beyond_chance(tmp_path: Path, kind: str, features: str, at_least: float) -> None:
+    folder = make_demo(tmp_path / kind, n=400, seed=7, kind=kind)
+    pipeline = Pipeline(folder, Settings(features=features, cluster_space="pca", k_min=9, k_max=11), tmp_path / "c")
+    sweep = pipeline.sweep()
+    truth, names = read_labels(pipeline.inventory.labels_path, pipeline.image_meta()["paths"])
+    assert len(names) == 10
+    assert agreement_with_truth(truth, sweep.labels[sweep.row(10)])[0] >= at_least
+
+
+def test_clutter_does_not_move_the_pose() -> None:
+    import numpy as np
+
+    from core.features import _normalised_points
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 2 * np.pi, 200)
+    ring = np.c_[100 + 30 * np.cos(t), 100 + 30 * np.sin(t)]
+    clutter = np.r_[ring, rng.uniform(0, 200, (30, 2))]  # 13% stray dots over the whole canvas
+    image = np.zeros(len(clutter), np.int64)
+    u, v, _ = _normalised_points(image, clutter[:, 1], clutter[:, 0], 1)
+    radius = np.hypot(u[:200], v[:200])
+    assert abs(radius.mean() - 1.0) < 0.1  # the ring keeps its own scale: about 1 RMS radius
