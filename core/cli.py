@@ -346,6 +346,8 @@ def _words(s: Settings) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.top < 0:
+        raise DotmapError(f"--top {args.top} should be >= 0.")
     settings_b = _settings_b(args, _settings(args))  # a wrong request is said before the folder is read
     pipeline, progress = _pipeline(args)
     root, inventory = pipeline.inventory.root, pipeline.inventory

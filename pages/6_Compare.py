@@ -114,9 +114,12 @@ def at_k(pipeline: Pipeline, other: Pipeline, first: compare.Comparison) -> None
     frames = [render.colour(int(i)) for i in a]
     st.image(
         render.montage(masks, captions, columns=THUMB_COLUMNS, frames=frames),
-        caption="A cluster → B cluster; the frame is the colour of the A cluster",
+        caption="A cluster → B cluster, framed in the colour of the A cluster",
     )
-    st.caption(f"Disagreeing, and the order: {compare.DISAGREE_RULE}.")
+    st.caption(
+        f"Which images disagree, and in what order: {compare.DISAGREE_RULE}. Ids are each result's own, so "
+        "*A 0 → B 0* can disagree: B 0 is then matched to another A cluster (see *Their files*)."
+    )
     with st.expander("Their files"):
         names = data.paths(pipeline)
         table = pd.DataFrame(
@@ -141,7 +144,7 @@ if settings_b == pipeline.settings:
     st.info("B is the same as A: change at least one of B's settings.")
     st.stop()
 st.markdown(f"**B**: {describe(settings_b)}")
-other = Pipeline(pipeline.inventory.root, settings_b, inventory=pipeline.inventory)  # its results are on disk
+other = Pipeline(pipeline.inventory.root, settings_b, inventory=pipeline.inventory)  # reads B from the disk cache
 data.wait_for(other, ("sweep",))  # until B's clusters are prepared: the job's progress, and the page stops
 try:
     first = compare.compare_results(pipeline, other)

@@ -350,6 +350,7 @@ def test_cli_compare_json_has_it_all_with_a_and_b_flags(
         (["--b-k-min", "6", "--b-k-max", "7"], r"A has k = 2..5 and B k = 6..7: they share no k"),
         (["--b-algorithm", "spherical", "--k", "9"], r"k=9 is not prepared in both results; they share k = 2..5"),
         (["--b-components", "1"], r"components=1 should be >= 2"),
+        (["--b-features", "shape", "--top", "-1"], r"--top -1 should be >= 0"),
     ],
 )
 def test_cli_compare_errors_are_one_line_in_words(
