@@ -171,9 +171,13 @@ def _notes(pipeline: Pipeline) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     progress = _Progress(not args.quiet and sys.stderr.isatty())
-    out = demo.make_demo(args.out_dir, n=args.n, seed=args.seed, on_progress=progress)
+    out = demo.make_demo(args.out_dir, n=args.n, seed=args.seed, on_progress=progress, kind=args.kind)
     progress.close()
-    print(f"wrote {args.n} demo images of {len(demo.FAMILIES)} shape families and labels.csv to {out}")
+    groups = {
+        "shapes": f"{len(demo.FAMILIES)} shape families",
+        "hard-shapes": f"{len(demo.HARD_FAMILIES)} shape families (hard)",
+    }
+    print(f"wrote {args.n} demo images of {groups.get(args.kind, '10 handwritten digits')} and labels.csv to {out}")
     return 0
 
 
@@ -398,6 +402,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", metavar="OUT_DIR", help="a new (or empty) folder")
     p.add_argument("--n", type=int, default=2000, help="number of images (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--kind",
+        choices=demo.KINDS,
+        default="shapes",
+        help="shapes (8 families, the built-in demo), hard-shapes (10 families with near-alike pairs, "
+        "open curves, partial shapes, clutter) or digits (scikit-learn's real handwritten digits as dots)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_demo)
 

@@ -308,3 +308,16 @@ def test_export_of_the_csv_and_folders_to_one_name_writes_nothing(
     assert main(["export", *args, "--csv", str(tmp_path / "x"), "--folders", str(tmp_path / "x")]) == 1
     assert "outside the export folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "said", "labels"),
+    [("hard-shapes", "10 shape families (hard)", 10), ("digits", "10 handwritten digits", 10)],
+)
+def test_demo_of_each_kind_writes_its_groups(
+    tmp_path: Path, capsys: pytest.CaptureFixture, kind: str, said: str, labels: int
+) -> None:
+    assert main(["demo", str(tmp_path / "out"), "--n", "30", "--kind", kind, "--quiet"]) == 0
+    assert f"wrote 30 demo images of {said}" in capsys.readouterr().out
+    with open(tmp_path / "out" / "labels.csv", newline="") as f:
+        assert len({row["label"] for row in csv.DictReader(f)}) == labels
