@@ -34,6 +34,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _main_module_kept():
+    """AppTest runs a page as ``__main__`` and leaves it there: a process pool started later by any
+    test of this process would run the page again in every worker (multiprocessing's main-module
+    fix-up under forkserver) and break. Every test leaves ``__main__`` as it found it."""
+    import sys
+
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _cache_outside_home(tmp_path_factory: pytest.TempPathFactory):
     """No test may write into the user's own cache: the default cache points into a temp folder."""

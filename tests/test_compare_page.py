@@ -6,7 +6,6 @@ Helpers are copied from test_pages.py.
 """
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -23,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/6_Compare.py"
 TIMEOUT = 180
 PREPARED_B = Settings(cluster_space="pca")  # same features and components as A: B's 2-D map is A's
-
-
-@pytest.fixture(autouse=True)
-def _main_module_kept():
-    """AppTest runs a page as ``__main__`` and leaves it there: a process pool started later by another
-    test of this process would run the page again in every worker (multiprocessing's main-module fix-up)."""
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
 
 
 @pytest.fixture
