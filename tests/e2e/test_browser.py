@@ -84,7 +84,11 @@ def test_box_selection_shows_thumbnails_and_exports_them(page, server) -> None:
     assert_no_exception(page)
     count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
     assert count > 0
-    assert page.locator("[data-testid='stImage'] img").count() >= 1
+    # the selection reruns only the map's fragment, which the page's script-state marker does not follow:
+    # the count can be on screen while the thumbnails (the image set loading) are still on their way
+    thumbnails = page.locator("[data-testid='stImage'] img")
+    thumbnails.first.wait_for(timeout=60_000)
+    assert thumbnails.count() >= 1
     shoot(page, "map-selection")
     with page.expect_download() as download:
         page.get_by_role("button", name=re.compile("Export the selection")).click()
