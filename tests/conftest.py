@@ -85,3 +85,18 @@ def prepared_demo(tmp_path_factory: pytest.TempPathFactory):
     pipeline.prepare(with_map=True)
     pipeline.cluster_means()
     return folder, default_cache_dir()
+
+
+@pytest.fixture
+def demo(prepared_demo, monkeypatch: pytest.MonkeyPatch):
+    """The prepared demo folder, as the dashboard's data (DOTMAP_DATA): what the AppTest files open."""
+    folder, _ = prepared_demo
+    monkeypatch.setenv("DOTMAP_DATA", str(folder))
+    return folder
+
+
+@pytest.fixture
+def recommended_k(demo) -> int:
+    from core.pipeline import Pipeline, Settings
+
+    return Pipeline(demo, Settings()).sweep().recommended_k

@@ -6,34 +6,18 @@ Helpers are copied from test_pages.py.
 """
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.cache import default_cache_dir
 from core.pipeline import Pipeline, Settings
+from tests.apptest import assert_clean, open_page, settle, texts
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/6_Compare.py"
-TIMEOUT = 180
 PREPARED_B = Settings(cluster_space="pca")  # same features and components as A: B's 2-D map is A's
-
-
-@pytest.fixture
-def demo(prepared_demo, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder, _ = prepared_demo
-    monkeypatch.setenv("DOTMAP_DATA", str(folder))
-    return folder
-
-
-@pytest.fixture
-def recommended_k(demo: Path) -> int:
-    return Pipeline(demo, Settings()).sweep().recommended_k
 
 
 @pytest.fixture
@@ -41,30 +25,6 @@ def prepared_b(demo: Path) -> Pipeline:
     pipeline = Pipeline(demo, PREPARED_B)
     pipeline.prepare(with_map=False)
     return pipeline
-
-
-def open_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.switch_page(PAGE)
-    return at.run()
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return "\n".join(str(e.value) for e in getattr(at, kind))
-
-
-def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Let the preparation jobs end, then run the page again, as its polling would."""
-    deadline = time.monotonic() + timeout
-    while jobs.active_jobs(default_cache_dir()):
-        assert time.monotonic() < deadline, f"a preparation job ran for more than {timeout} s"
-        time.sleep(0.2)
-    return at.run()
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def choose_b(at: AppTest, space: str = "pca", algorithm: str = "kmeans", features: str = "shape-rotation") -> AppTest:
@@ -83,7 +43,7 @@ def has_sankey(at: AppTest) -> bool:
 
 
 def test_the_page_asks_for_b_first(demo: Path) -> None:
-    at = open_page()
+    at = open_page(PAGE)
     assert_clean(at)
     assert at.title[0].value == "Compare two settings"
     assert "features `shape-rotation` · cluster space umap" in texts(at, "markdown")
@@ -92,13 +52,13 @@ def test_the_page_asks_for_b_first(demo: Path) -> None:
 
 
 def test_b_the_same_as_a_says_so(demo: Path) -> None:
-    at = choose_b(open_page(), space="umap")
+    at = choose_b(open_page(PAGE), space="umap")
     assert_clean(at)
     assert "B is the same as A" in texts(at, "info")
 
 
 def test_a_prepared_b_is_compared_at_once(prepared_b: Pipeline, recommended_k: int) -> None:
-    at = choose_b(open_page())
+    at = choose_b(open_page(PAGE))
     assert_clean(at)
     assert "Preparing the data set in the background" not in texts(at, "markdown")
     assert at.selectbox(key="k_compare").value == recommended_k
@@ -113,7 +73,7 @@ def test_a_prepared_b_is_compared_at_once(prepared_b: Pipeline, recommended_k: i
 
 
 def test_the_k_picker_redraws_the_comparison(prepared_b: Pipeline) -> None:
-    at = choose_b(open_page())
+    at = choose_b(open_page(PAGE))
     at.selectbox(key="k_compare").set_value(3).run()
     assert_clean(at)
     assert at.session_state["k"] == 3  # one chosen k for every page
@@ -125,7 +85,7 @@ def test_the_k_picker_redraws_the_comparison(prepared_b: Pipeline) -> None:
 def test_b_not_prepared_shows_the_job_then_the_comparison(demo: Path) -> None:
     settings_b = Settings(cluster_space="pca", algorithm="spherical")
     assert not Pipeline(demo, settings_b).is_cached("sweep")
-    at = choose_b(open_page(), algorithm="spherical")
+    at = choose_b(open_page(PAGE), algorithm="spherical")
     assert not at.exception
     assert "Preparing the data set in the background" in texts(at, "markdown")
     assert at.button(key="job_cancel").label == "Cancel"

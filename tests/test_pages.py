@@ -25,11 +25,10 @@ from core.cache import default_cache_dir
 from core.demo import make_demo
 from core.errors import DotmapError
 from core.pipeline import Pipeline, Settings
+from tests.apptest import ROOT, TIMEOUT, assert_clean, open_page, settle, texts
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 180  # a run that prepares a new setting computes stages (UMAP included)
 PAGES = {
     "app.py": "Dotmap",
     "pages/1_Map.py": "Map of the images",
@@ -38,47 +37,6 @@ PAGES = {
     "pages/4_Classify.py": "Classify new images",
     "pages/5_Export.py": "Export the clusters",
 }
-
-
-@pytest.fixture
-def demo(prepared_demo, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder, _ = prepared_demo
-    monkeypatch.setenv("DOTMAP_DATA", str(folder))
-    return folder
-
-
-@pytest.fixture
-def recommended_k(demo: Path) -> int:
-    return Pipeline(demo, Settings()).sweep().recommended_k
-
-
-def open_page(path: str = "app.py") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    if path != "app.py":
-        at.switch_page(path)
-    return at.run()
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return "\n".join(str(e.value) for e in getattr(at, kind))
-
-
-def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Let the preparation jobs of the default cache end, then run the page again, as its polling would.
-
-    A page never prepares in its script thread: it starts (or joins) a background job and shows its
-    progress. AppTest cannot run the polling fragment's timer, so the test waits for the job itself.
-    """
-    deadline = time.monotonic() + timeout
-    while jobs.active_jobs(default_cache_dir()):
-        assert time.monotonic() < deadline, f"a preparation job ran for more than {timeout} s"
-        time.sleep(0.2)
-    return at.run()
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def png(image: np.ndarray) -> bytes:
