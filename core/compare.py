@@ -43,7 +43,7 @@ class SweepLike(Protocol):
 class ResultLike(Protocol):
     """What is read of a core.pipeline.Pipeline."""
 
-    inventory: Any  # core.images.Inventory: its root
+    inventory: Any  # core.folders.Inventory: its root
     settings: Any  # core.pipeline.Settings: its ks
 
     def sweep(self) -> SweepLike: ...

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core import clustering, embedding, features, images, reduction, scoring, typical
+from core import clustering, embedding, features, folders, images, reduction, scoring, typical
 from core.cache import Cache, Entry, default_cache_dir, make_key
 from core.errors import DotmapError, NoImagesError, NoStructureError
 from core.names import shown
@@ -134,11 +134,11 @@ class Pipeline:
     settings: Settings = field(default_factory=Settings)
     cache_dir: str | Path | None = None
     on_progress: ProgressFn | None = None
-    inventory: images.Inventory | None = field(default=None, repr=False)  # a scan of data_dir made just now
+    inventory: folders.Inventory | None = field(default=None, repr=False)  # a scan of data_dir made just now
 
     def __post_init__(self) -> None:
         if self.inventory is None or Path(self.data_dir).expanduser() != self.inventory.root:
-            self.inventory = images.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
+            self.inventory = folders.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}

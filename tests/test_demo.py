@@ -10,7 +10,8 @@ from PIL import Image
 
 from core.demo import FAMILIES, draw_demo_image, make_demo
 from core.errors import DotmapError
-from core.images import load_images, read_labels, scan_folder
+from core.folders import scan_folder
+from core.images import load_images, read_labels
 
 SIZE = 48  # small canvas for speed, still above 2 * (MIN_RADIUS + MARGIN)
 

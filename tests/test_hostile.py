@@ -24,7 +24,8 @@ from PIL import Image, features
 from core.cache import FORMAT_VERSION, MANIFEST, Cache
 from core.cli import main
 from core.demo import make_demo
-from core.images import decode_image, scan_folder
+from core.folders import scan_folder
+from core.images import decode_image
 from core.pipeline import Pipeline, Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image, features
 
 import core.images
-from core.errors import DotmapError, NoImagesError
+from core.errors import DotmapError
+from core.folders import scan_folder
 from core.images import (
     ImageReadError,
     ImageSet,
@@ -20,10 +21,8 @@ from core.images import (
     load_images,
     pack_masks,
     read_labels,
-    scan_folder,
     unpack_masks,
 )
-from core.names import shown
 
 INK, GROUND = 0, 255
 NOT_AN_IMAGE = r"not a PNG, JPEG, BMP, TIFF or GIF image"
@@ -81,19 +80,6 @@ def good_png(pattern: np.ndarray) -> bytes:
 @pytest.fixture
 def noisy_png(rng: np.random.Generator) -> bytes:
     return encode(noisy_gray(rng, 32))
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """A small nested data folder with a labels file at the top."""
-    root = tmp_path / "data"
-    (root / "a" / "b").mkdir(parents=True)
-    (root / "b.png").write_bytes(b"bb")
-    (root / "a" / "z.png").write_bytes(b"zzz")
-    (root / "a" / "b" / "c.png").write_bytes(b"c")
-    (root / "notes.txt").write_bytes(b"hello")
-    (root / "labels.csv").write_text("filename,label\nb.png,x\n")
-    return root
 
 
 def bad_zero_byte(rng: np.random.Generator) -> bytes:
@@ -162,167 +148,13 @@ BAD_FILES = [
 ]
 
 
-# ---------------------------------------------------------------- scan_folder
-
-
-def test_scan_folder_refuses_a_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(NoImagesError, match=r"does not exist"):
-        scan_folder(tmp_path / "nowhere")
-
-
-def test_scan_folder_refuses_a_file(tmp_path: Path) -> None:
-    path = tmp_path / "one.png"
-    path.write_bytes(b"x")
-    with pytest.raises(NoImagesError, match=r"is a file, not a folder"):
-        scan_folder(path)
-
-
-def test_scan_folder_lists_every_file_recursively_sorted(tree: Path) -> None:
-    inventory = scan_folder(tree)
-    assert [e.path for e in inventory.files] == [
-        "a/b/c.png",
-        "a/z.png",
-        "b.png",
-        "notes.txt",
-    ]
-
-
-def test_scan_folder_records_sizes(tree: Path) -> None:
-    sizes = {e.path: e.size for e in scan_folder(tree).files}
-    assert sizes == {"a/b/c.png": 1, "a/z.png": 3, "b.png": 2, "notes.txt": 5}
-
-
-def test_scan_folder_finds_top_labels_file_but_not_as_a_candidate(tree: Path) -> None:
-    inventory = scan_folder(tree)
-    assert inventory.labels_path == tree / "labels.csv"
-    assert "labels.csv" not in [e.path for e in inventory.files]
-
-
-def test_scan_folder_treats_a_nested_labels_file_as_a_candidate(tree: Path) -> None:
-    (tree / "a" / "labels.csv").write_text("filename,label\n")
-    inventory = scan_folder(tree)
-    assert "a/labels.csv" in [e.path for e in inventory.files]
-    assert inventory.labels_path == tree / "labels.csv"
-
-
-def test_scan_folder_without_labels_file(tree: Path) -> None:
-    (tree / "labels.csv").unlink()
-    assert scan_folder(tree).labels_path is None
-
-
-def test_a_name_that_is_not_utf8_is_skipped_and_named_escaped(tmp_path: Path, good_png: bytes) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "fine.png").write_bytes(good_png)
-    with open(os.path.join(os.fsencode(data), b"bad\xff\xfe.png"), "wb") as f:
-        f.write(good_png)
-    inventory = scan_folder(data)
-    assert [e.path for e in inventory.files] == ["fine.png"]
-    ((name, reason),) = inventory.skipped
-    assert shown(name) == "bad\\xff\\xfe.png"
-    assert "not valid UTF-8" in reason
-    loaded = load_images(inventory, grid=16)
-    assert loaded.paths == ["fine.png"]
-    assert [shown(p) for p, _ in loaded.skipped] == ["bad\\xff\\xfe.png"]
-
-
-def test_links_and_special_files_are_listed_with_their_reason(tmp_path: Path, good_png: bytes) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "far.png").write_bytes(good_png)
-    data = tmp_path / "data"
-    (data / "sub").mkdir(parents=True)
-    (data / "sub" / "real.png").write_bytes(good_png)
-    (data / "to-far.png").symlink_to(outside / "far.png")
-    (data / "to-real.png").symlink_to(data / "sub" / "real.png")
-    (data / "dangling.png").symlink_to(tmp_path / "gone.png")
-    (data / "to-folder").symlink_to(outside, target_is_directory=True)
-    (data / "loop").symlink_to(data, target_is_directory=True)
-    os.mkfifo(data / "pipe.png")
-    inventory = scan_folder(data)
-    assert [e.path for e in inventory.files] == ["sub/real.png", "to-far.png", "to-real.png"]
-    reasons = dict(inventory.skipped)
-    assert reasons["dangling.png"] == "a link to nothing (its target is missing)"
-    assert reasons["to-folder"].startswith("a link to a folder (not followed")
-    assert reasons["loop"].startswith("a link to a folder (not followed")
-    assert reasons["pipe.png"] == "a named pipe (FIFO), not an image file"
-    loaded = load_images(inventory, grid=16)
-    assert loaded.paths == ["sub/real.png", "to-far.png", "to-real.png"]
-    assert [p for p, _ in loaded.skipped] == ["dangling.png", "loop", "pipe.png", "to-folder"]
-
-
-def test_a_socket_is_listed_as_a_socket(tmp_path: Path) -> None:
-    import socket
-
-    data = tmp_path / "d"
-    data.mkdir()
-    with socket.socket(socket.AF_UNIX) as server:
-        server.bind(str(data / "s.png"))
-        assert dict(scan_folder(data).skipped) == {"s.png": "a socket, not an image file"}
+# ---------------------------------------------------------------- special files
 
 
 def test_decoding_a_named_pipe_says_so_and_does_not_block(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.png")
     with pytest.raises(ImageReadError, match=r"^a named pipe \(FIFO\), not an image file$"):
         decode_image(tmp_path / "pipe.png")
-
-
-def test_the_fingerprint_changes_when_a_skipped_entry_is_mended(tmp_path: Path, good_png: bytes) -> None:
-    data = tmp_path / "d"
-    data.mkdir()
-    (data / "a.png").write_bytes(good_png)
-    (data / "link.png").symlink_to(tmp_path / "later.png")
-    before = scan_folder(data).fingerprint
-    (tmp_path / "later.png").write_bytes(good_png)
-    assert scan_folder(data).fingerprint != before
-
-
-def test_fingerprint_is_stable_when_nothing_changes(tree: Path, good_png: bytes) -> None:
-    (tree / "good.png").write_bytes(good_png)
-    before = scan_folder(tree)
-    load_images(before, grid=16, workers=1)  # reading the files must not count as a change
-    assert scan_folder(tree).fingerprint == before.fingerprint
-
-
-def _rewrite_same_size_later(path: Path) -> None:
-    mtime = path.stat().st_mtime_ns
-    path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))
-    os.utime(path, ns=(mtime, mtime + 1_000_000_000))  # as an editor saving a second later
-
-
-def _touch_later(path: Path) -> None:
-    mtime = path.stat().st_mtime_ns
-    os.utime(path, ns=(mtime, mtime + 1_000_000_000))
-
-
-def _grow_keeping_mtime(path: Path) -> None:
-    mtime = path.stat().st_mtime_ns
-    path.write_bytes(path.read_bytes() + b"!")
-    os.utime(path, ns=(mtime, mtime))
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        pytest.param(lambda root: _rewrite_same_size_later(root / "a" / "z.png"), id="content"),
-        pytest.param(lambda root: _touch_later(root / "b.png"), id="mtime"),
-        pytest.param(lambda root: _grow_keeping_mtime(root / "a" / "b" / "c.png"), id="size"),
-        pytest.param(lambda root: (root / "a" / "new.png").write_bytes(b"n"), id="added"),
-        pytest.param(lambda root: (root / "notes.txt").unlink(), id="removed"),
-        pytest.param(lambda root: (root / "b.png").rename(root / "bb.png"), id="renamed"),
-    ],
-)
-def test_fingerprint_changes_with_the_files(tree: Path, change) -> None:
-    before = scan_folder(tree).fingerprint
-    change(tree)
-    assert scan_folder(tree).fingerprint != before
-
-
-def test_fingerprint_ignores_labels_csv(tree: Path) -> None:
-    # nothing cached reads the labels: editing them must not recompute the images
-    before = scan_folder(tree).fingerprint
-    _grow_keeping_mtime(tree / "labels.csv")
-    assert scan_folder(tree).fingerprint == before
 
 
 # ---------------------------------------------------------------- bad files

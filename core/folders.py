@@ -1,0 +1,112 @@
+"""Listing a data folder: every file below it, what cannot be an image and why, and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import DotmapError, NoImagesError
+from core.names import is_valid_utf8, shown
+
+LABELS_FILE = "labels.csv"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the data folder: its path relative to the folder, size in bytes, mtime in ns."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Inventory:
+    """What a data folder holds: candidate image files (sorted), the labels file, the fingerprint,
+    and what was found but cannot be a candidate, with why."""
+
+    root: Path
+    files: list[FileEntry]
+    labels_path: Path | None
+    fingerprint: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # found while listing: see scan_folder
+
+
+def special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def scan_folder(root: str | os.PathLike) -> Inventory:
+    """List every file below ``root`` (recursively, sorted) and fingerprint paths, sizes and mtimes.
+
+    Every file except ``labels.csv`` at the top is a candidate image; files that are not images
+    are reported as skipped when they are decoded, never dropped silently. What cannot be a
+    candidate is listed in ``Inventory.skipped`` with its reason: a sub-folder that cannot be
+    listed, a link to a folder (not followed: no loops, no image counted twice), a link to
+    nothing, a named pipe, socket or device, and a name that is not valid UTF-8. A link to a
+    file is followed wherever it points: the file it names is read, never written.
+    ``labels.csv`` is not part of the fingerprint: nothing cached depends on it.
+    """
+    base = Path(root).expanduser()
+    if not base.exists():
+        raise NoImagesError(f"The folder {shown(str(base))} does not exist.")
+    if not base.is_dir():
+        raise NoImagesError(f"{shown(str(base))} is a file, not a folder of images.")
+    entries: list[FileEntry] = []
+    skipped: list[tuple[str, str]] = []
+    labels_path = None
+    stack = [""]  # folders relative to base, as "" or "a/b/"; plain strings: pathlib per file costs 10x
+    while stack:
+        prefix = stack.pop()
+        folder = base / prefix if prefix else base
+        try:
+            listing = list(os.scandir(folder))
+        except OSError as exc:
+            if not prefix:
+                raise DotmapError(f"Cannot list the folder {shown(str(folder))}: {exc.strerror or exc}.") from None
+            skipped.append((prefix, f"cannot list this folder ({exc.strerror or exc}); its files are left out"))
+            continue
+        for item in listing:
+            rel = prefix + item.name
+            try:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(f"{rel}/")
+                    continue
+                if item.is_symlink():
+                    if not os.path.exists(item.path):
+                        skipped.append((rel, "a link to nothing (its target is missing)"))
+                        continue
+                    if os.path.isdir(item.path):
+                        skipped.append((rel, "a link to a folder (not followed: no loops, no image counted twice)"))
+                        continue
+                st = item.stat()  # follows a link to a file
+            except OSError as exc:
+                skipped.append((rel, f"cannot be examined ({exc.strerror or exc})"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append((rel, f"{special_kind(st.st_mode)}, not an image file"))
+                continue
+            if not is_valid_utf8(rel):
+                skipped.append((rel, "its name is not valid UTF-8; rename the file to include it"))
+                continue
+            if rel == LABELS_FILE:
+                labels_path = Path(item.path)
+                continue
+            entries.append(FileEntry(rel, st.st_size, st.st_mtime_ns))
+    entries.sort(key=lambda e: e.path)
+    skipped.sort()
+    digest = hashlib.sha256()
+    for e in entries:
+        digest.update(f"{e.path}\0{e.size}\0{e.mtime_ns}\n".encode())
+    for rel, reason in skipped:  # a folder that becomes readable, a link that is mended: a new fingerprint
+        digest.update(os.fsencode(f"skipped\0{rel}\0{reason}\n"))
+    return Inventory(base, entries, labels_path, digest.hexdigest(), skipped)
