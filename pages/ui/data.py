@@ -17,7 +17,8 @@ import streamlit as st
 from core import compare, demo, export
 from core.cache import default_cache_dir
 from core.errors import DotmapError
-from core.images import ImageReadError, ImageSet, Inventory, decode_image, read_labels, scan_folder
+from core.folders import Inventory, scan_folder
+from core.images import ImageReadError, ImageSet, decode_image, read_labels
 from core.jobs import JobStatus
 from core.names import shown
 from core.pipeline import Pipeline, Settings, Sweep
