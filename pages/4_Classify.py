@@ -83,9 +83,9 @@ def show_result(result: Prediction, mask: np.ndarray, means: np.ndarray, names: 
             st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
             if result.unusual:
                 st.warning(
-                    f"Unlike every cluster: its nearest images are {result.novelty:.1f}x farther away than is "
-                    "usual in this set (99% of the set's images have closer neighbours). It may be a kind of "
-                    "image the set does not hold; treat the assignment with care."
+                    f"Unlike every cluster: {result.novelty:.1f}x beyond what is usual in this set (its distance "
+                    "to its nearest images, or its amount of ink, is beyond that of 99.5% of the set's own "
+                    "images). It may be a kind of image the set does not hold; treat the assignment with care."
                 )
             rows = np.asarray(result.neighbours)
             captions = [f"{names[r].rsplit('/', 1)[-1]} ·{sweep.labels[sweep.row(k), r]}" for r in rows]

@@ -215,6 +215,16 @@ def test_classify_a_good_image(demo: Path) -> None:
     assert "confidence" in texts(at, "markdown")
 
 
+def test_classify_flags_an_image_unlike_every_cluster(demo: Path) -> None:
+    noise = np.where(np.random.default_rng(0).random((200, 200)) < 0.3, 0, 255).astype(np.uint8)
+    at = open_page("pages/4_Classify.py")
+    at.file_uploader(key="uploads").set_value(("noise.png", png(noise), "image/png")).run()
+    assert_clean(at)
+    assert "Unlike every cluster" in texts(at, "warning")
+    at.file_uploader(key="uploads").set_value(("new.png", (demo / "dots_001.png").read_bytes(), "image/png")).run()
+    assert "Unlike every cluster" not in texts(at, "warning")
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
