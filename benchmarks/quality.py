@@ -91,7 +91,16 @@ def evaluate(folder: Path, true_k: int, settings: Settings, cache: Path) -> dict
         }
         for row, labels in zip(sweep.table, sweep.labels, strict=True)
     ]
+    auto = None
+    if settings.cluster_space == "umap":
+        groups, found = pipeline.auto_groups()
+        auto = {
+            "groups": found["groups"],
+            "noise": round(found["noise"], 3),
+            "ari": round(agreement(truth, groups)[0], 3),
+        }
     return {
+        "auto": auto,
         "per_k": per_k,
         "ari": round(ari, 3),
         "nmi": round(nmi, 3),
@@ -202,8 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.sets:
             for group, r in novelty_rates(args.work, name, Settings(k_max=K_MAX), cache).items():
                 print(
-                    f"| {name} | {group} | {r['n']} | {r['flag']:.2f} | {r['gap']:.2f} | "
-                    f"{r['ink']:.2f} |",
+                    f"| {name} | {group} | {r['n']} | {r['flag']:.2f} | {r['gap']:.2f} | {r['ink']:.2f} |",
                     flush=True,
                 )
         return 0
@@ -239,6 +247,16 @@ def main(argv: list[str] | None = None) -> int:
             groups.setdefault((r["set"], r["features"], r["space"], r["algorithm"]), []).append(r["recommended_k"])
         for key, ks in groups.items():
             print(f"  {' / '.join(key)}: {ks}  ({'same' if len(set(ks)) == 1 else 'DIFFERS'})")
+    autos = [r for r in results if r["auto"] is not None and r["algorithm"] == args.algorithms[0]]
+    if autos:
+        print("\ngroups found without a k (HDBSCAN on the UMAP cluster space; ARI on the images in a group):")
+        for r in autos:
+            a = r["auto"]
+            print(
+                f"  {r['set']} / {r['features']} / seed {r['seed']}: {a['groups']} groups (true {r['true_k']}), "
+                f"{a['noise']:.0%} in none, ARI {a['ari']:.3f} "
+                f"(k-means at the recommended k: {r['ari_recommended']:.3f})"
+            )
     by_setting: dict[tuple, list[float]] = {}
     for r in results:
         by_setting.setdefault((r["features"], r["space"], r["algorithm"]), []).append(r["ari"])

@@ -214,12 +214,20 @@ def _report_data(pipeline: Pipeline) -> dict:
     meta = pipeline.image_meta()
     rows = [dict(r) for r in sweep.table]
     inventory = pipeline.inventory
-    truth_names = None
+    truth_names, truth = None, None
     if inventory.labels_path is not None:
         truth, truth_names = read_labels(inventory.labels_path, meta["paths"])
         if (truth >= 0).sum() >= 2:
             for row, scores in zip(rows, compare.truth_scores(truth, sweep.labels), strict=True):
                 row["ari"], row["nmi"] = scores
+        else:
+            truth = None
+    auto = None
+    if pipeline.settings.cluster_space == "umap":
+        labels, found = pipeline.auto_groups()
+        auto = {"groups": found["groups"], "noise": found["noise"]}
+        if truth is not None:
+            auto["ari"], auto["nmi"] = compare.agreement(truth, labels)  # noise is left out
     return {
         "data_dir": str(inventory.root),
         "settings": asdict(pipeline.settings),
@@ -233,6 +241,7 @@ def _report_data(pipeline: Pipeline) -> dict:
         "recommendation_rule": RECOMMENDATION_RULE,
         "true_labels": truth_names,
         "per_k": rows,
+        "auto": auto,
     }
 
 
@@ -263,6 +272,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             line += f" {r['ari']:>6.3f} {r['nmi']:>6.3f}"
         print(line + mark)
     print(f"recommended k = {data['recommended_k']}: {RECOMMENDATION_RULE}.")
+    auto = data["auto"]
+    if auto is not None:
+        scores = f" (ARI {auto['ari']:.3f}, NMI {auto['nmi']:.3f} on the images in a group)" if "ari" in auto else ""
+        print(
+            f"groups found without a k (HDBSCAN): {auto['groups']}, with {auto['noise']:.1%} of the images in "
+            f"no group{scores}."
+        )
     _report_skipped(pipeline, sys.stdout)
     return 0
 

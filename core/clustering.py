@@ -100,6 +100,38 @@ def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0
     return Fit(model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32), float(model.inertia_))
 
 
+AUTO_MIN_SHARE = 0.01  # a group found automatically holds at least 1% of the images
+AUTO_MIN_SIZE = 10
+
+
+def auto_groups(X: np.ndarray) -> np.ndarray:
+    """Groups found without a k: HDBSCAN on the rows of X (n, d); -1 marks noise (no group).
+
+    The groups are the dense regions of the cluster space that hold at least AUTO_MIN_SHARE of
+    the images; an image in none of them is left unassigned rather than forced into the
+    nearest. Groups are numbered from the largest (0). Deterministic: HDBSCAN has no seed.
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int64; -1 for noise.
+    """
+    from sklearn.cluster import HDBSCAN
+
+    n = len(X)
+    if n < 2 * AUTO_MIN_SIZE:
+        return np.full(n, -1, np.int64)
+    size = max(AUTO_MIN_SIZE, int(AUTO_MIN_SHARE * n))
+    labels = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(X).astype(np.int64)
+    found = labels >= 0
+    if not found.any():
+        return labels
+    sizes = np.bincount(labels[found])
+    order = np.lexsort((np.arange(len(sizes)), -sizes))
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(len(order))
+    return np.where(found, new_id[np.maximum(labels, 0)], -1)
+
+
 def order_by_size(fit: Fit) -> Fit:
     """Renumber clusters from the largest (0) to the smallest; ties by the lowest old id."""
     sizes = np.bincount(fit.labels, minlength=len(fit.centres))

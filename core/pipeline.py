@@ -180,6 +180,8 @@ class Pipeline:
             return _keyed(stage, up=self.key("sweep"), cells=typical.TYPICAL_CELLS)
         if stage == "map":
             return _keyed(stage, up=self.key("neighbours"), seed=s.seed, epochs=embedding.MAP_EPOCHS)
+        if stage == "auto":
+            return _keyed(stage, up=self.key("space"), share=clustering.AUTO_MIN_SHARE, least=clustering.AUTO_MIN_SIZE)
         raise ValueError(f"unknown stage {stage!r}")
 
     # ---- running a stage ------------------------------------------------------------------
@@ -408,6 +410,28 @@ class Pipeline:
         bounds = np.cumsum([0, *ks])
         return [means[bounds[i] : bounds[i + 1]] for i in range(len(ks))]
 
+    def auto_groups(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Groups found without a k (HDBSCAN on the UMAP cluster space; see clustering.auto_groups).
+
+        Returns labels (n_images,) with -1 for noise, and {"groups": how many, "noise": its share}.
+        """
+
+        if self.settings.cluster_space != "umap":
+            raise DotmapError(
+                "Groups without a k are found in the UMAP cluster space; these settings cluster the PCA "
+                "components (--cluster-space pca). Use --cluster-space umap for them."
+            )
+
+        def compute() -> tuple[dict, dict]:
+            self._progress(0, 1, "automatic groups")
+            labels = clustering.auto_groups(self.space())
+            self._progress(1, 1, "automatic groups")
+            groups = int(labels.max()) + 1 if len(labels) else 0
+            return {"labels": labels}, {"groups": groups, "noise": float(np.mean(labels < 0)) if len(labels) else 0.0}
+
+        entry = self._stage("auto", compute)
+        return entry.arrays["labels"], entry.meta
+
     def pca_map(self) -> np.ndarray:
         """The instant 2-D layout: the first two principal components, (n_images, 2)."""
         return self.reduction().Z[:, :2]
@@ -463,6 +487,8 @@ class Pipeline:
             if s.cluster_space != "umap":
                 steps.append(neighbours)
             steps.append(Step("map", "2-D map (UMAP)", self.map))
+        if s.cluster_space == "umap":  # HDBSCAN wants few dimensions: 50 PCA components would take minutes
+            steps.append(Step("auto", "Groups found without a k (HDBSCAN)", self.auto_groups))
         return steps
 
     def missing(self, with_map: bool = True) -> list[Step]:

@@ -28,6 +28,7 @@ STAGE_CODE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "fit": ("fit", ("core.clustering", "core.scoring"), ("scikit-learn", "numpy")),
     "sweep": ("sweep", ("core.clustering", "core.scoring"), ("scikit-learn", "numpy")),
     "typical": ("cluster_means", ("core.typical",), ("numpy",)),
+    "auto": ("auto_groups", ("core.clustering",), ("scikit-learn", "numpy")),
     "map": ("map", ("core.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
 }
 

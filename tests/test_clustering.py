@@ -160,3 +160,35 @@ def test_match_to_previous_gives_new_ids_to_the_larger_unmatched_first() -> None
     matched, table = match_to_previous(previous, Fit(labels, np.zeros((4, 1), np.float32), 0.0))
     np.testing.assert_array_equal(matched.labels, [0, 0, 0, 0, 3, 1, 1, 1, 2, 2])
     np.testing.assert_array_equal(table, [[4, 0, 0, 1], [0, 3, 2, 0]])
+
+
+# ---------------------------------------------------------------- groups found without a k
+
+
+def test_auto_groups_finds_the_blobs_and_leaves_strays_out(rng) -> None:
+    from core.clustering import auto_groups
+
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sizes = [300, 200, 100]
+    blobs = np.concatenate([c + rng.normal(0, 0.5, (n, 2)) for c, n in zip(centres, sizes, strict=True)])
+    strays = rng.uniform(-30, 40, (20, 2))
+    strays = strays[np.min(np.linalg.norm(strays[:, None] - centres[None], axis=2), axis=1) > 5]
+    labels = auto_groups(np.concatenate([blobs, strays]))
+    assert labels.max() + 1 == 3
+    np.testing.assert_array_equal(np.bincount(labels[: len(blobs)][labels[: len(blobs)] >= 0]) > 0, [True] * 3)
+    assert list(labels[[0, 300, 500]]) == [0, 1, 2]  # numbered from the largest group
+    assert np.mean(labels[len(blobs) :] < 0) >= 0.9  # strays far from every blob are in no group
+    assert np.mean(labels[: len(blobs)] >= 0) >= 0.95
+
+
+def test_auto_groups_is_deterministic(rng) -> None:
+    from core.clustering import auto_groups
+
+    X = np.concatenate([rng.normal(0, 1, (100, 3)), rng.normal(8, 1, (100, 3))])
+    np.testing.assert_array_equal(auto_groups(X), auto_groups(X.copy()))
+
+
+def test_auto_groups_of_too_few_rows_is_all_noise() -> None:
+    from core.clustering import AUTO_MIN_SIZE, auto_groups
+
+    np.testing.assert_array_equal(auto_groups(np.zeros((2 * AUTO_MIN_SIZE - 1, 2))), -1)

@@ -8,6 +8,7 @@ and the pure selection -> rows function is tested in test_ui_helpers.py.
 import csv
 import io
 import os
+import re
 import signal
 import time
 import zipfile
@@ -554,3 +555,24 @@ def test_a_killed_job_is_said_in_words_and_start_again_completes(tmp_path: Path,
     settle(at)
     assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Images used"] == "150"
+
+
+def test_map_can_show_the_groups_found_without_a_k(demo: Path) -> None:
+    at = open_page("pages/1_Map.py")
+    assert_clean(at)
+    assert at.radio(key="colour_by").value == "clusters"
+    at.radio(key="colour_by").set_value("auto").run()
+    assert_clean(at)
+    groups, found = Pipeline(demo, Settings()).auto_groups()
+    strip = texts(at, "markdown")
+    assert f"{found['groups'] - 1}: " in strip  # a chip per group
+    assert ("none: " in strip) == bool(np.any(groups < 0))
+
+
+def test_report_tells_the_groups_found_without_a_k(prepared_demo, capsys: pytest.CaptureFixture) -> None:
+    from core.cli import main
+
+    folder, cache = prepared_demo
+    assert main(["report", str(folder), "--cache", str(cache), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"groups found without a k \(HDBSCAN\): \d+, with [\d.]+% of the images in no group \(ARI", out)

@@ -166,6 +166,11 @@ def _shown_paths(key: str, _pipeline: Pipeline) -> list[str]:
     return [shown(path) for path in _pipeline.image_meta()["paths"]]
 
 
+def auto_groups(pipeline: Pipeline) -> tuple[np.ndarray, dict]:
+    """Groups found without a k (labels with -1 for none, and their count and noise share), from the cache."""
+    return pipeline.auto_groups()
+
+
 def paths(pipeline: Pipeline) -> list[str]:
     """The image paths as shown to a person: a control character in a name is escaped, never obeyed."""
     return _shown_paths(pipeline.key("images"), pipeline)

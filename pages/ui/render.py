@@ -25,8 +25,11 @@ BORDER = 200
 MARKER_SIZES = ((20_000, 3), (5_000, 4), (1_000, 5))  # (from this many points, marker size)
 
 
+NOISE_COLOUR = "#c8c8c8"  # images in no group (automatic groups): light grey, never a group's colour
+
+
 def colour(cluster: int) -> str:
-    return PALETTE[cluster % len(PALETTE)]
+    return NOISE_COLOUR if cluster < 0 else PALETTE[cluster % len(PALETTE)]
 
 
 def shrink_keeping_dots(masks: np.ndarray, side: int = THUMB_PX) -> np.ndarray:
@@ -135,6 +138,12 @@ def _discrete_scale(k: int) -> list[list]:
     return scale
 
 
+def _group_hover(names: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Hover text of automatic groups: the name, then 'group g' or 'no group'."""
+    groups = np.char.add("<br>group ", labels.astype(str))
+    return np.char.add(np.asarray(names, dtype=str), np.where(labels < 0, "<br>no group", groups))
+
+
 def map_figure(
     xy: np.ndarray,
     labels: np.ndarray,
@@ -152,22 +161,33 @@ def map_figure(
     ``marks`` (m, 2) adds starred points (new images) as a second trace.
     """
     n = len(xy)
+    noise = bool(len(labels)) and labels.min() < 0  # automatic groups: -1 is no group, drawn grey
+    colours = np.where(labels < 0, k, labels) if noise else labels
+    scale = _discrete_scale(k + 1 if noise else k)
+    if noise:
+        scale[-2:] = [[scale[-2][0], NOISE_COLOUR], [1.0, NOISE_COLOUR]]
+    ticks = list(range(k + 1 if noise else k))
     fig = go.Figure(
         go.Scattergl(
             x=xy[:, 0],
             y=xy[:, 1],
             mode="markers",
             customdata=np.arange(n),
-            text=names,
+            text=_group_hover(names, labels) if noise else names,
             marker={
-                "color": labels,
-                "colorscale": _discrete_scale(k),
+                "color": colours,
+                "colorscale": scale,
                 "cmin": -0.5,
-                "cmax": k - 0.5,
+                "cmax": len(ticks) - 0.5,
                 "size": marker_size(n),
-                "colorbar": {"title": {"text": "cluster"}, "tickvals": list(range(k)), "len": 0.9},
+                "colorbar": {
+                    "title": {"text": "group" if noise else "cluster"},
+                    "tickvals": ticks,
+                    "ticktext": [str(t) for t in range(k)] + (["none"] if noise else []),
+                    "len": 0.9,
+                },
             },
-            hovertemplate="%{text}<br>cluster %{marker.color}<extra></extra>",
+            hovertemplate="%{text}<extra></extra>" if noise else "%{text}<br>cluster %{marker.color}<extra></extra>",
             name="images",
             showlegend=False,
         )
@@ -198,11 +218,13 @@ def map_figure(
     return fig
 
 
-def sizes_strip(sizes: Sequence[int]) -> str:
-    """A line of coloured chips 'cluster: size' as HTML for st.markdown."""
-    chips = [
+def sizes_strip(sizes: Sequence[int], noise: int = 0) -> str:
+    """A line of coloured chips 'cluster: size' as HTML for st.markdown; then 'none: noise' if any."""
+    chips = [(colour(c), f"{c}: {size}") for c, size in enumerate(sizes)]
+    if noise:
+        chips.append((NOISE_COLOUR, f"none: {noise}"))
+    return "".join(
         f"<span style='display:inline-block;margin:2px 6px 2px 0;padding:1px 6px;border-radius:4px;"
-        f"background:{colour(c)};color:white;font-size:0.8em'>{c}: {size}</span>"
-        for c, size in enumerate(sizes)
-    ]
-    return "".join(chips)
+        f"background:{background};color:white;font-size:0.8em'>{text}</span>"
+        for background, text in chips
+    )
