@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.clustering import ALGORITHMS
+from core.clustering import ALGORITHM_WORDS, ALGORITHMS
 from core.errors import DotmapError
 from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
 from core.images import POLARITIES, pack_masks
@@ -14,6 +14,12 @@ from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.scoring import RECOMMENDATION_RULE
 from pages.ui import charts, data, page, render, state, timing
 from pages.ui import jobs as ui_jobs
+
+ALGORITHM_HELP = (
+    "k-means: round groups of similar size, fast (the default). Spherical k-means compares by angle. "
+    "A Gaussian mixture allows elongated groups of different sizes, and its confidence for a new image "
+    "is a probability; it is much slower (about 4 minutes for k = 2..20 at 32,000 images, k-means 17 s)."
+)
 
 SAMPLE_GRID = 24
 
@@ -57,7 +63,7 @@ def settings_form() -> None:
             )
             algorithm = st.selectbox(
                 "Clustering", ALGORITHMS, index=ALGORITHMS.index(current.algorithm), key="form_algorithm",
-                format_func={"kmeans": "k-means", "spherical": "spherical k-means (by angle)"}.get,
+                format_func=ALGORITHM_WORDS.get, help=ALGORITHM_HELP,
             )  # fmt: skip
         with st.expander("More settings"):
             a, b, c, d = st.columns(4)

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {r['set']} / {r['features']} / seed {r['seed']}: {a['groups']} groups (true {r['true_k']}), "
                 f"{a['noise']:.0%} in none, ARI {a['ari']:.3f} "
-                f"(k-means at the recommended k: {r['ari_recommended']:.3f})"
+                f"({r['algorithm']} at the recommended k: {r['ari_recommended']:.3f})"
             )
     by_setting: dict[tuple, list[float]] = {}
     for r in results:

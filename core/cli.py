@@ -103,9 +103,10 @@ def _add_settings(parser: argparse.ArgumentParser, optional_data: bool = True) -
     parser.add_argument("--k-max", type=int, default=d.k_max, help=f"largest k (default {d.k_max})")
     parser.add_argument(
         "--algorithm",
-        choices=("kmeans", "spherical"),
+        choices=ALGORITHMS,
         default=d.algorithm,
-        help="k-means, or spherical k-means (cosine) (default kmeans)",
+        help="k-means, spherical k-means (cosine), or a Gaussian mixture (slower; its confidence is a "
+        "probability) (default kmeans)",
     )
     parser.add_argument(
         "--cluster-space",

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ALGORITHMS = ("kmeans", "spherical")
+ALGORITHMS = ("kmeans", "spherical", "gmm")
+ALGORITHM_WORDS = {"kmeans": "k-means", "spherical": "spherical k-means (by angle)", "gmm": "Gaussian mixture"}
+GMM_N_INIT = 1  # EM runs per k, from a k-means++ start: each costs as much as ~20 k-means starts
+GMM_FULL_UP_TO = 16  # full covariances up to this many dimensions (the UMAP space); diagonal above
 N_INIT = 10  # starts per k, the best kept: one start lost up to 0.1 ARI off the demo (quality suite)
 MAX_ITER = 300
 SPHERICAL_TOL = 1e-6
@@ -19,11 +22,27 @@ SPHERICAL_TOL = 1e-6
 
 @dataclass
 class Fit:
-    """One clustering: labels (n,), centres (k, d), inertia (sum of distances to the centres)."""
+    """One clustering: labels (n,), centres (k, d), inertia (sum of squared distances to the centres).
+
+    A Gaussian mixture also has ``weights`` (k,) and ``covariances``: (k, d, d) full, or (k, d)
+    diagonal; its centres are the components' means.
+    """
 
     labels: np.ndarray
     centres: np.ndarray
     inertia: float
+    weights: np.ndarray | None = None
+    covariances: np.ndarray | None = None
+
+    def reordered(self, new_id: np.ndarray, order: np.ndarray) -> Fit:
+        """The same clustering with cluster ``order[i]`` renamed ``i`` (new_id is order's inverse)."""
+        return Fit(
+            new_id[self.labels],
+            self.centres[order],
+            self.inertia,
+            None if self.weights is None else self.weights[order],
+            None if self.covariances is None else self.covariances[order],
+        )
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -80,8 +99,49 @@ def _spherical_kmeans(X: np.ndarray, k: int, seed: int, n_init: int) -> Fit:
     return best
 
 
+def _gaussian_mixture(X: np.ndarray, k: int, seed: int, n_init: int) -> Fit:
+    """A Gaussian mixture by EM (k-means++ start): soft memberships, so a confidence is a probability."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    kind = "full" if X.shape[1] <= GMM_FULL_UP_TO else "diag"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianMixture(
+            k, covariance_type=kind, n_init=n_init, random_state=seed, init_params="k-means++", reg_covar=1e-6
+        ).fit(X)
+    labels = model.predict(X).astype(np.int64)
+    means = model.means_
+    inertia = float(((X - means[labels]) ** 2).sum())
+    return Fit(labels, means.astype(np.float32), inertia, model.weights_.astype(np.float64), model.covariances_)
+
+
+def membership(X: np.ndarray, fit: Fit) -> np.ndarray:
+    """Posterior probabilities (n, k) of a Gaussian mixture's components for rows X (n, d)."""
+    if fit.weights is None or fit.covariances is None:
+        raise ValueError("membership needs a Gaussian mixture's weights and covariances.")
+    X = np.atleast_2d(X).astype(np.float64)
+    log_p = np.empty((len(X), len(fit.weights)))
+    for j, (mean, cov) in enumerate(zip(fit.centres.astype(np.float64), fit.covariances, strict=True)):
+        diff = X - mean
+        if cov.ndim == 1:
+            log_det, mahalanobis = np.log(cov).sum(), (diff * diff / cov).sum(1)
+        else:
+            chol = np.linalg.cholesky(cov)
+            solved = np.linalg.solve(chol, diff.T)
+            log_det, mahalanobis = 2 * np.log(np.diag(chol)).sum(), (solved * solved).sum(0)
+        log_p[:, j] = np.log(fit.weights[j]) - 0.5 * (log_det + mahalanobis + X.shape[1] * np.log(2 * np.pi))
+    log_p -= log_p.max(1, keepdims=True)
+    p = np.exp(log_p)
+    return p / p.sum(1, keepdims=True)
+
+
 def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0, n_init: int = N_INIT) -> Fit:
-    """Cluster rows X (n, d) into k groups with k-means++ seeding and a fixed seed."""
+    """Cluster rows X (n, d) into k groups with k-means++ seeding and a fixed seed.
+
+    ``gmm`` fits a Gaussian mixture (at most GMM_N_INIT starts; full covariances up to
+    GMM_FULL_UP_TO dimensions, diagonal above).
+    """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} should be one of {ALGORITHMS}.")
     if k < 1:
@@ -90,6 +150,8 @@ def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0
         raise ValueError(f"n_samples={len(X)} should be >= n_clusters={k}.")
     if algorithm == "spherical":
         return _spherical_kmeans(X, k, seed, n_init)
+    if algorithm == "gmm":
+        return _gaussian_mixture(X, k, seed, min(n_init, GMM_N_INIT))
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
@@ -138,7 +200,7 @@ def order_by_size(fit: Fit) -> Fit:
     order = np.lexsort((np.arange(len(sizes)), -sizes))
     new_id = np.empty_like(order)
     new_id[order] = np.arange(len(order))
-    return Fit(new_id[fit.labels], fit.centres[order], fit.inertia)
+    return fit.reordered(new_id, order)
 
 
 def match_to_previous(previous: np.ndarray, fit: Fit) -> tuple[Fit, np.ndarray]:
@@ -165,5 +227,4 @@ def match_to_previous(previous: np.ndarray, fit: Fit) -> tuple[Fit, np.ndarray]:
     rest = rest[np.argsort(-table[:, rest].sum(0), kind="stable")]
     new_id[rest] = np.arange(len(rows), len(rows) + len(rest))
     order = np.argsort(new_id)
-    matched = Fit(new_id[fit.labels], fit.centres[order], fit.inertia)
-    return matched, table[:, order]
+    return fit.reordered(new_id, order), table[:, order]

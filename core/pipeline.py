@@ -119,6 +119,13 @@ class Sweep:
     recommended_k: int
     sample_size: int
     algorithm: str
+    mixtures: list[tuple[np.ndarray, np.ndarray]] | None = None  # Gaussian mixture: (weights, covariances) per k
+
+    def fit(self, k: int) -> clustering.Fit:
+        """The clustering of one k as a Fit (labels, centres and, for a mixture, its components)."""
+        j = self.row(k)
+        weights, covariances = self.mixtures[j] if self.mixtures is not None else (None, None)
+        return clustering.Fit(self.labels[j].astype(np.int64), self.centres[j], 0.0, weights, covariances)
 
     def row(self, k: int) -> int:
         if k not in self.ks:
@@ -296,7 +303,10 @@ class Pipeline:
                 "stability": stable,
                 "stability_spread": spread,
             }
-            return {"labels": result.labels, "centres": result.centres}, meta
+            arrays = {"labels": result.labels, "centres": result.centres}
+            if result.weights is not None:
+                arrays.update(weights=result.weights, covariances=result.covariances)
+            return arrays, meta
 
         return self._stage("fit", compute, k)
 
@@ -308,7 +318,10 @@ class Pipeline:
             for i, k in enumerate(ks):
                 self._progress(i, len(ks), "clustering")
                 entry = self.fit(k)
-                fit = clustering.Fit(entry.arrays["labels"], entry.arrays["centres"], entry.meta["inertia"])
+                a = entry.arrays
+                fit = clustering.Fit(
+                    a["labels"], a["centres"], entry.meta["inertia"], a.get("weights"), a.get("covariances")
+                )
                 if previous is None:
                     fit = clustering.order_by_size(fit)
                 else:
@@ -347,6 +360,14 @@ class Pipeline:
             arrays = {
                 "labels": np.stack(labels).astype(np.int16),
                 "centres": np.concatenate([f.centres for f, _ in fits]),
+                **(
+                    {
+                        "weights": np.concatenate([f.weights for f, _ in fits]),
+                        "covariances": np.concatenate([f.covariances for f, _ in fits]),
+                    }
+                    if fits[0][0].weights is not None
+                    else {}
+                ),
                 "silhouette": per_image,
                 "distance": distance,
             }
@@ -367,6 +388,12 @@ class Pipeline:
             ks=meta["ks"],
             labels=a["labels"],
             centres=[a["centres"][bounds[i] : bounds[i + 1]] for i in range(len(meta["ks"]))],
+            mixtures=[
+                (a["weights"][bounds[i] : bounds[i + 1]], a["covariances"][bounds[i] : bounds[i + 1]])
+                for i in range(len(meta["ks"]))
+            ]
+            if "weights" in a
+            else None,
             silhouette=a["silhouette"],
             distance=a["distance"],
             table=meta["table"],
@@ -470,7 +497,7 @@ class Pipeline:
         The clustering and its scores come before the 2-D map, so they can be shown while the map is made.
         """
         s = self.settings
-        name = {"kmeans": "k-means", "spherical": "spherical k-means"}[s.algorithm]
+        name = clustering.ALGORITHM_WORDS[s.algorithm]
         steps = [
             Step("images", "Read the images", self.images),
             Step("features", f"Compute the `{s.features}` features", self.features),

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from core import features, images
-from core.clustering import distances_to_centres
+from core.clustering import distances_to_centres, membership
 from core.embedding import place_by_neighbours
 from core.pipeline import Pipeline
 from core.reduction import N_NEIGHBORS, nearest_neighbors
@@ -23,7 +23,8 @@ NOVELTY_PERCENTILE = 99.5  # unlike every cluster: beyond this share of the set'
 class Prediction:
     """Where one new image belongs for one k.
 
-    confidence : 1 - d1/d2 from the two nearest centres: 0 on the border, 1 on the own centre.
+    confidence : 1 - d1/d2 from the two nearest centres: 0 on the border, 1 on the own centre; for
+        a Gaussian mixture, the posterior probability of its component (its cluster is the likeliest).
     novelty : the larger of two ratios, each to the set's own NOVELTY_PERCENTILE-th percentile:
         its mean distance to its NOVELTY_NEIGHBORS nearest images in PCA space, and its ink pixel
         count (against the set's most, or fewest: the features are densities and ignore how much
@@ -105,16 +106,23 @@ class Predictor:
             else place_by_neighbours(self.space, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS])
         )
         to_centres = distances_to_centres(points, self.sweep.centres[self.row], settings.algorithm)
+        mixture = self.sweep.fit(self.k) if self.sweep.mixtures is not None else None
+        memberships = membership(points, mixture) if mixture is not None else None
         xy = place_by_neighbours(self.map_xy, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS])
         ink = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
         novelty = np.maximum.reduce(list(self.novelty_parts(distances, ink).values()))
         results = []
         for i, name in enumerate(names):
-            order = np.argsort(to_centres[i])
-            cluster = int(order[0])
-            d1 = float(to_centres[i, order[0]])
-            d2 = float(to_centres[i, order[1]]) if len(order) > 1 else d1
-            confidence = 1.0 - d1 / d2 if d2 > 0 else 1.0
+            if memberships is None:
+                order = np.argsort(to_centres[i])
+                cluster = int(order[0])
+                d1 = float(to_centres[i, order[0]])
+                d2 = float(to_centres[i, order[1]]) if len(order) > 1 else d1
+                confidence = 1.0 - d1 / d2 if d2 > 0 else 1.0
+            else:  # a mixture: its own posterior probability is the honest confidence
+                cluster = int(memberships[i].argmax())
+                d1 = float(to_centres[i, cluster])
+                confidence = float(memberships[i, cluster])
             results.append(
                 Prediction(
                     name=name,

@@ -80,7 +80,11 @@ def show_result(result: Prediction, mask: np.ndarray, means: np.ndarray, names: 
                 f"**Cluster {result.cluster}** · confidence {result.confidence:.2f}",
                 unsafe_allow_html=True,
             )
-            st.caption("Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre.")
+            st.caption(
+                "Confidence is the Gaussian mixture's probability that the image belongs to this cluster."
+                if pipeline.settings.algorithm == "gmm"
+                else "Confidence is 1 on the cluster's centre and 0 halfway to the next cluster's centre."
+            )
             if result.unusual:
                 st.warning(
                     f"Unlike every cluster: {result.novelty:.1f}x beyond what is usual in this set (its distance "

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
-from core.clustering import ALGORITHMS
+from core.clustering import ALGORITHM_WORDS, ALGORITHMS
 from core.errors import DotmapError
 from core.features import FEATURE_HELP, FEATURE_KINDS
 from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
@@ -18,7 +18,6 @@ from pages.ui import charts, data, page, render, state
 SHOWN_DISAGREEING = 20
 THUMB_COLUMNS = 10
 OTHER_FEATURES = {"shape-rotation": "shape", "shape": "shape-rotation", "pixels": "shape-rotation"}  # B's first offer
-ALGORITHM_WORDS = {"kmeans": "k-means", "spherical": "spherical k-means (by angle)"}
 
 
 def describe(s: Settings) -> str:

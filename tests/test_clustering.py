@@ -63,7 +63,7 @@ def test_fit_clusters_refuses_zero_clusters() -> None:
 
 
 def test_fit_clusters_refuses_unknown_algorithm() -> None:
-    with pytest.raises(ValueError, match=r"algorithm='dbscan' should be one of \('kmeans', 'spherical'\)"):
+    with pytest.raises(ValueError, match=r"algorithm='dbscan' should be one of \('kmeans', 'spherical', 'gmm'\)"):
         fit_clusters(np.zeros((3, 2)), 2, "dbscan")
 
 
@@ -192,3 +192,34 @@ def test_auto_groups_of_too_few_rows_is_all_noise() -> None:
     from core.clustering import AUTO_MIN_SIZE, auto_groups
 
     np.testing.assert_array_equal(auto_groups(np.zeros((2 * AUTO_MIN_SIZE - 1, 2))), -1)
+
+
+# ---------------------------------------------------------------- Gaussian mixture
+
+
+def test_gmm_finds_groups_of_different_spread_and_gives_probabilities() -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from core.clustering import membership
+
+    rng = np.random.default_rng(SEED)
+    tight, wide = rng.normal(0, 0.3, (300, 2)), rng.normal(0, 2.0, (300, 2)) + [4, 0]
+    X, truth = np.concatenate([tight, wide]), np.repeat([0, 1], 300)
+    gmm = fit_clusters(X, 2, "gmm", SEED)
+    kmeans = fit_clusters(X, 2, "kmeans", SEED)
+    # k-means cuts halfway between the centres, through the wide group; the mixture follows each spread
+    assert adjusted_rand_score(truth, gmm.labels) > 0.95 > 0.8 > adjusted_rand_score(truth, kmeans.labels)
+    p = membership(X, gmm)
+    assert p.shape == (600, 2)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    np.testing.assert_array_equal(p.argmax(1), gmm.labels)
+
+
+def test_reordering_a_mixture_moves_its_components_along(rng) -> None:
+    from core.clustering import membership, order_by_size
+
+    X = np.concatenate([rng.normal(0, 1, (50, 2)), rng.normal(6, 1, (200, 2))])
+    fit = fit_clusters(X, 2, "gmm", SEED)
+    ordered = order_by_size(fit)
+    assert np.bincount(ordered.labels)[0] == 200
+    np.testing.assert_array_equal(membership(X, ordered).argmax(1), ordered.labels)

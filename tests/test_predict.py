@@ -185,3 +185,20 @@ def test_novelty_is_the_gap_to_the_nearest_images_against_the_sets_own(demo) -> 
     assert member.novelty == pytest.approx(0.0, abs=1e-6) or member.novelty < 1.0
     odd = predictor.predict(png_bytes(unlike_anything("noise")))
     assert odd.novelty > 1.0 and odd.unusual
+
+
+def test_a_gaussian_mixture_gives_its_posterior_as_the_confidence(tmp_path: Path) -> None:
+    from core.clustering import membership
+
+    data = make_demo(tmp_path / "d", n=160, seed=SEED)
+    pipeline = Pipeline(data, Settings(cluster_space="pca", algorithm="gmm", k_max=9), tmp_path / "c")
+    pipeline.prepare(with_map=False)
+    sweep = pipeline.sweep()
+    assert sweep.mixtures is not None and len(sweep.mixtures) == len(sweep.ks)
+    predictor = Predictor(pipeline, k=K, use_umap_map=False)
+    masks = pipeline.images().unpack()
+    predictions = predictor.predict_masks(masks, predictor.paths)
+    posterior = membership(pipeline.reduction().Z, sweep.fit(K))
+    np.testing.assert_allclose([p.confidence for p in predictions], posterior.max(1), atol=1e-4)
+    agree = np.mean([p.cluster for p in predictions] == sweep.labels[sweep.row(K)])
+    assert agree >= 0.99  # the likeliest component is the image's own cluster
