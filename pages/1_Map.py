@@ -64,7 +64,9 @@ def map_view(pipeline: Pipeline) -> None:
                 )
         sizes = np.bincount(labels[labels >= 0], minlength=shown_k)
         st.markdown(render.sizes_strip(sizes.tolist(), int(np.sum(labels < 0))), unsafe_allow_html=True)
-        fig = render.map_figure(data.layout(pipeline, kind), labels, shown_k, data.path_array(pipeline), title)
+        fig = render.map_figure(
+            data.layout(pipeline, kind), labels, shown_k, data.path_array(pipeline), title, word=word
+        )
         event = st.plotly_chart(
             fig,
             key="map",

@@ -267,3 +267,25 @@ def test_the_largest_k_offered_has_a_colour_per_cluster() -> None:
     from pages.ui.state import K_LIMIT
 
     assert len(set(PALETTE)) >= K_LIMIT
+
+
+def test_map_figure_draws_images_in_no_group_grey_and_says_so() -> None:
+    from pages.ui.render import NOISE_COLOUR, map_figure, sizes_strip
+
+    labels = np.array([0, 1, -1, 1, -1])
+    xy = np.arange(10, dtype=np.float32).reshape(5, 2)
+    names = np.array([f"{i}.png" for i in range(5)])
+    fig = map_figure(xy, labels, 2, names, "groups", word="group")
+    marker = fig.data[0].marker
+    assert list(marker.color) == [0, 1, 2, 1, 2]  # no group -> the extra grey band after the groups
+    assert marker.colorscale[-1][1] == NOISE_COLOUR.lower() or marker.colorscale[-1][1] == NOISE_COLOUR
+    assert list(marker.colorbar.ticktext) == ["0", "1", "none"]
+    assert marker.colorbar.title.text == "group"
+    assert list(fig.data[0].text) == [
+        "0.png<br>group 0",
+        "1.png<br>group 1",
+        "2.png<br>no group",
+        "3.png<br>group 1",
+        "4.png<br>no group",
+    ]
+    assert "none: 2" in sizes_strip([1, 2], noise=2)

@@ -153,12 +153,15 @@ def map_figure(
     marks: np.ndarray | None = None,
     mark_names: Sequence[str] | None = None,
     height: int = 620,
+    word: str = "cluster",
 ) -> go.Figure:
     """All images as one WebGL scatter coloured by cluster; row ids in ``customdata``.
 
     ``names`` (n,) is an array of strings, the hover text (a list costs plotly 20x more to check).
 
-    ``marks`` (m, 2) adds starred points (new images) as a second trace.
+    ``marks`` (m, 2) adds starred points (new images) as a second trace. ``word`` names what the
+    colours are ("cluster", or "group" for groups found without a k); labels of -1 (in no group)
+    are drawn grey.
     """
     n = len(xy)
     noise = bool(len(labels)) and labels.min() < 0  # automatic groups: -1 is no group, drawn grey
@@ -181,13 +184,15 @@ def map_figure(
                 "cmax": len(ticks) - 0.5,
                 "size": marker_size(n),
                 "colorbar": {
-                    "title": {"text": "group" if noise else "cluster"},
+                    "title": {"text": word},
                     "tickvals": ticks,
                     "ticktext": [str(t) for t in range(k)] + (["none"] if noise else []),
                     "len": 0.9,
                 },
             },
-            hovertemplate="%{text}<extra></extra>" if noise else "%{text}<br>cluster %{marker.color}<extra></extra>",
+            hovertemplate="%{text}<extra></extra>"
+            if noise
+            else f"%{{text}}<br>{word} %{{marker.color}}<extra></extra>",
             name="images",
             showlegend=False,
         )

@@ -68,6 +68,20 @@ def test_the_slider_changes_k_on_the_map(page, server, recommended_k) -> None:
     shoot(page, "map-after-slider")
 
 
+def test_the_map_colours_by_the_groups_found_without_a_k(page, server) -> None:
+    goto(page, server, "Map")
+    page.wait_for_selector(".js-plotly-plot .gtitle")
+    page.get_by_text("groups found without a k").click()
+    page.wait_for_function(
+        "() => { const t = document.querySelector('.js-plotly-plot .gtitle');"
+        " return t !== null && t.textContent.includes('groups found without a k'); }"
+    )
+    settle(page)
+    assert_no_exception(page)
+    assert "group" in page.locator(".js-plotly-plot .colorbar").first.text_content()
+    shoot(page, "map-auto-groups")
+
+
 def test_box_selection_shows_thumbnails_and_exports_them(page, server) -> None:
     goto(page, server, "Map")
     drag = page.locator(".js-plotly-plot .nsewdrag").first
