@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pages.ui.charts import SPLIT_SHARE, contingency, splits
+from pages.ui.charts import SPLIT_SHARE, splits
 from pages.ui.render import (
     BORDER,
     CAPTION_PX,
@@ -219,26 +219,7 @@ def test_colours_cycle_through_the_palette() -> None:
     assert colour(2 * n + 3) == PALETTE[3]
 
 
-# ---------------------------------------------------------------- contingency and splits
-
-
-def test_contingency_counts_shared_images_by_hand() -> None:
-    a = np.array([0, 0, 1, 1, 1, 2], np.int16)  # labels as the sweep stores them
-    b = np.array([1, 1, 0, 2, 2, 3], np.int16)
-    expected = [
-        [0, 2, 0, 0],
-        [1, 0, 2, 0],
-        [0, 0, 0, 1],
-    ]
-    table = contingency(a, b, 3, 4)
-    assert table.shape == (3, 4)
-    assert table.tolist() == expected
-    assert table.sum() == len(a)
-
-
-def test_contingency_keeps_empty_clusters() -> None:
-    table = contingency(np.array([0, 0]), np.array([1, 1]), 3, 2)
-    assert table.tolist() == [[0, 2], [0, 0], [0, 0]]
+# ---------------------------------------------------------------- splits (overlap tables: test_compare.py)
 
 
 def test_splits_find_a_cluster_split_in_two_and_ignore_small_parts() -> None:

@@ -9,7 +9,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.compare import overlap_table
 from core.pipeline import Sweep
 from pages.ui.render import colour
 
@@ -97,11 +96,6 @@ def silhouette_plot(silhouette: np.ndarray, labels: np.ndarray, k: int) -> go.Fi
         yaxis={"title": "cluster", "tickvals": ticks, "ticktext": ticktext, "autorange": "reversed"},
     )
     return fig
-
-
-def contingency(a: np.ndarray, b: np.ndarray, k1: int, k2: int) -> np.ndarray:
-    """Images shared by cluster i at k1 and cluster j at k2: ndarray of shape (k1, k2) (core.compare.overlap_table)."""
-    return overlap_table(a, b, k1, k2)
 
 
 def splits(overlap: np.ndarray, share: float = SPLIT_SHARE) -> list[tuple[int, list[int]]]:
