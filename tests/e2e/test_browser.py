@@ -159,6 +159,9 @@ def test_compare_two_settings_shows_the_sankey_and_the_images(page, server) -> N
     assert page.get_by_text(re.compile(r"^B: features shape-rotation · cluster space pca")).count() == 1
     choose(page, "k (both", "20")  # at the recommended k the two agree fully on this set; at 20 they do not
     page.get_by_text("The images they disagree on most").first.wait_for()
+    # the k picker reruns only its fragment, which the script-state marker does not follow: wait for what it draws
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .sankey-node').length === 40")
+    page.locator("[data-testid='stImage'] img").first.wait_for()
     settle(page)
     assert_no_exception(page)
     assert page.locator("[data-testid='stImage'] img").count() == 1
