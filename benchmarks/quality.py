@@ -32,11 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.clustering import ALGORITHMS
+from core.compare import agreement
 from core.demo import make_demo
 from core.features import FEATURE_KINDS
 from core.images import read_labels
 from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
-from core.scoring import agreement_with_truth as agreement
 
 
 @dataclass(frozen=True)

@@ -92,26 +92,26 @@ def child_naive(folder: str) -> dict:
     labels = {k: KMeans(k, n_init=1, random_state=0).fit(Z).labels_ for k in range(2, 21)}
     seconds = time.perf_counter() - start
     out = {"seconds": seconds, "read": read, "svd": svd, "peak_mb": _peak_mb()}
+    from core.compare import agreement
     from core.images import read_labels
-    from core.scoring import agreement_with_truth
 
     truth, names = read_labels(Path(folder) / "labels.csv", [f.name for f in files])
-    out["ari_true_k"] = agreement_with_truth(truth, labels[len(names)])[0]
+    out["ari_true_k"] = agreement(truth, labels[len(names)])[0]
     return out
 
 
 def child_quality(folder: str, cache: str, features: str, space: str) -> dict:
+    from core.compare import agreement
     from core.images import read_labels
     from core.pipeline import Pipeline, Settings
-    from core.scoring import agreement_with_truth
 
     pipeline = Pipeline(folder, Settings(features=features, cluster_space=space), cache)
     pipeline.prepare(with_map=False)
     sweep = pipeline.sweep()
     truth, names = read_labels(pipeline.inventory.labels_path, pipeline.image_meta()["paths"])
     true_k = len(names)
-    ari, nmi = agreement_with_truth(truth, sweep.labels[sweep.row(true_k)])
-    ari_rec, _ = agreement_with_truth(truth, sweep.labels[sweep.row(sweep.recommended_k)])
+    ari, nmi = agreement(truth, sweep.labels[sweep.row(true_k)])
+    ari_rec, _ = agreement(truth, sweep.labels[sweep.row(sweep.recommended_k)])
     return {
         "true_k": true_k,
         "ari_true_k": ari,

@@ -136,13 +136,6 @@ def separation_scores(X: np.ndarray, labels: np.ndarray, algorithm: str) -> tupl
     return float(davies_bouldin_score(Y, labels)), float(calinski_harabasz_score(Y, labels))
 
 
-def agreement_with_truth(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(ARI, NMI) of labels against true codes; images whose code is -1 are left out (core.compare.agreement)."""
-    from core.compare import agreement
-
-    return agreement(truth, labels)
-
-
 def recommend_k(ks: Sequence[int], silhouette: Sequence[float], stable: Sequence[float]) -> int:
     """The recommended k by :data:`RECOMMENDATION_RULE`.
 

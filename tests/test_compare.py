@@ -24,7 +24,6 @@ from core.compare import (
 from core.demo import make_demo
 from core.errors import DotmapError
 from core.pipeline import Pipeline, Settings
-from core.scoring import agreement_with_truth
 
 N_IMAGES = 48
 K_MAX = 5
@@ -151,14 +150,6 @@ def test_truth_scores_give_one_pair_per_k_and_leave_out_unknown_classes() -> Non
     assert scores[0] == (1.0, 1.0)
     assert scores[1] == agreement(truth, labels_by_k[1])
     assert len(scores) == 2
-
-
-def test_agreement_with_truth_is_the_same_score() -> None:
-    truth, labels = np.array([0, 0, 1, 1, -1, 2]), np.array([1, 0, 1, 1, 0, 2])
-    assert agreement_with_truth(truth, labels) == agreement(truth, labels)
-
-
-# ---------------------------------------------------------------- where two clusterings disagree
 
 
 def test_matching_keeps_the_most_images_together() -> None:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from core.compare import agreement
 from core.demo import FAMILIES, make_demo
 from core.images import read_labels
 from core.pipeline import Pipeline, Settings
-from core.scoring import agreement_with_truth
 
 N_IMAGES = 40 * len(FAMILIES)
 
@@ -22,7 +22,7 @@ def ari_at_true_k(demo: Path, cache: Path, features: str) -> float:
     pipeline = Pipeline(demo, settings, cache)
     sweep = pipeline.sweep()
     truth, _ = read_labels(pipeline.inventory.labels_path, pipeline.image_meta()["paths"])
-    return agreement_with_truth(truth, sweep.labels[sweep.row(len(FAMILIES))])[0]
+    return agreement(truth, sweep.labels[sweep.row(len(FAMILIES))])[0]
 
 
 def test_shape_rotation_features_find_the_families(demo: Path, tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_the_suite_sets_are_found_beyond_chance(tmp_path: Path, kind: str, featu
     sweep = pipeline.sweep()
     truth, names = read_labels(pipeline.inventory.labels_path, pipeline.image_meta()["paths"])
     assert len(names) == 10
-    assert agreement_with_truth(truth, sweep.labels[sweep.row(10)])[0] >= at_least
+    assert agreement(truth, sweep.labels[sweep.row(10)])[0] >= at_least
 
 
 def test_clutter_does_not_move_the_pose() -> None:

@@ -12,9 +12,9 @@ from sklearn.metrics import (
 )
 
 from core.clustering import fit_clusters
+from core.compare import agreement
 from core.scoring import (
     STABLE_ENOUGH,
-    agreement_with_truth,
     recommend_k,
     separation_scores,
     silhouette_sample,
@@ -158,14 +158,14 @@ def test_recommend_k_follows_the_rule(silhouette, stable, expected) -> None:
 def test_agreement_with_truth_leaves_out_unknown_codes() -> None:
     truth = np.array([0, 0, 1, 1, -1, -1])
     labels = np.array([5, 5, 2, 2, 5, 2])  # the unknown rows would break a perfect match
-    assert agreement_with_truth(truth, labels) == (1.0, 1.0)
+    assert agreement(truth, labels) == (1.0, 1.0)
 
 
 def test_agreement_with_truth_equals_sklearn_on_known_rows(rng) -> None:
     truth = rng.integers(-1, 3, 40)
     labels = rng.integers(0, 3, 40)
     known = truth >= 0
-    ari, nmi = agreement_with_truth(truth, labels)
+    ari, nmi = agreement(truth, labels)
     assert ari == pytest.approx(adjusted_rand_score(truth[known], labels[known]))
     assert nmi == pytest.approx(normalized_mutual_info_score(truth[known], labels[known]))
 
