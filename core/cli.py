@@ -15,8 +15,9 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TextIO
 
-from core import compare, demo, features
+from core import compare, demo, features, group_model
 from core.cache import CACHE_ENV, default_cache_dir
+from core.cli_curation import add_curate_parser, add_curation_option, cmd_curate, open_curation
 from core.clustering import ALGORITHMS
 from core.errors import DotmapError
 from core.images import POLARITIES, ImageReadError, read_labels
@@ -293,15 +294,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         if target is not None and (Path(target).exists() or Path(target).is_symlink()):
             raise DotmapError(f"{shown(target)} already exists; choose a new name (nothing was overwritten).")
     pipeline, progress = _pipeline(args)
-    k = pipeline.sweep().recommended_k if args.k is None else args.k
-    written = export(pipeline, k, args.csv, args.folders, link=args.link, on_progress=progress)
+    if args.curation is not None:
+        if args.k is not None:
+            raise DotmapError("give --k or --curation, not both: a curation has its own groups.")
+        curation = open_curation(pipeline, args.curation)
+        written = export(pipeline, None, args.csv, args.folders, args.link, progress, curation=curation)
+        what, folders = "the named groups", "group folders"
+    else:
+        k = pipeline.sweep().recommended_k if args.k is None else args.k
+        written = export(pipeline, k, args.csv, args.folders, link=args.link, on_progress=progress)
+        what, folders = f"the clusters of k={k}", f"{k} cluster folders"
     progress.close()
     if args.csv is not None:
-        print(f"wrote the clusters of k={k} to {shown(str(written[0]))}")
+        print(f"wrote {what} to {shown(str(written[0]))}")
     if args.folders is not None:
-        print(
-            f"{'linked' if args.link else 'copied'} the images into {k} cluster folders under {shown(str(written[-1]))}"
-        )
+        print(f"{'linked' if args.link else 'copied'} the images into {folders} under {shown(str(written[-1]))}")
     _notes(pipeline)
     return 0
 
@@ -312,7 +319,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pipeline, progress = _pipeline(args)
     pipeline.prepare(with_map=False)  # a new image's cluster never needs the 2-D map
     progress.close()
-    predictor = Predictor(pipeline, args.k, use_umap_map=pipeline.is_cached("map"))
+    if args.curation is not None and args.k is not None:
+        raise DotmapError("give --k or --curation, not both: new images go to the clusters of a k or to the groups.")
+    curation = open_curation(pipeline, args.curation) if args.curation is not None else None
+    predictor = Predictor(
+        pipeline, args.k, use_umap_map=pipeline.is_cached("map"), curation=curation, method=args.method
+    )
     results, failures = [], []
     for image in args.images:
         try:
@@ -320,19 +332,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except ImageReadError as exc:
             failures.append({"name": image, "error": str(exc)})
     if args.json:
-        print(json.dumps({"k": predictor.k, "predictions": results, "errors": failures}, indent=2))
+        into = {"curation": True, "method": args.method} if curation is not None else {"k": predictor.k}
+        print(json.dumps({**into, "predictions": results, "errors": failures}, indent=2))
     else:
         for r in results:
-            flag = "  UNLIKE EVERY CLUSTER" if r["unusual"] else ""
-            print(
-                f"{shown(r['name'])}: cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}, "
-                f"confidence {r['confidence']:.2f}{flag}"
-            )
+            if curation is not None:
+                flag = "  UNLIKE EVERY GROUP" if r["unusual"] else ""
+                where = f"group {shown(r['group'])!r}, distance to its mean {r['distance']:.3f}"
+            else:
+                flag = "  UNLIKE EVERY CLUSTER" if r["unusual"] else ""
+                where = f"cluster {r['cluster']} of k={r['k']}, distance {r['distance']:.3f}"
+            print(f"{shown(r['name'])}: {where}, confidence {r['confidence']:.2f}{flag}")
             print(f"  nearest: {', '.join(shown(p) for p in r['neighbour_paths'][:5])}")
         for f in failures:
             print(f"{shown(f['name'])}: skipped: {f['error']}", file=sys.stderr)
     _notes(pipeline)
     return 0 if not failures else 1
+
+
+def cmd_curation(args: argparse.Namespace) -> int:
+    pipeline, progress = _pipeline(args)
+    pipeline.sweep()
+    progress.close()
+    code = cmd_curate(args, pipeline)
+    _notes(pipeline)
+    return code
 
 
 B_CHOICES = {
@@ -451,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT.csv", default=None, help="a new CSV file: path,cluster,distance,silhouette")
     p.add_argument("--folders", metavar="OUT_DIR", default=None, help="a new folder with one folder per cluster")
     p.add_argument("--link", action="store_true", help="symlink the images instead of copying them")
+    add_curation_option(p, "export")
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("predict", help="assign new images to the clusters of a prepared folder")
@@ -458,7 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files to classify")
     p.add_argument("--k", type=int, default=None, help="number of clusters (default: the recommended k)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_curation_option(p, "assign to")
+    p.add_argument(
+        "--method",
+        choices=group_model.METHODS,
+        default=group_model.DEFAULT_METHOD,
+        help=f"with --curation, how new images are assigned to the groups (default {group_model.DEFAULT_METHOD})",
+    )
     p.set_defaults(run=cmd_predict)
+
+    p = add_curate_parser(sub)
+    _add_settings(p)
+    p.set_defaults(run=cmd_curation)
 
     p = sub.add_parser(
         "compare",

@@ -1,4 +1,4 @@
-"""Exporting a clustering: a CSV of assignments and per-cluster folders, never overwriting anything.
+"""Exporting a clustering or a curation: a CSV of assignments and per-group folders, never overwriting anything.
 
 Every output is checked before anything is written: it must be new and outside the data folder
 (the data folder is only ever read). What a failed export created is removed again.
@@ -13,16 +13,21 @@ import os
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.curation import OUTLIER, UNASSIGNED, Curation
 from core.errors import DotmapError
-from core.names import inert_path, shown, zip_entry
+from core.names import inert_cell, inert_path, shown, zip_entry
 from core.pipeline import Pipeline
 
 CSV_COLUMNS = ("path", "cluster", "distance", "silhouette")
 FOLDER_CSV = "clusters.csv"  # the assignments beside the cluster folders, in a zip or an exported folder
+GROUP_COLUMNS = ("path", "group")
+GROUPS_CSV = "groups.csv"  # the same for the named groups of a curation
+NO_GROUP = {OUTLIER: "outlier", UNASSIGNED: "unassigned"}  # names the curation reserves for these
 PREDICTION_COLUMNS = ("file", "cluster", "confidence", "unlike every cluster", "distance to centre", "nearest image")
 
 ProgressFn = Callable[[int, int, str], None]
@@ -68,29 +73,97 @@ def predictions_csv_text(predictions: Sequence) -> str:
     return out.getvalue()
 
 
+def groups_csv_text(curation: Curation, rows: Sequence[int] | np.ndarray | None = None) -> str:
+    """``path,group`` for every image of a curation (or ``rows``): the group's name, or outlier / unassigned."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(GROUP_COLUMNS)
+    chosen = range(len(curation.paths)) if rows is None else [int(r) for r in rows]
+    names = {**curation.names, **NO_GROUP}
+    writer.writerows((inert_path(curation.paths[i]), inert_cell(names[int(curation.labels[i])])) for i in chosen)
+    return out.getvalue()
+
+
 def cluster_folder(cluster: int, k: int) -> str:
     """``cluster_<id>``, zero-padded to one width for the k (cluster_0..7, cluster_00..11)."""
     return f"cluster_{cluster:0{len(str(k - 1))}d}"
 
 
+def group_folders(names: Sequence[str]) -> list[str]:
+    """A folder name for each group name: one safe path part (no ``/``, ``\\`` or other character a
+    Windows tool refuses, no leading dot, no trailing dot or space), distinct without regard to case
+    and from ``outlier`` and ``unassigned``; names made alike get ``~2``, ``~3``."""
+    used = {name.casefold() for name in NO_GROUP.values()}
+    folders = []
+    for name in names:
+        clean = zip_entry(name.replace("/", "_")).lstrip(". ").rstrip(". ") or "group"
+        candidate, n = clean, 1
+        while candidate.casefold() in used:
+            n += 1
+            candidate = f"{clean}~{n}"
+        used.add(candidate.casefold())
+        folders.append(candidate)
+    return folders
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """What an export writes: each image's folder, and the assignment CSV (its name and its text)."""
+
+    folder_of: list[str]  # (n_images,) the folder of every image
+    csv_name: str
+    csv_text: Callable[[Sequence[int] | np.ndarray | None], str]
+    count: int  # folders, for the words of a report
+
+
+def grouping(pipeline: Pipeline, k: int | None = None, curation: Curation | None = None) -> Grouping:
+    """The clusters of one k, or the named groups of a curation (exactly one of the two), as an export writes them."""
+    if (k is None) == (curation is None):
+        raise ValueError("Export the clusters of a k or the groups of a curation: give exactly one.")
+    if curation is None:
+        labels = pipeline.sweep().labels[pipeline.sweep().row(k)]
+        folders = [cluster_folder(c, k) for c in range(k)]
+        return Grouping(
+            [folders[c] for c in labels], FOLDER_CSV, lambda rows: assignments_csv_text(pipeline, k, rows), k
+        )
+    if curation.paths != pipeline.image_meta()["paths"]:
+        raise DotmapError("The curation is of another set of images than this one; open it again on this folder.")
+    by_id = dict(zip(curation.names, group_folders(list(curation.names.values())), strict=True)) | NO_GROUP
+    present = {int(g) for g in np.unique(curation.labels)}
+    return Grouping(
+        [by_id[int(g)] for g in curation.labels],
+        GROUPS_CSV,
+        lambda rows: groups_csv_text(curation, rows),
+        len(present),
+    )
+
+
 def zip_of_files(
-    pipeline: Pipeline, k: int, rows: Sequence[int] | np.ndarray | None = None, on_progress: ProgressFn | None = None
+    pipeline: Pipeline,
+    k: int | None,
+    rows: Sequence[int] | np.ndarray | None = None,
+    on_progress: ProgressFn | None = None,
+    curation: Curation | None = None,
 ) -> bytes:
-    """A zip holding ``clusters.csv`` (FOLDER_CSV) and every image (or ``rows``) under ``cluster_<id>/<its path>``.
+    """A zip holding ``clusters.csv`` (FOLDER_CSV) and every image (or ``rows``) under ``cluster_<id>/<its path>``;
+    for a ``curation`` (then k is None), ``groups.csv`` and a folder named after each group.
 
     Images are stored as they are (no recompression: PNGs are compressed already). A file that
     has gone since the images were read is an error that names it. Entry names are made safe for
     every unzip tool (core.names.zip_entry); two names made alike get ``~2``, ``~3`` before the suffix.
     """
-    chosen = assignment_rows(pipeline, k, rows)
+    plan = grouping(pipeline, k, curation)
+    paths = pipeline.image_meta()["paths"]
+    chosen = range(len(paths)) if rows is None else [int(r) for r in rows]
     root = pipeline.inventory.root
     buffer = io.BytesIO()
     # strict_timestamps=False: a file dated before 1980 (zip's epoch) is stored as of 1980, not refused
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, strict_timestamps=False) as archive:
-        archive.writestr(FOLDER_CSV, assignments_csv_text(pipeline, k, rows))
-        used: set[str] = {FOLDER_CSV}
-        for i, (path, cluster, _, _) in enumerate(chosen):
-            entry = _unique(zip_entry(f"{cluster_folder(cluster, k)}/{path}"), used)
+        archive.writestr(plan.csv_name, plan.csv_text(rows))
+        used: set[str] = {plan.csv_name}
+        for i, row in enumerate(chosen):
+            path = paths[row]
+            entry = _unique(zip_entry(f"{plan.folder_of[row]}/{path}"), used)
             try:
                 archive.write(root / path, entry)
             except OSError as exc:
@@ -142,23 +215,26 @@ def check_output(pipeline: Pipeline, target: str | os.PathLike, what: str) -> Pa
 
 def export(
     pipeline: Pipeline,
-    k: int,
+    k: int | None,
     csv_path: str | os.PathLike | None = None,
     folders: str | os.PathLike | None = None,
     link: bool = False,
     on_progress: ProgressFn | None = None,
     csv_in_folder: bool = False,
+    curation: Curation | None = None,
 ) -> list[Path]:
     """Write the assignment CSV and/or the per-cluster folders of one k; returns what was written.
 
-    ``csv_in_folder`` also writes the CSV as ``clusters.csv`` beside the cluster folders.
+    With a ``curation`` (and k None) the CSV is ``path,group`` and the folders are named after the
+    groups (core.export.group_folders), with ``outlier`` and ``unassigned`` for images in no group.
+    ``csv_in_folder`` also writes the CSV (``clusters.csv`` or ``groups.csv``) beside the folders.
 
     Everything is checked before anything is written (k, both outputs new, distinct and outside
     the data folder); if writing fails half-way, every file and folder this call created is removed.
     """
     if csv_path is None and folders is None:
         raise DotmapError("say what to export: a CSV file and/or a folder.")
-    pipeline.sweep().row(k)
+    plan = grouping(pipeline, k, curation)
     outputs = {}
     if csv_path is not None:
         outputs["csv"] = check_output(pipeline, csv_path, "CSV file")
@@ -174,11 +250,11 @@ def export(
         written = []
         if "csv" in outputs:
             outputs["csv"].parent.mkdir(parents=True, exist_ok=True)
-            written.append(_write_csv(outputs["csv"], assignments_csv_text(pipeline, k)))
+            written.append(_write_csv(outputs["csv"], plan.csv_text(None)))
         if "folders" in outputs:
-            written.append(_copy_into_folders(pipeline, k, outputs["folders"], link, on_progress))
+            written.append(_copy_into_folders(pipeline, plan.folder_of, outputs["folders"], link, on_progress))
             if csv_in_folder:
-                _write_csv(outputs["folders"] / FOLDER_CSV, assignments_csv_text(pipeline, k))
+                _write_csv(outputs["folders"] / plan.csv_name, plan.csv_text(None))
     except BaseException:
         for path in created:
             if path.is_dir() and not path.is_symlink():
@@ -223,7 +299,9 @@ def export_folders(
     return export(pipeline, k, folders=out_dir, link=link, on_progress=on_progress)[0]
 
 
-def _copy_into_folders(pipeline: Pipeline, k: int, target: Path, link: bool, on_progress: ProgressFn | None) -> Path:
+def _copy_into_folders(
+    pipeline: Pipeline, folder_of: list[str], target: Path, link: bool, on_progress: ProgressFn | None
+) -> Path:
     try:
         target.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
@@ -232,10 +310,10 @@ def _copy_into_folders(pipeline: Pipeline, k: int, target: Path, link: bool, on_
         ) from None
     except OSError as exc:
         raise DotmapError(f"Cannot create {shown(str(target))}: {exc.strerror or exc}.") from None
-    rows = assignment_rows(pipeline, k)
+    paths = pipeline.image_meta()["paths"]
     root = pipeline.inventory.root
-    for i, (path, cluster, _, _) in enumerate(rows):
-        destination = target / cluster_folder(cluster, k) / path
+    for i, path in enumerate(paths):
+        destination = target / folder_of[i] / path
         destination.parent.mkdir(parents=True, exist_ok=True)
         source = (root / path).resolve()
         try:
@@ -248,6 +326,6 @@ def _copy_into_folders(pipeline: Pipeline, k: int, target: Path, link: bool, on_
                 f"Cannot export {shown(path)} to {shown(str(destination))}: {exc.strerror or exc}. "
                 f"What this export wrote was removed; nothing else was touched."
             ) from None
-        if on_progress is not None and (i + 1 == len(rows) or (i + 1) % 500 == 0):
-            on_progress(i + 1, len(rows), "export")
+        if on_progress is not None and (i + 1 == len(paths) or (i + 1) % 500 == 0):
+            on_progress(i + 1, len(paths), "export")
     return target

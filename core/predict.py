@@ -1,4 +1,5 @@
-"""Assigning new images to the clusters of a prepared set, with neighbours and a place on the map."""
+"""Assigning new images to the clusters of a prepared set, or to the named groups of a curation, with
+neighbours and a place on the map."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core import features, images
+from core import features, group_model, images
 from core.clustering import distances_to_centres, membership
+from core.curation import Curation, CurationError
 from core.embedding import place_by_neighbours
 from core.pipeline import Pipeline
 from core.reduction import N_NEIGHBORS, nearest_neighbors
@@ -35,6 +37,9 @@ class Prediction:
     map_xy : its place on the map, from its neighbours' places.
     map_layout : which map: "umap" (the 2-D map), or "pca" (the first two components) when the
         map is not made or not wanted; prediction itself never needs the map.
+    group : into a curation's named groups: the group's name; ``cluster`` is then its index in the
+        curation's list, ``confidence`` the group model's (core.group_model), ``distance`` the one to
+        the mean of the group's images in PCA space.
     """
 
     name: str
@@ -49,6 +54,7 @@ class Prediction:
     neighbour_distances: list[float]
     map_xy: tuple[float, float]
     map_layout: str
+    group: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +70,15 @@ def _ratio(values: np.ndarray, limit: float | np.ndarray) -> np.ndarray:
 class Predictor:
     """Loads what prediction needs from a prepared pipeline once; then each call is fast."""
 
-    def __init__(self, pipeline: Pipeline, k: int | None = None, use_umap_map: bool = True) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        k: int | None = None,
+        use_umap_map: bool = True,
+        curation: Curation | None = None,
+        method: str = group_model.DEFAULT_METHOD,
+    ) -> None:
+        """``curation``: assign to its named groups (with ``method``, core.group_model) instead of the clusters of k."""
         self.pipeline = pipeline
         self.sweep = pipeline.sweep()
         self.k = self.sweep.recommended_k if k is None else k
@@ -82,6 +96,22 @@ class Predictor:
         )
         self.map_layout = "umap" if use_umap_map else "pca"
         self.map_xy = pipeline.map() if use_umap_map else pipeline.pca_map()
+        self.groups: tuple[group_model.GroupModel, list[str], np.ndarray] | None = None
+        if curation is not None:
+            self.groups = self._fit_groups(curation, method)
+
+    def _fit_groups(self, curation: Curation, method: str) -> tuple[group_model.GroupModel, list[str], np.ndarray]:
+        if curation.paths != self.paths:
+            raise CurationError("The curation is of another set of images than this one; open it on its folder.")
+        dense, names = curation.dense()
+        if not np.any(dense >= 0):
+            raise CurationError("No image is in a named group yet, so there is nothing to assign new images to.")
+        Z = self.reduction.Z
+        model = group_model.fit_groups(Z, dense, method, seed=self.pipeline.settings.seed)
+        sums = np.zeros((len(names), Z.shape[1]))
+        np.add.at(sums, dense[dense >= 0], Z[dense >= 0])
+        means = sums / np.maximum(np.bincount(dense[dense >= 0], minlength=len(names)), 1)[:, None]
+        return model, names, means
 
     def novelty_parts(self, distances: np.ndarray, ink: np.ndarray) -> dict[str, np.ndarray]:
         """The ratios behind ``novelty`` for new images, from the distances to their nearest images
@@ -111,9 +141,18 @@ class Predictor:
         xy = place_by_neighbours(self.map_xy, indices[:, :N_NEIGHBORS], distances[:, :N_NEIGHBORS])
         ink = np.count_nonzero(masks.reshape(len(masks), -1), axis=1)
         novelty = np.maximum.reduce(list(self.novelty_parts(distances, ink).values()))
+        if self.groups is not None:
+            model, group_names, means = self.groups
+            in_group, group_confidence = model.predict(Z)
         results = []
         for i, name in enumerate(names):
-            if memberships is None:
+            group = None
+            if self.groups is not None:
+                cluster = int(in_group[i])
+                group = group_names[cluster]
+                d1 = float(np.linalg.norm(Z[i] - means[cluster]))
+                confidence = float(group_confidence[i])
+            elif memberships is None:
                 order = np.argsort(to_centres[i])
                 cluster = int(order[0])
                 d1 = float(to_centres[i, order[0]])
@@ -137,6 +176,7 @@ class Predictor:
                     neighbour_distances=[float(d) for d in distances[i, :N_SIMILAR]],
                     map_xy=(float(xy[i, 0]), float(xy[i, 1])),
                     map_layout=self.map_layout,
+                    group=group,
                 )
             )
         return results

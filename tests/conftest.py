@@ -65,6 +65,12 @@ APP_DEMO_SEED = 5
 APP_JUNK = {"notes.txt": b"not an image", "empty.png": b"", "evil\x1b[31m\nname.txt": b"a name that forges lines"}
 
 
+@pytest.fixture(autouse=True)
+def _curations_outside_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test may write into the user's own curations: each test gets an empty folder of its own."""
+    monkeypatch.setenv("DOTMAP_CURATIONS", str(tmp_path_factory.mktemp("curations")))
+
+
 @pytest.fixture(scope="session")
 def prepared_demo(tmp_path_factory: pytest.TempPathFactory):
     """A small demo folder (with junk files) prepared with the app's default settings, map included.

@@ -20,6 +20,7 @@ PAGES = (  # (file, label, icon) of the navigation; Streamlit would label app.py
     ("pages/1_Map.py", "Map", ":material/scatter_plot:"),
     ("pages/2_Choose_k.py", "Choose k", ":material/query_stats:"),
     ("pages/3_Clusters.py", "Clusters", ":material/grid_view:"),
+    ("pages/7_Curate.py", "Curate", ":material/edit_note:"),
     ("pages/4_Classify.py", "Classify", ":material/upload:"),
     ("pages/5_Export.py", "Export", ":material/download:"),
     ("pages/6_Compare.py", "Compare", ":material/compare_arrows:"),

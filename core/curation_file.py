@@ -1,0 +1,277 @@
+"""The curation file: plain JSON the user owns, written atomically, with the last good version kept beside it.
+
+It lives with the user's data, not in the cache (clearing the cache keeps it): by default
+``$DOTMAP_CURATIONS``, else ``$XDG_DATA_HOME/dotmap/curations``, else ``~/.local/share/dotmap/curations``,
+one file per data folder and settings. The format (README, "The curation file"):
+
+    {"format": "dotmap-curation", "version": 1, "folder": "/abs/path", "settings": {...},
+     "started_from_k": 8, "groups": [{"id": 0, "name": "rings", "images": ["a/1.png", ...]}, ...],
+     "outliers": [...], "unassigned": [...], "history": [{"what": ..., "groups": [...], "moved": [[path, id], ...]}]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.curation import OUTLIER, UNASSIGNED, Change, Curation, CurationError
+from core.names import shown
+
+FORMAT = "dotmap-curation"
+VERSION = 1
+CURATIONS_ENV = "DOTMAP_CURATIONS"
+LAST_GOOD = ".last-good"  # the previous version beside the file: name.last-good.json
+SET_ASIDE = ".unreadable-"  # a file that could not be read, kept as name.unreadable-<time>.json
+REMOVED_NAMED = 5  # images no longer in the folder named in the note; the rest are counted
+
+
+def curations_dir() -> Path:
+    if os.environ.get(CURATIONS_ENV):
+        return Path(os.environ[CURATIONS_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "dotmap" / "curations"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def curation_path(folder: str | os.PathLike, settings: dict[str, Any]) -> Path:
+    """The default file of a data folder and settings: ``<folder name>-<folder hash>-<settings hash>.json``."""
+    root = str(Path(folder).resolve())
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(root).name)[:40] or "folder"
+    return curations_dir() / f"{stem}-{_digest(root)}-{_digest(settings)}.json"
+
+
+def other_curations(folder: str | os.PathLike, settings: dict[str, Any]) -> list[Path]:
+    """Curation files of the same folder made with other settings (newest first)."""
+    own = curation_path(folder, settings)
+    prefix = own.name.rsplit("-", 1)[0] + "-"
+    found = [p for p in curations_dir().glob(f"{prefix}*.json") if p != own and LAST_GOOD not in p.name]
+    found = [p for p in found if SET_ASIDE not in p.name]
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def last_good(path: Path) -> Path:
+    return path.with_name(f"{path.stem}{LAST_GOOD}{path.suffix}")
+
+
+# ---- writing ---------------------------------------------------------------------------------
+def to_dict(curation: Curation) -> dict[str, Any]:
+    paths = curation.paths
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "about": "Named groups of images made with Dotmap. Paths are relative to the folder. An image is "
+        "in at most one of: a group's images, outliers, unassigned. Edit by hand only while Dotmap has "
+        "the file closed; if an edit breaks it, Dotmap says so and keeps the last good version beside it.",
+        "folder": curation.folder,
+        "settings": curation.settings,
+        "started_from_k": curation.started_from_k,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "groups": [
+            {"id": group, "name": name, "images": [paths[r] for r in curation.members(group)]}
+            for group, name in curation.names.items()
+        ],
+        "outliers": [paths[r] for r in curation.members(OUTLIER)],
+        "unassigned": [paths[r] for r in curation.members(UNASSIGNED)],
+        "history": [change.to_dict(paths) for change in curation.history],
+    }
+
+
+def to_text(curation: Curation) -> str:
+    return json.dumps(to_dict(curation), indent=1, ensure_ascii=False) + "\n"
+
+
+def stamp_of(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None when there is none: how a change by someone else is seen."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def save(curation: Curation, path: str | os.PathLike) -> Path:
+    """Write the curation to ``path`` atomically; the version it replaces is kept as ``*.last-good.json``.
+
+    A file changed since this curation read or wrote it (edited by hand, or by another tab) is not
+    overwritten: CurationError says so, and the change made in the page is not saved.
+    """
+    path = Path(path)
+    current = stamp_of(path)
+    if current is not None and current != curation.stamp:
+        raise CurationError(
+            f"{shown(str(path))} was changed outside this page since it was read, so it was not overwritten "
+            "and the last change here was not saved. Reload the page to read the file as it is now."
+        )
+    text = to_text(curation)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if current is not None:  # the file this curation last read or wrote: good by construction
+            _keep_copy(path, last_good(path))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CurationError(f"Cannot save the curation to {shown(str(path))}: {exc.strerror or exc}.") from None
+    curation.stamp = stamp_of(path)
+    return path
+
+
+def _keep_copy(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of ``source`` in one step (a hard link where the file system has them)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Move an unreadable file out of the way (never deleted): ``name.unreadable-<time>.json``."""
+    path = Path(path)
+    target = path.with_name(f"{path.stem}{SET_ASIDE}{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+    os.replace(path, target)
+    return target
+
+
+# ---- reading ---------------------------------------------------------------------------------
+def load(path: str | os.PathLike, paths_now: Sequence[str]) -> Curation:
+    """Read a curation file and fit it to the images of the folder now (``paths_now``, the set's order).
+
+    Images the file does not know are unassigned (``added``); images it lists that are gone are
+    dropped (``removed``). Raises CurationError in words when the file is not a usable curation.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CurationError(f"Cannot read {shown(str(path))}: {exc.strerror or exc}.{_backup_words(path)}") from None
+    curation = from_text(raw, paths_now, shown(str(path)), _backup_words(path))
+    curation.stamp = stamp_of(path)
+    return curation
+
+
+def _backup_words(path: Path) -> str:
+    backup = last_good(path)
+    return f" The last good version is kept as {shown(str(backup))}." if backup.exists() else ""
+
+
+def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the file", backup: str = "") -> Curation:
+    """A curation from the text of a file (see :func:`load`); ``source`` names it in errors."""
+
+    def problem(words: str) -> CurationError:
+        return CurationError(f"{source} is not a usable curation: {words}.{backup}")
+
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise problem("it is not UTF-8 text") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = "" if text.rstrip().endswith(("}", "]")) else " (it ends early: was it cut short?)"
+        raise problem(f"it is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{cut}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise problem(f'it has no "format": "{FORMAT}" (is it a Dotmap curation?)')
+    if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
+        raise problem(f"it is version {doc.get('version')!r}; this Dotmap reads version {VERSION} and older")
+    groups = doc.get("groups")
+    if not isinstance(groups, list):
+        raise problem('"groups" must be a list')
+    assigned: dict[str, int] = {}
+
+    def take(images: Any, group: int, where: str) -> None:
+        if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+            raise problem(f"{where} must be a list of paths (text)")
+        for image in images:
+            if image in assigned:
+                raise problem(f"{shown(image)} is listed twice ({where} and another list); keep it in one")
+            assigned[image] = group
+
+    names: dict[int, str] = {}
+    for i, entry in enumerate(groups):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise problem(f'group {i + 1} needs a "name" (text)')
+        group = entry.get("id", i)
+        if not isinstance(group, int) or isinstance(group, bool) or group < 0 or group in names:
+            raise problem(f'group {entry["name"]!r} needs an "id" that is a whole number >= 0 used once')
+        names[group] = entry["name"]
+        take(entry.get("images", []), group, f"the images of group {entry['name']!r}")
+    take(doc.get("outliers", []), OUTLIER, '"outliers"')
+    take(doc.get("unassigned", []), UNASSIGNED, '"unassigned"')
+
+    checker = Curation([], np.zeros(0, np.int64), {})
+    for group, name in names.items():
+        try:
+            checker._check_name(name)
+        except CurationError as exc:
+            raise problem(f"the name {name!r}: {exc}") from None
+        checker.names[group] = name
+
+    index = {p: r for r, p in enumerate(paths_now)}
+    labels = np.full(len(paths_now), UNASSIGNED, np.int64)
+    removed = []
+    for image, group in assigned.items():
+        row = index.get(image)
+        if row is None:
+            removed.append(image)
+        else:
+            labels[row] = group
+    if assigned and len(removed) == len(assigned):
+        raise problem(f"none of its {len(assigned):,} images is in this folder (was it made for another folder?)")
+    added = len(paths_now) - (len(assigned) - len(removed))
+    settings = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
+    k = doc.get("started_from_k")
+    curation = Curation(
+        list(paths_now),
+        labels,
+        names,
+        folder=str(doc.get("folder", "")),
+        settings=settings,
+        started_from_k=k if isinstance(k, int) else None,
+        added=added,
+        removed=removed,
+    )
+    curation.history = _history(doc.get("history", []), index, curation.notes)
+    if removed:
+        named = ", ".join(shown(p) for p in removed[:REMOVED_NAMED])
+        more = f" and {len(removed) - REMOVED_NAMED:,} more" if len(removed) > REMOVED_NAMED else ""
+        curation.notes.append(f"{len(removed):,} images of the curation are no longer in the folder: {named}{more}.")
+    if added:
+        curation.notes.append(f"{added:,} images of the folder were not in the curation; they are unassigned.")
+    return curation
+
+
+def _history(entries: Any, index: dict[str, int], notes: list[str]) -> list[Change]:
+    """The undo steps of a file; a history that does not fit (edited by hand) is dropped with a note."""
+    try:
+        history = []
+        for entry in entries:
+            names = {int(g["id"]): str(g["name"]) for g in entry["groups"]}
+            moved = [(index[p], int(w)) for p, w in entry["moved"] if p in index]
+            if any(w not in names and w not in (OUTLIER, UNASSIGNED) for _, w in moved):
+                raise ValueError("a step names a group it does not list")
+            rows = np.array([r for r, _ in moved], np.int64)
+            was = np.array([w for _, w in moved], np.int64)
+            history.append(Change(str(entry["what"]), names, rows, was))
+        return history
+    except (TypeError, KeyError, ValueError):
+        notes.append("The undo history in the file did not fit its groups, so it was left out; the groups are kept.")
+        return []

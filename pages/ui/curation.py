@@ -1,0 +1,148 @@
+"""The session's curation (the user's named groups): opened from its file, changed by callbacks, saved at once.
+
+The file is the truth: every change is saved before the page draws again, and a page run that
+finds the file changed by another tab reads it again. Messages of the last change are kept in
+the session and shown once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import curation_file
+from core.curation import Curation, CurationError, group_shape, most_typical
+from core.pipeline import Pipeline
+from pages.ui import render
+
+KEY = "curation"  # session: (file path, Curation)
+SAID = "curation_said"  # session: (kind, words) of the last change, shown once
+VERSION = "curation_version"  # session: bumped by every change; keys the map so its selection is cleared
+
+
+def file_of(pipeline: Pipeline) -> Path:
+    return curation_file.curation_path(pipeline.inventory.root, asdict(pipeline.settings))
+
+
+def current(pipeline: Pipeline) -> Curation | None:
+    """The session's curation of this folder and settings, read again when its file changed; None if none.
+
+    A file that cannot be read raises CurationError (the page offers what to do).
+    """
+    path = file_of(pipeline)
+    held = st.session_state.get(KEY)
+    on_disk = curation_file.stamp_of(path)
+    if on_disk is None:
+        st.session_state.pop(KEY, None)
+        return None
+    if held is not None and held[0] == str(path) and held[1].stamp == on_disk:
+        return held[1]
+    curation = curation_file.load(path, pipeline.image_meta()["paths"])
+    st.session_state[KEY] = (str(path), curation)
+    return curation
+
+
+def adopt(pipeline: Pipeline, curation: Curation, what: str) -> None:
+    """Make ``curation`` this folder's curation and save it; the file it replaces is kept as the last good one."""
+    path = file_of(pipeline)
+    curation.stamp = curation_file.stamp_of(path)
+    try:
+        curation_file.save(curation, path)
+    except CurationError as exc:
+        say("error", str(exc))
+        return
+    st.session_state[KEY] = (str(path), curation)
+    changed(f"{what}. Saved to {path}.")
+
+
+def say(kind: str, words: str) -> None:
+    st.session_state[SAID] = (kind, words)
+
+
+def changed(words: str) -> None:
+    say("success", words)
+    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
+
+
+def show_said() -> None:
+    said = st.session_state.pop(SAID, None)
+    if said is not None:
+        getattr(st, said[0])(said[1])
+
+
+def act(change: Callable[..., object], *args: object) -> None:
+    """An on_click callback: apply one change to the session's curation and save it; on failure nothing changes."""
+    path, curation = st.session_state[KEY]
+    try:
+        result = change(curation, *args)
+    except CurationError as exc:
+        say("error", str(exc))
+        return
+    try:
+        curation_file.save(curation, path)
+    except CurationError as exc:
+        curation.undo()  # the file is the truth: what could not be saved is not kept either
+        say("error", str(exc))
+        return
+    what = result if isinstance(result, str) else curation.history[-1].what if curation.history else "changed"
+    changed(f"Done: {what}.")
+
+
+def undo() -> None:
+    path, curation = st.session_state[KEY]
+    try:
+        what = curation.undo()
+        curation_file.save(curation, path)
+    except CurationError as exc:
+        say("error", str(exc))
+        return
+    changed(f"Undone: {what}.")
+
+
+def version() -> int:
+    return st.session_state.get(VERSION, 0)
+
+
+# ---- what the page draws of the groups, cached by their members ------------------------------
+def _digest(rows: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(rows, np.int64).tobytes()).hexdigest()[:24]
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _shape(key: str, members: str, _pipeline: Pipeline, _rows: np.ndarray) -> np.ndarray:
+    images, s = _pipeline.images(), _pipeline.settings
+    return group_shape(images.packed, images.grid, s.features, _rows, seed=s.seed)
+
+
+def shape(pipeline: Pipeline, rows: np.ndarray) -> np.ndarray:
+    """The typical shape of a group of images (a sample's mean, core.curation.group_shape), kept per membership."""
+    return _shape(pipeline.key("images"), _digest(rows), pipeline, rows)
+
+
+def shapes(pipeline: Pipeline, dense: np.ndarray, count: int) -> np.ndarray:
+    """(count, cells, cells): the typical shape of every group index 0..count-1 of ``dense`` labels."""
+    return np.stack([shape(pipeline, np.flatnonzero(dense == g)) for g in range(count)]) if count else np.zeros(0)
+
+
+def typical_rows(pipeline: Pipeline, rows: np.ndarray, count: int) -> np.ndarray:
+    """The members closest to the group's mean in the cluster space."""
+    return most_typical(pipeline.space(), rows, count)
+
+
+def thumbnail_uris(masks: np.ndarray, side: int = 56) -> list[str]:
+    """Each ink mask (m, g, g) as a small PNG data URI, for an image column of a table."""
+    from PIL import Image
+
+    uris = []
+    for small in render.shrink_keeping_dots(np.asarray(masks, bool), side):
+        out = io.BytesIO()
+        Image.fromarray(np.where(small, render.INK, 255).astype(np.uint8)).save(out, format="PNG")
+        uris.append("data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii"))
+    return uris
