@@ -55,15 +55,19 @@ def assignments_csv_text(pipeline: Pipeline, k: int, rows: Sequence[int] | np.nd
 
 
 def predictions_csv_text(predictions: Sequence) -> str:
-    """The table of classified new images (core.predict.Prediction) as CSV text; names made inert."""
+    """The table of classified new images (core.predict.Prediction) as CSV text; names made inert.
+
+    Into a curation's named groups, the second column is ``group`` and holds the group's name.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(PREDICTION_COLUMNS)
+    groups = any(p.group is not None for p in predictions)
+    writer.writerow(("file", "group", *PREDICTION_COLUMNS[2:]) if groups else PREDICTION_COLUMNS)
     for p in predictions:
         writer.writerow(
             (
                 inert_path(p.name),
-                p.cluster,
+                inert_cell(p.group) if groups else p.cluster,
                 round(p.confidence, 3),
                 p.unusual,
                 round(p.distance, 4),

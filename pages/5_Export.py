@@ -1,4 +1,5 @@
-"""Export: the assignments of one k as a CSV, a zip of per-cluster folders, or folders written on this computer."""
+"""Export: the assignments of one k (or the named groups of the curation) as a CSV, a zip of folders, or
+folders written on this computer."""
 
 from __future__ import annotations
 
@@ -7,42 +8,80 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.curation import CurationError
 from core.errors import DotmapError
-from core.export import FOLDER_CSV, export
+from core.export import FOLDER_CSV, GROUPS_CSV, export, groups_csv_text
 from core.names import shown
+from pages.ui import curation as cur
 from pages.ui import data, page
 
-pipeline = page.start("Export", "Export the clusters")
+pipeline = page.start("Export", "Export the clusters or your groups")
 sweep = data.sweep(pipeline)
-k = page.k_select(sweep, key="k_export", label="Export the clusters of k =")
 n = sweep.labels.shape[1]
-sizes = np.bincount(sweep.labels[sweep.row(k)], minlength=k)
-st.caption(f"{n:,} images in {k} clusters (sizes {', '.join(map(str, sizes))}).")
+try:
+    curation = cur.current(pipeline)
+except CurationError as exc:
+    curation = None
+    st.warning(f"Your curation cannot be exported now: {exc} (open the Curate page to mend it).")
+by_name = curation is not None and (
+    st.radio(
+        "Export",
+        ["groups", "clusters"],
+        horizontal=True,
+        key="export_what",
+        format_func={"groups": "your named groups (Curate page)", "clusters": "the clusters of a k"}.get,
+    )
+    == "groups"
+)
+if by_name:
+    k, stem, csv_name = None, "dotmap-groups", GROUPS_CSV
+    sizes = curation.sizes()
+    st.caption(
+        f"{n:,} images in {len(sizes)} named groups ("
+        + ", ".join(f"{shown(curation.names[g])}: {c:,}" for g, c in sizes.items())
+        + "); images in no group go to `outlier` and `unassigned`."
+    )
+else:
+    k = page.k_select(sweep, key="k_export", label="Export the clusters of k =")
+    stem, csv_name = f"dotmap-k{k}", FOLDER_CSV
+    sizes = np.bincount(sweep.labels[sweep.row(k)], minlength=k)
+    st.caption(f"{n:,} images in {k} clusters (sizes {', '.join(map(str, sizes))}).")
 
 st.markdown("#### Download")
 left, right = st.columns(2)
 with left:
     st.download_button(
         f"Assignments (CSV, {n:,} rows)",
-        data.assignments_csv(pipeline, k),
-        file_name=f"dotmap-k{k}.csv",
+        groups_csv_text(curation) if by_name else data.assignments_csv(pipeline, k),
+        file_name=f"{stem}.csv",
         mime="text/csv",
         icon=":material/download:",
         on_click="ignore",
         key="csv_download",
     )
-    st.caption("Columns: path (relative to the image folder), cluster, distance to the cluster's centre, silhouette.")
-with right:
-    page.zip_download(pipeline, k, None, key="export_zip", file_name=f"dotmap-k{k}.zip")
     st.caption(
-        f"`cluster_<id>/<path>` for every image, and {FOLDER_CSV}; made when you click (a few seconds for many images)."
+        "Columns: path (relative to the image folder) and group (its name, or outlier / unassigned)."
+        if by_name
+        else "Columns: path (relative to the image folder), cluster, distance to the cluster's centre, silhouette."
+    )
+with right:
+    page.zip_download(
+        pipeline, k, None, key="export_zip", file_name=f"{stem}.zip", curation=curation if by_name else None
+    )
+    st.caption(
+        (
+            f"A folder named after each group, with {csv_name}"
+            if by_name
+            else f"`cluster_<id>/<path>` for every image, and {csv_name}"
+        )
+        + "; made when you click (a few seconds for many images)."
     )
 
 st.markdown("#### Write to a folder on this computer")
 with st.form("write"):
     target = st.text_input(
         "New folder (it must not exist yet: nothing is ever overwritten)",
-        placeholder=str(Path.home() / f"dotmap-k{k}"),
+        placeholder=str(Path.home() / stem),
         key="export_target",
     )
     link = st.checkbox("Symbolic links instead of copies (saves space; they point into the image folder)", key="link")
@@ -64,12 +103,12 @@ if submitted:
             link=link,
             on_progress=lambda d, t, _: bar.progress(d / t, text=f"{d} of {t} files"),
             csv_in_folder=True,
+            curation=curation if by_name else None,
         )
     except DotmapError as exc:
         bar.empty()
         st.error(str(exc))
         st.stop()
     bar.empty()
-    st.success(
-        f"Wrote {n:,} {'links' if link else 'images'} in {k} cluster folders and {FOLDER_CSV} to {shown(str(written))}."
-    )
+    folders = f"{len(curation.names)} group folders" if by_name else f"{k} cluster folders"
+    st.success(f"Wrote {n:,} {'links' if link else 'images'} in {folders} and {csv_name} to {shown(str(written))}.")

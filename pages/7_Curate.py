@@ -208,6 +208,29 @@ def curated_map(pipeline: Pipeline) -> None:
 
 curated_map(pipeline)
 
+
+def rows_named(text: str) -> tuple[np.ndarray, list[str]]:
+    """Row ids of the images named one per line (paths as in the CSV exports, ./ allowed), and unknown names."""
+    index = {path: row for row, path in enumerate(pipeline.image_meta()["paths"])}
+    rows, unknown = [], []
+    for line in text.splitlines():
+        name = line.strip().strip('"')
+        name = name[2:] if name.startswith("./") else name
+        if name and name in index:
+            rows.append(index[name])
+        elif name:
+            unknown.append(name)
+    return np.unique(np.asarray(rows, np.int64)), unknown
+
+
+with st.expander("Move images by name (a list of paths, one per line)"):
+    listed = st.text_area("Paths relative to the image folder, as in the exported CSV", key="by_name")
+    named, unknown = rows_named(listed)
+    if unknown:
+        st.warning(f"{len(unknown):,} names are not images of this set: " + ", ".join(shown(u) for u in unknown[:5]))
+    if len(named):
+        move_bar(named, "name_move")
+
 # ---- the groups --------------------------------------------------------------------------------
 st.markdown("### The groups")
 left, right = st.columns([4, 1])

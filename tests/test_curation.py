@@ -1,4 +1,4 @@
-"""The curation: its changes and their undo, the file (atomic, last good kept, hand edits), and a folder that changed."""
+"""The curation: its changes and their undo, its file (atomic, last good kept, hand edits), a changed folder."""
 
 import json
 
@@ -66,6 +66,7 @@ def test_move_to_a_group_to_outliers_and_to_unassigned(curation: Curation) -> No
     assert curation.labels.tolist() == [2, 2, 0, OUTLIER, 1, 1, 2, 2, 2, UNASSIGNED]
     dense, names = curation.dense()
     assert dense.tolist() == [2, 2, 0, -1, 1, 1, 2, 2, 2, -1]
+    assert names == ["cluster 0", "cluster 1", "cluster 2"]
     for _ in range(3):
         curation.undo()
     np.testing.assert_array_equal(curation.labels, LABELS)
@@ -177,9 +178,9 @@ def test_a_file_changed_by_hand_since_it_was_read_is_not_overwritten(curation: C
     ("damage", "words"),
     [
         (lambda t: t[: len(t) // 2], "not valid JSON at line .* ends early"),
-        (lambda t: "[1, 2]", "no \"format\""),
+        (lambda t: "[1, 2]", 'no "format"'),
         (lambda t: t.replace('"version": 1', '"version": 9'), "version 9"),
-        (lambda t: t.replace('"name": "cluster 1"', '"name": 5'), "needs a \"name\""),
+        (lambda t: t.replace('"name": "cluster 1"', '"name": 5'), 'needs a "name"'),
         (lambda t: t.replace('"img_4.png"', '"img_0.png"'), "img_0.png is listed twice"),
         (lambda t: t.replace('"name": "cluster 1"', '"name": "RINGS"'), "already a group"),
         (lambda t: t.replace('"images": [', '"images": 3, "x": ['), "must be a list of paths"),
@@ -259,6 +260,6 @@ def test_other_curations_of_the_same_folder_are_found(curation: Curation, tmp_pa
 def test_a_save_that_fails_says_why_and_leaves_nothing(curation: Curation, tmp_path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the folder should be")
-    with pytest.raises(CurationError, match="Cannot save the curation to .*not-a-folder/c.json"):
+    with pytest.raises(CurationError, match=r"Cannot save the curation to .*not-a-folder/c\.json"):
         curation_file.save(curation, blocker / "c.json")
     assert blocker.read_text() == "a file where the folder should be"

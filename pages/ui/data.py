@@ -7,6 +7,7 @@ Stages are never run inside a cached function: the page loops over them and draw
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from typing import Any
@@ -234,6 +235,23 @@ def _predictor(key: str, k: int, use_umap_map: bool, _pipeline: Pipeline) -> Pre
 def predictor(pipeline: Pipeline, k: int) -> Predictor:
     use_umap = pipeline.is_cached("map")
     return _predictor(pipeline.key("sweep"), k, use_umap, pipeline)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _group_predictor(
+    key: str, groups: str, method: str, use_umap_map: bool, _pipeline: Pipeline, _curation
+) -> Predictor:
+    predictor = Predictor(_pipeline, None, use_umap_map=use_umap_map, curation=_curation, method=method)
+    grid = _pipeline.settings.grid
+    predictor.predict_masks(np.zeros((1, grid, grid), bool), ["warm-up"])
+    return predictor
+
+
+def group_predictor(pipeline: Pipeline, curation, method: str) -> Predictor:
+    """A predictor into the named groups of a curation, fitted once per state of its groups."""
+    dense, names = curation.dense()
+    groups = hashlib.sha256(dense.tobytes() + json.dumps(names).encode()).hexdigest()
+    return _group_predictor(pipeline.key("sweep"), groups, method, pipeline.is_cached("map"), pipeline, curation)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

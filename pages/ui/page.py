@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
+from core.curation import Curation
 from core.errors import DotmapError
 from core.export import zip_of_files
 from core.pipeline import Pipeline, Sweep
@@ -96,18 +97,29 @@ def k_select(sweep: Sweep, key: str, label: str = "k") -> int:
     )
 
 
-def zip_download(pipeline: Pipeline, k: int, rows: np.ndarray | None, key: str, file_name: str) -> None:
+def zip_download(
+    pipeline: Pipeline,
+    k: int | None,
+    rows: np.ndarray | None,
+    key: str,
+    file_name: str,
+    curation: Curation | None = None,
+) -> None:
     """A button that packs the images into a zip here on the page (with a spinner, and an error in words
-    if a file has gone), then offers it for download. The zip is kept until k or the images change."""
+    if a file has gone), then offers it for download. The zip is kept until k or the images change.
+    With a ``curation`` (k None) the folders are its named groups; a change to it makes a new zip."""
     count = len(rows) if rows is not None else len(pipeline.image_meta()["paths"])
     token = f"{pipeline.key('sweep')}:{k}:{'all' if rows is None else hashlib.sha256(rows.tobytes()).hexdigest()}"
+    if curation is not None:
+        token += f":{hashlib.sha256(curation.labels.tobytes() + repr(curation.names).encode()).hexdigest()}"
     made = st.session_state.get(key)
     if made is None or made[0] != token:
-        if not st.button(f"Make a zip of {count:,} images by cluster", key=f"{key}_make", icon=":material/folder_zip:"):
+        by = "group" if curation is not None else "cluster"
+        if not st.button(f"Make a zip of {count:,} images by {by}", key=f"{key}_make", icon=":material/folder_zip:"):
             return
         with st.spinner(f"Packing {count:,} images"):
             try:
-                packed = zip_of_files(pipeline, k, rows)
+                packed = zip_of_files(pipeline, k, rows, curation=curation)
             except DotmapError as exc:
                 st.error(str(exc))
                 return
