@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core import typical
 from core.export import assignments_csv_text
 from core.pipeline import Pipeline
 from pages.ui import data, page, render, timing
@@ -12,6 +13,11 @@ from pages.ui import jobs as ui_jobs
 from pages.ui.selection import selected_rows
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
+CLICKED_PX = 288  # one clicked image, drawn large
+SHAPES_HELP = (
+    "Each group's typical shape (the mean of its members, each first put in the pose the features ignore), "
+    "drawn where the group is densest and framed in its colour. The mouse goes through it to the points."
+)
 AUTO_HELP = (
     "Groups found without a k: HDBSCAN finds the dense regions of the cluster space that hold at least 1% of "
     "the images and leaves the images in none of them as noise (grey), instead of forcing them into the "
@@ -33,6 +39,47 @@ if not pipeline.is_cached("map"):
         ui_jobs.draw_stopped(status, data.chosen_folder(), pipeline.settings, key="map_job")
 
 layouts = ["umap", "pca"] if pipeline.is_cached("map") else ["pca"]
+
+
+# TODO(move to pages/ui/data.py, where every st.cache_* lives; it was owned by another change when written)
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _auto_group_means(key: str, _pipeline: Pipeline) -> np.ndarray:
+    labels, found = _pipeline.auto_groups()
+    members = np.flatnonzero(labels >= 0)  # the images in no group have no shape to add to
+    loaded = _pipeline.images()
+    kind = _pipeline.settings.features
+    return typical.cluster_means(loaded.packed[members], loaded.grid, kind, labels[None, members], [found["groups"]])
+
+
+def auto_group_means(pipeline: Pipeline) -> np.ndarray:
+    """The typical shape of each group found without a k: (groups, cells, cells), 0..1; once per server."""
+    return _auto_group_means(pipeline.key("auto"), pipeline)
+
+
+def show_clicked(pipeline: Pipeline, row: int, label: int, word: str, shapes: np.ndarray | None) -> None:
+    """One clicked image drawn large, with its file name and group, beside that group's typical shape."""
+    where = f"{word} {label}" if label >= 0 else "in no group"
+    mask = data.image_set(pipeline).unpack(np.array([row]))
+    left, middle, _ = st.columns([2, 2, 3])
+    left.image(render.montage(mask, side=CLICKED_PX, frames=[render.colour(label)]), caption=f"{names[row]} · {where}")
+    if shapes is not None and 0 <= label < len(shapes):
+        middle.image(render.density_image(shapes[label], CLICKED_PX), caption=f"typical shape of {where}")
+
+
+def show_selection(pipeline: Pipeline, rows: np.ndarray, labels: np.ndarray, shown_k: int, word: str) -> None:
+    """How many images of each group are selected, and the first ``SHOWN_SELECTED`` of them."""
+    picked = labels[rows]
+    counts = np.bincount(picked[picked >= 0], minlength=shown_k)
+    summary = ", ".join(f"{word} {c}: {n}" for c, n in enumerate(counts) if n)
+    if np.any(picked < 0):
+        summary += f", in no group: {int(np.sum(picked < 0))}"
+    st.markdown(f"**{len(rows):,} images selected** ({summary})")
+    shown = rows[:SHOWN_SELECTED]
+    masks = data.image_set(pipeline).unpack(shown)
+    captions = [f"{names[r].rsplit('/', 1)[-1]} ·{labels[r] if labels[r] >= 0 else '-'}" for r in shown]
+    st.image(render.montage(masks, captions, columns=12, frames=[render.colour(c) for c in labels[shown]]))
+    if len(rows) > SHOWN_SELECTED:
+        st.caption(f"The first {SHOWN_SELECTED} of {len(rows):,} are shown; the export has all of them.")
 
 
 @st.fragment
@@ -63,9 +110,14 @@ def map_view(pipeline: Pipeline) -> None:
                     f"{len(names):,} images, {shown_k} groups found without a k, {found['noise']:.0%} in none (grey)"
                 )
         sizes = np.bincount(labels[labels >= 0], minlength=shown_k)
-        st.markdown(render.sizes_strip(sizes.tolist(), int(np.sum(labels < 0))), unsafe_allow_html=True)
+        strip, switch = st.columns([2, 1], vertical_alignment="center")
+        strip.markdown(render.sizes_strip(sizes.tolist(), int(np.sum(labels < 0))), unsafe_allow_html=True)
+        show_shapes = switch.toggle("Typical shapes on the map", value=True, key="map_shapes", help=SHAPES_HELP)
+        shapes = None
+        if show_shapes:
+            shapes = auto_group_means(pipeline) if word == "group" else data.cluster_means(pipeline, k)
         fig = render.map_figure(
-            data.layout(pipeline, kind), labels, shown_k, data.path_array(pipeline), title, word=word
+            data.layout(pipeline, kind), labels, shown_k, data.path_array(pipeline), title, word=word, shapes=shapes
         )
         event = st.plotly_chart(
             fig,
@@ -74,22 +126,17 @@ def map_view(pipeline: Pipeline) -> None:
             selection_mode=("points", "box", "lasso"),
             config={"displaylogo": False},
         )
-        st.caption("Drag a box (or pick the lasso in the chart's toolbar) to select images; double-click to clear.")
+        st.caption(
+            "Drag a box (or pick the lasso in the chart's toolbar) to select images; double-click to clear. "
+            "To see one image large, pick Pan (the cross of arrows) in the toolbar, then click a point."
+        )  # Streamlit selects a clicked point only while the drag pans or zooms: in box mode a drag selects
         rows = selected_rows(event.selection if event else None, len(names))
         if len(rows) == 0:
             return
-        picked = labels[rows]
-        counts = np.bincount(picked[picked >= 0], minlength=shown_k)
-        summary = ", ".join(f"{word} {c}: {n}" for c, n in enumerate(counts) if n)
-        if np.any(picked < 0):
-            summary += f", in no group: {int(np.sum(picked < 0))}"
-        st.markdown(f"**{len(rows):,} images selected** ({summary})")
-        shown = rows[:SHOWN_SELECTED]
-        masks = data.image_set(pipeline).unpack(shown)
-        captions = [f"{names[r].rsplit('/', 1)[-1]} ·{labels[r] if labels[r] >= 0 else '-'}" for r in shown]
-        st.image(render.montage(masks, captions, columns=12, frames=[render.colour(c) for c in labels[shown]]))
-        if len(rows) > SHOWN_SELECTED:
-            st.caption(f"The first {SHOWN_SELECTED} of {len(rows):,} are shown; the export has all of them.")
+        if len(rows) == 1:  # a click on a point
+            show_clicked(pipeline, int(rows[0]), int(labels[rows[0]]), word, shapes)
+        else:
+            show_selection(pipeline, rows, labels, shown_k, word)
         left, right = st.columns(2)
         left.download_button(
             "Export the selection (CSV)",

@@ -270,3 +270,84 @@ def test_map_figure_draws_images_in_no_group_grey_and_says_so() -> None:
         "4.png<br>no group",
     ]
     assert "none: 2" in sizes_strip([1, 2], noise=2)
+
+
+# ---------------------------------------------------------------- typical shapes on the map
+
+
+def two_groups_and_a_stray() -> tuple[np.ndarray, np.ndarray]:
+    """Group 0: a tight clump of 6 at (10, 10) and a loose pair far off; group 1: 3 points at (0, 0); one stray."""
+    clump = [(10.0, 10.0), (10.1, 10.0), (10.0, 10.1), (9.9, 10.0), (10.0, 9.9), (10.1, 10.1)]
+    xy = np.array([*clump, (0.0, 20.0), (20.0, 0.0), (0.0, 0.0), (0.1, 0.0), (0.0, 0.1), (5.0, 5.0)])
+    labels = np.array([0] * 8 + [1] * 3 + [-1])
+    return xy, labels
+
+
+def test_a_shape_sits_in_its_groups_densest_area_not_at_its_median() -> None:
+    from pages.ui.render import shape_positions
+
+    xy, labels = two_groups_and_a_stray()
+    positions = shape_positions(xy, labels, 2)
+    assert positions.shape == (2, 2)
+    np.testing.assert_allclose(positions[0], xy[:6].mean(axis=0))  # the clump; the far pair is left out
+    np.testing.assert_allclose(positions[1], [1 / 30, 1 / 30])
+    assert not np.allclose(positions[0], np.median(xy[:8], axis=0))
+
+
+def test_a_group_with_no_points_has_no_position() -> None:
+    from pages.ui.render import shape_positions
+
+    xy, labels = two_groups_and_a_stray()
+    positions = shape_positions(xy, labels, 4)
+    assert np.isnan(positions[2:]).all()
+    assert not np.isnan(positions[:2]).any()
+    assert np.isnan(shape_positions(np.zeros((0, 2)), np.zeros(0, int), 2)).all()
+
+
+def test_the_shapes_png_is_a_framed_see_through_image() -> None:
+    import io
+
+    from PIL import Image
+
+    from pages.ui.render import SHAPE_BACKDROP_ALPHA, SHAPE_PX, shape_png
+
+    density = np.zeros((48, 48))
+    density[20:28, 20:28] = 1.0
+    data = shape_png(density, "#ff0000")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    rgba = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    assert rgba.shape == (SHAPE_PX, SHAPE_PX, 4)
+    assert tuple(rgba[0, 0]) == (255, 0, 0, 255)  # the frame, in the group's colour
+    assert rgba[48, 48, 3] == 255 and rgba[48, 48, 0] < DARK  # the ink: dark and opaque
+    assert tuple(rgba[10, 10]) == (255, 255, 255, SHAPE_BACKDROP_ALPHA)  # no ink: see-through white
+
+
+def test_map_figure_has_one_shape_image_per_group_with_points() -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from pages.ui.render import SHAPE_SHARE, map_figure
+
+    xy, labels = two_groups_and_a_stray()
+    names = np.array([f"{i}.png" for i in range(len(xy))])
+    shapes = np.random.default_rng(0).random((3, 48, 48))  # group 2 has no points
+    fig = map_figure(xy, labels, 3, names, "shapes", word="group", shapes=shapes)
+    images = fig.layout.images
+    assert [image.name for image in images] == ["shape 0", "shape 1"]
+    for image in images:
+        assert (image.xref, image.yref, image.layer) == ("x", "y", "above")
+        assert image.sizex == image.sizey == pytest.approx(SHAPE_SHARE * 20.0)
+        head, encoded = image.source.split(",", 1)
+        assert head == "data:image/png;base64"
+        assert Image.open(io.BytesIO(base64.b64decode(encoded))).format == "PNG"
+    assert (images[0].x, images[0].y) == pytest.approx(tuple(xy[:6].mean(axis=0)))
+
+
+def test_map_figure_without_shapes_has_no_images() -> None:
+    from pages.ui.render import map_figure
+
+    xy, labels = two_groups_and_a_stray()
+    names = np.array([f"{i}.png" for i in range(len(xy))])
+    assert map_figure(xy, labels, 2, names, "plain").layout.images == ()
