@@ -8,12 +8,16 @@ Measured (medians over --repeats):
   app to $DOTMAP_TIMING_LOG, see pages/ui/timing.py), and in the browser from the key press until
   the page shows the new k (the map's title, or the cards of the new k);
 - prediction: server time of the Classify page from the upload to its results drawn, core alone
-  (Predictor.predict), and in the browser from choosing the file to its cluster shown.
+  (Predictor.predict), and in the browser from choosing the file to its cluster shown;
+- typical shapes on the map, side by side: the Map's k slider as above with the shapes on and off
+  (the page's toggle), in the same server and tab, the order alternated run by run, and the ratio
+  on / off of the medians; and `render.map_figure` alone (ms, in this process) with and without them.
 
 Run from the repository root (prepares the set in benchmarks/data on first use, ~1 min at 32k):
 
     python benchmarks/dashboard.py               # 32,000 images, 5 repeats
     python benchmarks/dashboard.py --n 4000 --repeats 3
+    python benchmarks/dashboard.py --folder /work/data/d32k --part map-shapes   # a folder of your own
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def prepare(folder: Path, cache: Path) -> None:
     pipeline.prepare(with_map=True)
     pipeline.cluster_means()
     print(f"prepared {folder.name} in {time.perf_counter() - start:.1f} s (cache {cache})", flush=True)
+
+
+def n_images(folder: Path) -> int:
+    from core.pipeline import Pipeline, Settings
+
+    return len(Pipeline(folder, Settings()).image_meta()["paths"])
 
 
 def free_port() -> int:
@@ -123,6 +133,88 @@ def move_slider(page, log: Path, part: str, moves: int) -> tuple[list[float], li
             time.sleep(0.005)
         server.extend(timings(log, part, before))
     return server, browser
+
+
+SHAPES = ".js-plotly-plot .layer-above image"
+SHAPES_TOGGLE = "Typical shapes on the map"
+
+
+def set_shapes(page, log: Path, on: bool) -> None:
+    """Turn the Map's typical shapes on or off with its toggle and wait until the map shows it."""
+    if (page.locator(SHAPES).count() > 0) == on:
+        return
+    before = log_length(log)
+    page.get_by_text(SHAPES_TOGGLE).click()
+    page.wait_for_function(f"on => (document.querySelectorAll('{SHAPES}').length > 0) === on", arg=on, timeout=60_000)
+    settle(page)
+    while not timings(log, "map fragment", before):
+        time.sleep(0.005)
+
+
+def shapes_runs(env: dict, repeats: int, logs: Path, moves: int = 6) -> dict:
+    """The Map's k slider with the typical shapes off and on: server and browser ms of each, medians and ratios.
+
+    Each run is a fresh server and tab measuring both, the order alternated run by run, so both see
+    the same noise and the same warm caches (the first run of a k is left out of neither).
+    """
+    from playwright.sync_api import sync_playwright
+
+    server = {"off": [], "on": []}
+    browser_ms = {"off": [], "on": []}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        for run in range(repeats):
+            log = logs / f"timing-shapes-{run}.jsonl"
+            log.unlink(missing_ok=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            process, url = start_server(dict(env, DOTMAP_TIMING_LOG=str(log)))
+            try:
+                while not healthy(url):
+                    time.sleep(0.02)
+                open_page(page, f"{url}/Map")
+                page.locator(SHAPES).first.wait_for(timeout=300_000)
+                move_slider(page, log, "map fragment", moves=2)  # warm: every k the runs visit is loaded once
+                for state in ("off", "on") if run % 2 == 0 else ("on", "off"):
+                    set_shapes(page, log, state == "on")
+                    ms_server, ms_browser = move_slider(page, log, "map fragment", moves)
+                    server[state] += ms_server
+                    browser_ms[state] += ms_browser
+            finally:
+                page.close()
+                process.terminate()
+                process.wait(20)
+        browser.close()
+    report = {}
+    for state in ("off", "on"):
+        report[f"map_shapes_{state}_server_ms"] = statistics.median(server[state])
+        report[f"map_shapes_{state}_browser_ms"] = statistics.median(browser_ms[state])
+    for where in ("server", "browser"):
+        report[f"map_shapes_{where}_ratio"] = report[f"map_shapes_on_{where}_ms"] / report[f"map_shapes_off_{where}_ms"]
+    return report
+
+
+def map_figure_ms(folder: Path, repeats: int = 30) -> dict:
+    """Milliseconds of `render.map_figure` at the recommended k without and with the typical shapes (medians)."""
+    import numpy as np
+
+    from core.names import shown
+    from core.pipeline import Pipeline, Settings
+    from pages.ui import render
+
+    pipeline = Pipeline(folder, Settings())
+    sweep = pipeline.sweep()
+    k = sweep.recommended_k
+    xy, labels = pipeline.map(), sweep.labels[sweep.row(k)]
+    means = pipeline.cluster_means()[sweep.row(k)]
+    names = np.asarray([shown(path) for path in pipeline.image_meta()["paths"]])
+    times = {"off": [], "on": []}
+    for _ in range(repeats):  # alternated: both see the same noise
+        for state, shapes in (("off", None), ("on", means)):
+            start = time.perf_counter()
+            render.map_figure(xy, labels, k, names, "benchmark", shapes=shapes)
+            times[state].append(1000 * (time.perf_counter() - start))
+    off, on = statistics.median(times["off"]), statistics.median(times["on"])
+    return {"map_figure_off_ms": off, "map_figure_on_ms": on, "map_figure_ratio": on / off, "map_figure_k": k}
 
 
 def floor_run(browser, folder: Path) -> float:
@@ -230,22 +322,42 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--folder", type=Path, help="a folder of images to use instead of the generated demo set")
+    parser.add_argument(
+        "--part", choices=("all", "map-shapes"), default="all", help="map-shapes: only the shapes side by side"
+    )
     args = parser.parse_args()
 
-    folder = demo_folder(args.n, args.seed)
-    cache = DATA / f"dashboard-cache-{args.n}"
+    folder = args.folder.resolve() if args.folder else demo_folder(args.n, args.seed)
+    cache = DATA / (f"dashboard-cache-{folder.name}" if args.folder else f"dashboard-cache-{args.n}")
     os.environ.update(DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache))
     prepare(folder, cache)
     samples = sorted(folder.glob("*.png"))[123:125]
     env = dict(os.environ)
-    report = {"n_images": args.n, "repeats": args.repeats}
+    name = folder.name if args.folder else str(args.n)
+    report = {"folder": str(folder), "n_images": n_images(folder), "repeats": args.repeats}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    report.update(map_figure_ms(folder))
+    report.update(shapes_runs(env, args.repeats, RESULTS))
+    shapes_line = (
+        f"  map shapes   k slider with the typical shapes off / on: {report['map_shapes_off_server_ms']:.0f} / "
+        f"{report['map_shapes_on_server_ms']:.0f} ms server (ratio {report['map_shapes_server_ratio']:.2f}), "
+        f"{report['map_shapes_off_browser_ms']:.0f} / {report['map_shapes_on_browser_ms']:.0f} ms until drawn "
+        f"(ratio {report['map_shapes_browser_ratio']:.2f}; target 1.5); map_figure alone "
+        f"{report['map_figure_off_ms']:.1f} / {report['map_figure_on_ms']:.1f} ms at k = {report['map_figure_k']}"
+    )
+    if args.part == "map-shapes":
+        (RESULTS / f"dashboard-shapes-{name}.json").write_text(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2))
+        print(f"\n{folder}, medians of {args.repeats} fresh servers:\n{shapes_line}")
+        return
     report.update(browser_runs(env, args.repeats, samples, RESULTS))
     report["predict_core_ms"] = predict_core_ms(folder, samples[0], 20)
-    (RESULTS / f"dashboard-{args.n}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"dashboard-{name}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    print(shapes_line)
     print(
-        f"\n{args.n:,} images prepared, medians of {args.repeats} fresh servers:\n"
+        f"\n{report['n_images']:,} images prepared, medians of {args.repeats} fresh servers:\n"
         f"  first page   {report['first_page_s']:.2f} s from launching the server "
         f"({report['server_ready_s']:.2f} s to start, {report['first_page_after_ready_s']:.2f} s to draw, "
         f"of which {report['overview_server_ms']:.0f} ms server time); target 3 s; a one-line Streamlit app: "
