@@ -36,7 +36,8 @@ PAGES = {
     "pages/2_Choose_k.py": "Which k?",
     "pages/3_Clusters.py": "The clusters",
     "pages/4_Classify.py": "Classify new images",
-    "pages/5_Export.py": "Export the clusters",
+    "pages/5_Export.py": "Export the clusters or your groups",
+    "pages/7_Curate.py": "Curate your groups",
 }
 
 

@@ -78,7 +78,8 @@ def streamlit_server(env: dict[str, str], log: Path):
 def server(prepared_demo, tmp_path_factory: pytest.TempPathFactory):
     """The app reading the prepared demo set."""
     folder, cache = prepared_demo
-    env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache))
+    curations = tmp_path_factory.mktemp("no-curations")  # stays empty: these pages show clusters, not groups
+    env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache), DOTMAP_CURATIONS=str(curations))
     with streamlit_server(env, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
         yield url
 

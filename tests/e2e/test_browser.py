@@ -18,7 +18,8 @@ PAGES = {
     "Choose_k": "Which k?",
     "Clusters": "The clusters",
     "Classify": "Classify new images",
-    "Export": "Export the clusters",
+    "Export": "Export the clusters or your groups",
+    "Curate": "Curate your groups",
 }
 
 
