@@ -1,21 +1,28 @@
 """Refresh the README's screenshots from the built-in demo set (prepared first if it is not yet).
 
-    python docs/take_screenshots.py        # writes docs/map.png, docs/cluster-card.png, docs/choose-k.png
+    python docs/take_screenshots.py        # writes docs/map.png, docs/cluster-card.png, docs/choose-k.png,
+                                           # docs/curate.png (a curation named after the demo's families)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
+from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.dashboard import CHROMIUM, healthy, open_page, start_server  # noqa: E402
+from core import curation_file  # noqa: E402
 from core.cache import default_cache_dir  # noqa: E402
+from core.curation import from_clusters  # noqa: E402
 from core.demo import builtin_demo_dir  # noqa: E402
+from core.images import read_labels  # noqa: E402
 from core.pipeline import Pipeline, Settings  # noqa: E402
 
 OUT = ROOT / "docs"
@@ -29,7 +36,10 @@ def main() -> None:
     pipeline = Pipeline(folder, Settings())
     pipeline.prepare(with_map=True)
     pipeline.cluster_means()
-    process, url = start_server(dict(os.environ, DOTMAP_DATA=""))
+    curations = tempfile.mkdtemp(prefix="dotmap-screenshot-curations-")
+    os.environ["DOTMAP_CURATIONS"] = curations
+    named_curation(pipeline)
+    process, url = start_server(dict(os.environ, DOTMAP_DATA="", DOTMAP_CURATIONS=curations))
     try:
         while not healthy(url):
             time.sleep(0.1)
@@ -51,10 +61,30 @@ def main() -> None:
             open_page(page, f"{url}/Choose_k")
             page.wait_for_timeout(1500)
             page.locator("[data-testid='stMain']").screenshot(path=str(OUT / "choose-k.png"))
+
+            page.set_viewport_size({"width": 1300, "height": 1560})  # the map and the first group's card
+            open_page(page, f"{url}/Curate")
+            page.wait_for_selector(".js-plotly-plot .gtitle")
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(OUT / "curate.png"))
             browser.close()
     finally:
         process.terminate()
     print(f"screenshots written to {OUT}")
+
+
+def named_curation(pipeline: Pipeline) -> None:
+    """A curation of the demo from the recommended k, each group named after the family most of it is."""
+    sweep, paths = pipeline.sweep(), pipeline.image_meta()["paths"]
+    k = sweep.recommended_k
+    about = {"folder": str(pipeline.inventory.root), "settings": asdict(pipeline.settings)}
+    curation = from_clusters(paths, sweep.labels[sweep.row(k)], k, **about)
+    codes, families = read_labels(pipeline.inventory.labels_path, paths)
+    for group in list(curation.names):
+        family = Counter(codes[curation.members(group)].tolist()).most_common(1)[0][0]
+        curation.rename(group, curation._unique_name(families[family]))
+    curation.history.clear()
+    curation_file.save(curation, curation_file.curation_path(pipeline.inventory.root, about["settings"]))
 
 
 if __name__ == "__main__":

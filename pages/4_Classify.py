@@ -161,8 +161,9 @@ def show_map(pipeline: Pipeline, results: list[Prediction]) -> None:
         data.path_array(pipeline),
         f"Where the new images fall (stars) on {title}" if results else f"The images of the set on {title}",
         marks=np.array([r.map_xy for r in results], np.float32).reshape(-1, 2),
-        mark_names=[r.name for r in results],
+        mark_names=[shown(r.name) for r in results],
         word=word,
+        group_names=[shown(name) for name in label_names] if into_groups else None,
     )
     st.plotly_chart(fig, key="classify_map")
 

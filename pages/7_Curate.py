@@ -209,6 +209,7 @@ class View:
                 f"{len(names):,} images in {len(group_names)} named groups (grey: outliers and unassigned)",
                 word="group",
                 shapes=cur.shapes(pipeline, dense, len(group_names)) if with_shapes else None,
+                group_names=[shown(name) for name in group_names],
             )
             event = st.plotly_chart(
                 fig,

@@ -351,3 +351,16 @@ def test_map_figure_without_shapes_has_no_images() -> None:
     xy, labels = two_groups_and_a_stray()
     names = np.array([f"{i}.png" for i in range(len(xy))])
     assert map_figure(xy, labels, 2, names, "plain").layout.images == ()
+
+
+def test_map_figure_names_the_groups_on_its_colour_bar_and_in_the_hover() -> None:
+    from pages.ui.render import TICK_CHARS, map_figure
+
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+    long = "a very long name of a group of dots"
+    fig = map_figure(
+        xy, np.array([0, 1, -1]), 2, np.array(["a.png", "b.png", "c.png"]), "t", group_names=["rings", long]
+    )
+    scatter = fig.data[0]
+    assert list(scatter.marker.colorbar.ticktext) == ["rings", long[: TICK_CHARS - 1] + "…", "none"]
+    assert list(scatter.text) == ["a.png<br>rings", f"b.png<br>{long}", "c.png<br>no group"]

@@ -27,6 +27,7 @@ BORDER = 200
 MARKER_SIZES = ((20_000, 3), (5_000, 4), (1_000, 5))  # (from this many points, marker size)
 
 
+TICK_CHARS = 18  # a group's name on the colour bar is cut to this
 NOISE_COLOUR = "#c8c8c8"  # images in no group (automatic groups): light grey, never a group's colour
 
 # typical shapes drawn on the map: small, see-through where there is no ink, framed in the group's colour
@@ -254,6 +255,7 @@ def map_figure(
     height: int = 620,
     word: str = "cluster",
     shapes: np.ndarray | None = None,
+    group_names: Sequence[str] | None = None,
 ) -> go.Figure:
     """All images as one WebGL scatter coloured by cluster; row ids in ``customdata``.
 
@@ -265,6 +267,9 @@ def map_figure(
 
     ``shapes`` (k, cells, cells), densities in 0..1 with one per label value 0..k-1, draws each
     group's typical shape where it is densest, framed in its colour (:func:`shape_images`).
+
+    ``group_names`` (k names, shown as given: escape them first) label the colour bar and the hover
+    text instead of the ids (a curation's named groups).
     """
     n = len(xy)
     noise = bool(len(labels)) and labels.min() < 0  # automatic groups: -1 is no group, drawn grey
@@ -273,13 +278,20 @@ def map_figure(
     if noise:
         scale[-2:] = [[scale[-2][0], NOISE_COLOUR], [1.0, NOISE_COLOUR]]
     ticks = list(range(k + 1 if noise else k))
+    tick_text = [str(t) for t in range(k)] + (["none"] if noise else [])
+    text, hover = (_group_hover(names, labels) if noise else names), None
+    if group_names is not None:
+        short = [name if len(name) <= TICK_CHARS else name[: TICK_CHARS - 1] + "…" for name in group_names]
+        tick_text = short + (["none"] if noise else [])
+        text = np.char.add(np.char.add(names.astype(str), "<br>"), np.asarray([*group_names, "no group"])[labels])
+        hover = "%{text}<extra></extra>"
     fig = go.Figure(
         go.Scattergl(
             x=xy[:, 0],
             y=xy[:, 1],
             mode="markers",
             customdata=np.arange(n),
-            text=_group_hover(names, labels) if noise else names,
+            text=text,
             marker={
                 "color": colours,
                 "colorscale": scale,
@@ -289,13 +301,12 @@ def map_figure(
                 "colorbar": {
                     "title": {"text": word},
                     "tickvals": ticks,
-                    "ticktext": [str(t) for t in range(k)] + (["none"] if noise else []),
+                    "ticktext": tick_text,
                     "len": 0.9,
                 },
             },
-            hovertemplate="%{text}<extra></extra>"
-            if noise
-            else f"%{{text}}<br>{word} %{{marker.color}}<extra></extra>",
+            hovertemplate=hover
+            or ("%{text}<extra></extra>" if noise else f"%{{text}}<br>{word} %{{marker.color}}<extra></extra>"),
             name="images",
             showlegend=False,
         )
