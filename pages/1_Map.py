@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import typical
 from core.export import assignments_csv_text
 from core.pipeline import Pipeline
 from pages.ui import data, page, render, timing
@@ -39,21 +38,6 @@ if not pipeline.is_cached("map"):
         ui_jobs.draw_stopped(status, data.chosen_folder(), pipeline.settings, key="map_job")
 
 layouts = ["umap", "pca"] if pipeline.is_cached("map") else ["pca"]
-
-
-# TODO(move to pages/ui/data.py, where every st.cache_* lives; it was owned by another change when written)
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _auto_group_means(key: str, _pipeline: Pipeline) -> np.ndarray:
-    labels, found = _pipeline.auto_groups()
-    members = np.flatnonzero(labels >= 0)  # the images in no group have no shape to add to
-    loaded = _pipeline.images()
-    kind = _pipeline.settings.features
-    return typical.cluster_means(loaded.packed[members], loaded.grid, kind, labels[None, members], [found["groups"]])
-
-
-def auto_group_means(pipeline: Pipeline) -> np.ndarray:
-    """The typical shape of each group found without a k: (groups, cells, cells), 0..1; once per server."""
-    return _auto_group_means(pipeline.key("auto"), pipeline)
 
 
 def show_clicked(pipeline: Pipeline, row: int, label: int, word: str, shapes: np.ndarray | None) -> None:
@@ -115,7 +99,7 @@ def map_view(pipeline: Pipeline) -> None:
         show_shapes = switch.toggle("Typical shapes on the map", value=True, key="map_shapes", help=SHAPES_HELP)
         shapes = None
         if show_shapes:
-            shapes = auto_group_means(pipeline) if word == "group" else data.cluster_means(pipeline, k)
+            shapes = data.auto_group_means(pipeline) if word == "group" else data.cluster_means(pipeline, k)
         fig = render.map_figure(
             data.layout(pipeline, kind), labels, shown_k, data.path_array(pipeline), title, word=word, shapes=shapes
         )

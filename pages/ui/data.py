@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import compare, demo, export
+from core import compare, demo, export, typical
 from core.cache import default_cache_dir
 from core.errors import DotmapError
 from core.folders import Inventory, scan_folder
@@ -170,6 +170,21 @@ def _shown_paths(key: str, _pipeline: Pipeline) -> list[str]:
 def auto_groups(pipeline: Pipeline) -> tuple[np.ndarray, dict]:
     """Groups found without a k (labels with -1 for none, and their count and noise share), from the cache."""
     return pipeline.auto_groups()
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _auto_group_means(key: str, _pipeline: Pipeline) -> np.ndarray:
+    labels, found = _pipeline.auto_groups()
+    members = np.flatnonzero(labels >= 0)  # the images in no group have no shape to add to
+    loaded = _pipeline.images()
+    kind = _pipeline.settings.features
+    return typical.cluster_means(loaded.packed[members], loaded.grid, kind, labels[None, members], [found["groups"]])
+
+
+def auto_group_means(pipeline: Pipeline) -> np.ndarray:
+    """The typical shape of each group found without a k: (groups, cells, cells), 0..1; once per server
+    (3.5 s at 32,000 images)."""
+    return _auto_group_means(pipeline.key("auto"), pipeline)
 
 
 def paths(pipeline: Pipeline) -> list[str]:
