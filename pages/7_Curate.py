@@ -76,6 +76,26 @@ def start_panel(k_key: str) -> None:
     st.button(f"Start from the {k} clusters", on_click=start_from_k, args=(k,), key=f"{k_key}_start", type="primary")
 
 
+def copy_other(path: str) -> None:
+    try:
+        curation = curation_file.load(path, pipeline.image_meta()["paths"])
+    except CurationError as exc:
+        cur.say("error", str(exc))
+        return
+    curation.settings, curation.history = asdict(pipeline.settings), []
+    cur.adopt(pipeline, curation, f"Copied the curation made with other settings ({shown(path)})")
+
+
+def other_settings_panel() -> None:
+    """Curations of this folder made with other settings: the groups are of images, so they can be copied here."""
+    others = curation_file.other_curations(pipeline.inventory.root, asdict(pipeline.settings))
+    if not others:
+        return
+    st.markdown(f"This folder has {len(others)} curation(s) made with other settings:")
+    for i, path in enumerate(others[:5]):
+        st.button(f"Copy {path.name} here", on_click=copy_other, args=(str(path),), key=f"copy_other_{i}")
+
+
 def import_panel() -> None:
     st.file_uploader(
         "Import a curation file (JSON, as downloaded here)", type=["json"], key="curation_upload", on_change=import_file
@@ -100,6 +120,7 @@ def curation_view(pipeline: Pipeline) -> None:
             )
             start_panel("k_curate_start")
             import_panel()
+            other_settings_panel()
             return
         View(curation).draw()
 

@@ -224,3 +224,20 @@ def test_classify_into_the_named_groups(demo: Path, recommended_k: int) -> None:
     at.radio(key="classify_into").set_value("clusters").run()
     assert_clean(at)
     assert "**Cluster 0** · confidence" in texts(at, "markdown")
+
+
+def test_a_curation_made_with_other_settings_can_be_copied_here(demo: Path, recommended_k: int) -> None:
+    started(recommended_k)
+    path = the_file()
+    doc = json.loads(path.read_text())
+    doc["groups"][0]["name"] = "from other settings"
+    other = path.with_name(path.name.rsplit("-", 1)[0] + "-0123456789.json")  # same folder, other settings
+    other.write_text(json.dumps(doc))
+    path.unlink()
+    at = open_page(PAGE)
+    assert "1 curation(s) made with other settings" in texts(at, "markdown")
+    at.button(key="copy_other_0").click().run()
+    assert_clean(at)
+    assert "Copied the curation made with other settings" in texts(at, "success")
+    assert json.loads(path.read_text())["groups"][0]["name"] == "from other settings"
+    assert other.exists()  # the other settings keep theirs
