@@ -3,6 +3,8 @@ images, its place."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -131,9 +133,9 @@ def show_result(result: Prediction, mask: np.ndarray, names: list[str]) -> None:
         left.image(render.montage(mask[None], side=140), caption=result.name)
         middle.image(render.density_image(means[result.cluster], 140), caption=f"typical shape of {title}")
         with right:
-            st.markdown(
+            st.markdown(  # a group's name is text, never HTML
                 f"<span style='color:{render.colour(result.cluster)};font-size:1.4em'>&#9632;</span> "
-                f"**{title}** · confidence {result.confidence:.2f}",
+                f"<b>{html.escape(title)}</b> · confidence {result.confidence:.2f}",
                 unsafe_allow_html=True,
             )
             st.caption(how)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import asdict
 
 import numpy as np
@@ -361,7 +362,8 @@ class View:
         swatch = render.colour(index) if is_named else render.NOISE_COLOUR
         with st.container(border=True, key=f"group-{group}"):
             st.markdown(
-                f"<span style='color:{swatch};font-size:1.3em'>&#9632;</span> **{title}** · {len(rows):,} images "
+                f"<span style='color:{swatch};font-size:1.3em'>&#9632;</span> <b>{html.escape(title)}</b> · "
+                f"{len(rows):,} images "
                 f"({len(rows) / max(len(names), 1):.1%})",
                 unsafe_allow_html=True,
             )

@@ -220,10 +220,10 @@ def test_classify_into_the_named_groups(demo: Path, recommended_k: int) -> None:
     upload = (demo / member).read_bytes()
     at.file_uploader(key="uploads").set_value(("new.png", upload, "image/png")).run()
     assert_clean(at)
-    assert "**rings** · confidence" in texts(at, "markdown")
+    assert "<b>rings</b> · confidence" in texts(at, "markdown")
     at.radio(key="classify_into").set_value("clusters").run()
     assert_clean(at)
-    assert "**Cluster 0** · confidence" in texts(at, "markdown")
+    assert "<b>Cluster 0</b> · confidence" in texts(at, "markdown")
 
 
 def test_a_curation_made_with_other_settings_can_be_copied_here(demo: Path, recommended_k: int) -> None:
@@ -241,3 +241,13 @@ def test_a_curation_made_with_other_settings_can_be_copied_here(demo: Path, reco
     assert "Copied the curation made with other settings" in texts(at, "success")
     assert json.loads(path.read_text())["groups"][0]["name"] == "from other settings"
     assert other.exists()  # the other settings keep theirs
+
+
+def test_a_group_name_is_shown_as_text_never_as_html(demo: Path, recommended_k: int) -> None:
+    at = do(started(recommended_k), 0, "Rename")
+    (name,) = [t for t in at.text_input if t.label == "Name"]
+    name.set_value("<img src=x onerror=alert(1)>").run()
+    at.button(key="rename_0").click().run()
+    assert_clean(at)
+    cards = texts(at, "markdown")
+    assert "<b>&lt;img src=x onerror=alert(1)&gt;</b>" in cards and "<img src=x" not in cards

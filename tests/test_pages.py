@@ -213,7 +213,7 @@ def test_classify_a_good_image(demo: Path) -> None:
     at = open_page("pages/4_Classify.py")
     at.file_uploader(key="uploads").set_value(("new.png", (demo / "dots_001.png").read_bytes(), "image/png")).run()
     assert_clean(at)
-    assert "**Cluster " in texts(at, "markdown")
+    assert "<b>Cluster " in texts(at, "markdown")
     assert "confidence" in texts(at, "markdown")
 
 
@@ -241,7 +241,7 @@ def test_classify_bad_upload_is_named_and_the_rest_classified(demo: Path, name, 
     assert not at.exception
     errors = texts(at, "error")
     assert name in errors and reason in errors
-    assert "**Cluster " in texts(at, "markdown")
+    assert "<b>Cluster " in texts(at, "markdown")
 
 
 def test_classify_truncated_upload_is_named(demo: Path) -> None:
