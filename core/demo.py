@@ -11,13 +11,19 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from core.errors import DotmapError
+from core.images import _pool_context
+from core.processes import exit_with_owner
 
 CANVAS = 200
 MARGIN = 4
@@ -217,6 +223,103 @@ def builtin_demo_dir(cache_root: str | os.PathLike, on_progress: Callable[[int, 
     return folder
 
 
+SUBFOLDER_FROM = 10_000  # a set of more images is "large": sub-folders, one seed per image, in parallel
+FILES_PER_FOLDER = 1_000  # a large set's sub-folder holds this many images: no folder of a million entries
+CHUNK_IMAGES = 500  # images a worker draws per task: about half a second, so progress and Ctrl-C are prompt
+PROGRESS_EVERY = 250  # a small set reports progress after this many images
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a demo set holds: enough for a worker to draw and name any image by its index alone."""
+
+    kind: str
+    n: int
+    seed: int
+    size: int
+    families: tuple[str, ...] | None  # the shape families, or the digits kept (None: all ten)
+    large: bool  # sub-folders, a seed per image and 1-bit PNGs; else one flat folder and one stream
+    per_folder: int = FILES_PER_FOLDER  # carried, not read from the module: a worker may not share its state
+
+    def file_name(self, i: int) -> str:
+        name = f"dots_{i:0{len(str(self.n - 1))}d}.png"
+        if not self.large:
+            return name
+        return f"{i // self.per_folder:0{len(str((self.n - 1) // self.per_folder))}d}/{name}"
+
+    def label(self, i: int) -> str:
+        if self.kind == "digits":
+            targets = _digit_set(self.families)[1]
+            return str(int(targets[i % len(targets)]))
+        return self.families[i % len(self.families)]
+
+
+@lru_cache(maxsize=4)
+def _digit_set(kept: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's handwritten digits (data, target), only those named in ``kept``; once per process."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    chosen = [i for i, t in enumerate(bunch.target) if kept is None or str(int(t)) in kept]
+    return bunch.data[chosen], bunch.target[chosen]
+
+
+def _save_png(image: np.ndarray, path: str, one_bit: bool) -> None:
+    """A 1-bit PNG is smaller and faster to write and read than gray (notes/demo-speed.md)."""
+    if not one_bit:
+        Image.fromarray(image).save(path)
+        return
+    h, w = image.shape
+    Image.frombytes("1", (w, h), np.packbits(image > 127, axis=1).tobytes()).save(path)
+
+
+def _write_images(out: str, plan: _Plan, indices: range, stream: np.random.Generator | None = None) -> int:
+    """Draw and write the images ``indices``, each from its own seed (plan.seed, index), or, for a
+    small set, in turn from the one ``stream``. Returns how many were written."""
+    digits = _digit_set(plan.families)[0] if plan.kind == "digits" else None
+    for i in indices:
+        rng = stream if stream is not None else np.random.default_rng([plan.seed, i])
+        if digits is not None:
+            image = draw_digit(digits[i % len(digits)], rng, plan.size)
+        else:
+            image = draw_demo_image(plan.label(i), rng, plan.size, hard=plan.kind == "hard-shapes")
+        _save_png(image, os.path.join(out, plan.file_name(i)), one_bit=plan.large)
+    return len(indices)
+
+
+def _start_worker(owner: int) -> None:
+    """Pool initializer: Ctrl-C is the owner's to handle (it cancels what is queued), and a worker
+    ends when its owner dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_owner(owner)
+
+
+def _write_in_parallel(
+    out: Path, plan: _Plan, workers: int, on_progress: Callable[[int, int, str], None] | None
+) -> None:
+    chunks = [range(i, min(i + CHUNK_IMAGES, plan.n)) for i in range(0, plan.n, CHUNK_IMAGES)]
+    write = partial(_write_images, str(out), plan)
+    pool = None
+    if workers > 1 and len(chunks) > 1:
+        pool = ProcessPoolExecutor(
+            min(workers, len(chunks)), mp_context=_pool_context(), initializer=_start_worker, initargs=(os.getpid(),)
+        )
+    try:
+        done = 0
+        for count in pool.map(write, chunks) if pool is not None else map(write, chunks):
+            done += count
+            if on_progress is not None:
+                on_progress(done, plan.n, "demo")
+    finally:
+        if pool is not None:  # on Ctrl-C or an error, drop the queued chunks instead of drawing them all
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _label_rows(plan: _Plan) -> Iterator[tuple[str, str]]:
+    for i in range(plan.n):
+        yield plan.file_name(i), plan.label(i)
+
+
 def make_demo(
     out_dir: str | os.PathLike,
     n: int = 2000,
@@ -225,6 +328,7 @@ def make_demo(
     size: int = CANVAS,
     on_progress: Callable[[int, int, str], None] | None = None,
     kind: str = "shapes",
+    workers: int | None = None,
 ) -> Path:
     """Write ``n`` demo PNGs and ``labels.csv`` (filename,label) into a new folder.
 
@@ -232,6 +336,12 @@ def make_demo(
     ``n // len(families)`` images or one more; digits are taken in scikit-learn's order, repeated
     (with new dots) past its 1,797, and ``families`` may name the digits ("0".."9") to keep.
     The folder must not exist yet or be empty: nothing already there is overwritten.
+
+    A set of up to SUBFOLDER_FROM images is one flat folder of gray PNGs drawn in turn from one
+    random stream (made in this process). A larger set is drawn by ``workers`` processes (default:
+    every core), each image from its own seed (``seed``, index), so it is the same whatever the
+    workers; its 1-bit PNGs go into sub-folders of FILES_PER_FOLDER (``000/dots_0000000.png``),
+    named so in labels.csv. labels.csv is written last: a folder without it is unfinished.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} should be one of {KINDS}.")
@@ -244,38 +354,33 @@ def make_demo(
         raise ValueError(f"size={size} is too small for {kind}.")
     if n < 1:
         raise ValueError(f"n={n} should be >= 1.")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers={workers} should be >= 1.")
     unknown = [] if kind == "digits" else sorted(set(families) - set(known))
     if unknown:
         raise ValueError(f"unknown families {unknown}; choose from {sorted(known)}.")
+    chosen = None if families is None else tuple(families)
+    plan = _Plan(kind, n, seed, size, chosen, large=n > SUBFOLDER_FROM, per_folder=FILES_PER_FOLDER)
+    if kind == "digits" and not len(_digit_set(plan.families)[1]):
+        raise ValueError("families should name at least one digit, 0..9.")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DotmapError(f"{out} already exists and is not an empty folder; choose a new folder.")
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    if kind == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        chosen = [i for i, t in enumerate(bunch.target) if families is None or str(int(t)) in families]
-        if not chosen:
-            raise ValueError("families should name at least one digit, 0..9.")
-        digits, targets = bunch.data[chosen], bunch.target[chosen]
-    width = len(str(n - 1))
-    rows = []
-    for i in range(n):
-        name = f"dots_{i:0{width}d}.png"
-        if kind == "digits":
-            label = str(int(targets[i % len(targets)]))
-            image = draw_digit(digits[i % len(digits)], rng, size)
-        else:
-            label = families[i % len(families)]
-            image = draw_demo_image(label, rng, size, hard=kind == "hard-shapes")
-        Image.fromarray(image).save(out / name)
-        rows.append((name, label))
-        if on_progress is not None and (i + 1 == n or (i + 1) % 250 == 0):
-            on_progress(i + 1, n, "demo")
-    with open(out / "labels.csv", "w", newline="") as f:
+    if plan.large:
+        for folder in sorted({os.path.dirname(plan.file_name(i)) for i in range(0, n, plan.per_folder)}):
+            (out / folder).mkdir()
+        _write_in_parallel(out, plan, workers or os.cpu_count() or 1, on_progress)
+    else:
+        stream = np.random.default_rng(seed)
+        for start in range(0, n, PROGRESS_EVERY):
+            done = _write_images(str(out), plan, range(start, min(start + PROGRESS_EVERY, n)), stream)
+            if on_progress is not None:
+                on_progress(start + done, n, "demo")
+    staging = out / ".labels.csv.tmp"
+    with open(staging, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["filename", "label"])
-        writer.writerows(rows)
+        writer.writerows(_label_rows(plan))
+    os.replace(staging, out / "labels.csv")
     return out

@@ -1,6 +1,10 @@
 """Tests of core.demo: demo images and the demo folder with its labels."""
 
 import csv
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -227,3 +231,141 @@ def test_builtin_demo_cut_short_is_made_again(tmp_path: Path, monkeypatch: pytes
     assert core.demo.builtin_demo_dir(tmp_path) == folder
     assert core.demo.builtin_demo_ready(tmp_path)
     assert sorted(p.name for p in folder.glob("*.png")) == [f"dots_{i:02d}.png" for i in range(40)]
+
+
+# ---------------------------------------------------------------- large sets: parallel, in sub-folders
+
+
+@pytest.fixture
+def large_from_20(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sets of more than 20 images are large, with 8 images per sub-folder and tasks of 5."""
+    import core.demo
+
+    monkeypatch.setattr(core.demo, "SUBFOLDER_FROM", 20)
+    monkeypatch.setattr(core.demo, "FILES_PER_FOLDER", 8)
+    monkeypatch.setattr(core.demo, "CHUNK_IMAGES", 5)
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.usefixtures("large_from_20")
+@pytest.mark.parametrize(("workers", "chunk"), [(2, 5), (2, 3), (1, 7)])
+def test_large_demo_is_the_same_whatever_the_workers_and_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, chunk: int
+) -> None:
+    import core.demo
+
+    reference = tree_bytes(make_demo(tmp_path / "one", n=23, seed=4, size=SIZE, workers=1))
+    monkeypatch.setattr(core.demo, "CHUNK_IMAGES", chunk)
+    assert tree_bytes(make_demo(tmp_path / "other", n=23, seed=4, size=SIZE, workers=workers)) == reference
+
+
+@pytest.mark.usefixtures("large_from_20")
+def test_large_demo_other_seed_gives_other_images(tmp_path: Path) -> None:
+    first = tree_bytes(make_demo(tmp_path / "first", n=21, seed=7, size=SIZE, workers=2))
+    second = tree_bytes(make_demo(tmp_path / "second", n=21, seed=8, size=SIZE, workers=2))
+    assert all(first[name] != second[name] for name in first if name.endswith(".png"))
+
+
+@pytest.mark.usefixtures("large_from_20")
+def test_large_demo_goes_into_sub_folders(tmp_path: Path) -> None:
+    out = make_demo(tmp_path / "demo", n=21, seed=0, size=SIZE, workers=2)
+    assert sorted(p.name for p in out.iterdir()) == ["0", "1", "2", "labels.csv"]
+    assert sorted(p.name for p in (out / "0").iterdir()) == [f"dots_{i:02d}.png" for i in range(8)]
+    assert sorted(p.name for p in (out / "2").iterdir()) == [f"dots_{i:02d}.png" for i in range(16, 21)]
+
+
+@pytest.mark.usefixtures("large_from_20")
+def test_demo_at_the_threshold_stays_flat(tmp_path: Path) -> None:
+    out = make_demo(tmp_path / "demo", n=20, seed=0, size=SIZE, workers=2)
+    assert all(p.is_file() for p in out.iterdir())
+    assert len(list(out.glob("*.png"))) == 20
+
+
+@pytest.mark.usefixtures("large_from_20")
+@pytest.mark.parametrize(
+    ("kind", "families", "expected"),
+    [
+        ("shapes", ["ring", "line", "two-blobs"], ["ring", "line", "two-blobs"] * 7),
+        ("digits", ["3", "7"], None),  # scikit-learn's order of its threes and sevens
+    ],
+)
+def test_large_demo_labels_name_every_image_with_its_group(tmp_path: Path, kind, families, expected) -> None:
+    out = make_demo(tmp_path / "demo", n=21, seed=3, families=families, kind=kind, workers=2)
+    inventory = scan_folder(out)
+    rows = read_rows(out)[1:]
+    assert [name for name, _ in rows] == [e.path for e in inventory.files]  # a/b paths, from the root
+    images = load_images(inventory, grid=32, workers=1)
+    assert images.skipped == []
+    codes, names = read_labels(inventory.labels_path, images.paths)
+    assert names == sorted(families) and (codes >= 0).all()
+    if expected is not None:
+        assert [names[c] for c in codes] == expected
+
+
+@pytest.mark.usefixtures("large_from_20")
+def test_large_demo_images_are_one_bit_pngs_of_their_seed(tmp_path: Path) -> None:
+    size = 45  # not a multiple of 8: rows of bits are padded
+    out = make_demo(tmp_path / "demo", n=21, seed=5, families=["cross", "ring"], size=size, workers=1)
+    for i, (name, label) in enumerate(read_rows(out)[1:]):
+        with Image.open(out / name) as im:
+            assert (im.format, im.mode, im.size) == ("PNG", "1", (size, size))
+            pixels = np.asarray(im.convert("L"))
+        expected = draw_demo_image(label, np.random.default_rng([5, i]), size=size)
+        np.testing.assert_array_equal(pixels, expected)
+
+
+@pytest.mark.usefixtures("large_from_20")
+def test_large_demo_reports_progress_per_task(tmp_path: Path) -> None:
+    calls = []
+    make_demo(tmp_path / "demo", n=21, size=SIZE, workers=2, on_progress=lambda *a: calls.append(a))
+    assert calls == [(done, 21, "demo") for done in (5, 10, 15, 20, 21)]
+
+
+@pytest.mark.parametrize("workers", [0, -1])
+def test_make_demo_refuses_a_bad_worker_count(tmp_path: Path, workers: int) -> None:
+    with pytest.raises(ValueError, match=rf"workers={workers} should be >= 1"):
+        make_demo(tmp_path / "demo", n=3, size=SIZE, workers=workers)
+    assert not (tmp_path / "demo").exists()
+
+
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through /proc")
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_stopping_a_large_demo_leaves_no_workers(tmp_path: Path, how: signal.Signals) -> None:
+    from core.processes import WATCH_EVERY_S, process_alive
+
+    out = tmp_path / "demo"
+    code = (
+        "import core.demo as d; d.SUBFOLDER_FROM = 10; d.CHUNK_IMAGES = 50; "
+        f"d.make_demo({str(out)!r}, n=10**6, size=48, workers=2)"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not list(out.glob("*/dots_*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = child_pids(owner.pid)
+        assert len(workers) == 2
+        owner.send_signal(how)
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 4 * WATCH_EVERY_S + 2
+        while any(process_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [w for w in workers if process_alive(w)]
+        assert not (out / "labels.csv").exists()  # a set cut short is not taken for a finished one
+    finally:
+        owner.kill()
+        owner.wait()
