@@ -9,7 +9,7 @@ from core.export import assignments_csv_text
 from core.pipeline import Pipeline
 from pages.ui import data, page, render, timing
 from pages.ui import jobs as ui_jobs
-from pages.ui.selection import selected_rows
+from pages.ui.selection import map_rows
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
 CLICKED_PX = 288  # one clicked image, drawn large
@@ -51,19 +51,21 @@ def show_clicked(pipeline: Pipeline, row: int, label: int, word: str, shapes: np
 
 
 def show_selection(pipeline: Pipeline, rows: np.ndarray, labels: np.ndarray, shown_k: int, word: str) -> None:
-    """How many images of each group are selected, and the first ``SHOWN_SELECTED`` of them."""
+    """How many images of each group are selected, and their thumbnails, ``SHOWN_SELECTED`` a page."""
     picked = labels[rows]
     counts = np.bincount(picked[picked >= 0], minlength=shown_k)
     summary = ", ".join(f"{word} {c}: {n}" for c, n in enumerate(counts) if n)
     if np.any(picked < 0):
         summary += f", in no group: {int(np.sum(picked < 0))}"
     st.markdown(f"**{len(rows):,} images selected** ({summary})")
-    shown = rows[:SHOWN_SELECTED]
+    pages = -(-len(rows) // SHOWN_SELECTED)
+    number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="selection_page") if pages > 1 else 1
+    shown = rows[(number - 1) * SHOWN_SELECTED : number * SHOWN_SELECTED]
     masks = data.image_set(pipeline).unpack(shown)
     captions = [f"{names[r].rsplit('/', 1)[-1]} ·{labels[r] if labels[r] >= 0 else '-'}" for r in shown]
     st.image(render.montage(masks, captions, columns=12, frames=[render.colour(c) for c in labels[shown]]))
-    if len(rows) > SHOWN_SELECTED:
-        st.caption(f"The first {SHOWN_SELECTED} of {len(rows):,} are shown; the export has all of them.")
+    if pages > 1:
+        st.caption(f"{SHOWN_SELECTED} images a page; the export has all {len(rows):,}.")
 
 
 @st.fragment
@@ -100,9 +102,10 @@ def map_view(pipeline: Pipeline) -> None:
         shapes = None
         if show_shapes:
             shapes = data.auto_group_means(pipeline) if word == "group" else data.cluster_means(pipeline, k)
-        fig = render.map_figure(
-            data.layout(pipeline, kind), labels, shown_k, data.path_array(pipeline), title, word=word, shapes=shapes
-        )
+        xy = data.layout(pipeline, kind)
+        if len(xy) > render.DENSITY_ABOVE:
+            title += f" (every image in the colours, {min(len(xy), render.DENSITY_SAMPLE):,} of them as points)"
+        fig = render.map_figure(xy, labels, shown_k, data.path_array(pipeline), title, word=word, shapes=shapes)
         event = st.plotly_chart(
             fig,
             key="map",
@@ -114,7 +117,7 @@ def map_view(pipeline: Pipeline) -> None:
             "Drag a box (or pick the lasso in the chart's toolbar) to select images; double-click to clear. "
             "To see one image large, pick Pan (the cross of arrows) in the toolbar, then click a point."
         )  # Streamlit selects a clicked point only while the drag pans or zooms: in box mode a drag selects
-        rows = selected_rows(event.selection if event else None, len(names))
+        rows = map_rows(event.selection if event else None, xy, render.DENSITY_ABOVE)
         if len(rows) == 0:
             return
         if len(rows) == 1:  # a click on a point

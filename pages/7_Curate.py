@@ -23,7 +23,7 @@ from core.names import shown
 from core.pipeline import Pipeline
 from pages.ui import curation as cur
 from pages.ui import data, page, render, timing
-from pages.ui.selection import selected_rows
+from pages.ui.selection import map_rows
 
 STORY_WHOLE = 0.9  # "in one cluster" at a k: at least this share of the group's images
 STORY_ALONE = 0.8  # a cluster "is this group" when at least this share of its images are the group's
@@ -223,8 +223,9 @@ class View:
         with timing.timed("curate map"):
             layout = "umap" if pipeline.is_cached("map") else "pca"
             with_shapes = st.toggle("Typical shapes on the map", value=True, key="curate_shapes")
+            xy = data.layout(pipeline, layout)
             fig = render.map_figure(
-                data.layout(pipeline, layout),
+                xy,
                 dense,
                 len(group_names),
                 data.path_array(pipeline),
@@ -244,7 +245,7 @@ class View:
                 "Colours follow the list of groups below. Drag a box or a lasso (toolbar) to select images, "
                 "then move them; double-click to clear."
             )
-            rows = selected_rows(event.selection if event else None, len(names))
+            rows = map_rows(event.selection if event else None, xy, render.DENSITY_ABOVE)
         if len(rows) == 0:
             return
         groups_of = {**curation.names, OUTLIER: "outlier", UNASSIGNED: "unassigned"}

@@ -364,3 +364,59 @@ def test_map_figure_names_the_groups_on_its_colour_bar_and_in_the_hover() -> Non
     scatter = fig.data[0]
     assert list(scatter.marker.colorbar.ticktext) == ["rings", long[: TICK_CHARS - 1] + "…", "none"]
     assert list(scatter.text) == ["a.png<br>rings", f"b.png<br>{long}", "c.png<br>no group"]
+
+
+def test_rows_in_regions_takes_every_image_inside_a_box_or_a_lasso() -> None:
+    from pages.ui.selection import rows_in_regions
+
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 0.5], [0.5, 3.0]])
+    box = {"box": [{"x": [1.5, -0.5], "y": [-0.5, 1.5]}], "lasso": []}
+    assert rows_in_regions(box, xy).tolist() == [0, 1]
+    triangle = {"box": [], "lasso": [{"x": [1.5, 4.0, 4.0], "y": [0.0, 0.0, 3.0]}]}  # below the line y = x - 1.5
+    assert rows_in_regions(triangle, xy).tolist() == [3]
+    assert rows_in_regions({"box": [], "lasso": []}, xy).tolist() == []
+    assert rows_in_regions(None, xy).tolist() == []
+
+
+def test_map_rows_uses_the_regions_only_on_a_density_map() -> None:
+    from pages.ui.selection import map_rows
+
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    selection = {"points": [{"customdata": 0}], "box": [{"x": [-1, 2], "y": [-1, 2]}], "lasso": []}
+    assert map_rows(selection, xy, density_above=2).tolist() == [0, 1]  # the box: every image under it
+    assert map_rows(selection, xy, density_above=10).tolist() == [0]  # the points picked
+
+
+def test_density_layer_colours_each_bin_by_its_commonest_group() -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from pages.ui.render import colour, density_layer
+
+    xy = np.array([[0.0, 0.0]] * 3 + [[0.0, 0.0]] + [[10.0, 10.0]])
+    layer = density_layer(xy, np.array([1, 1, 1, 0, 0]), 2)
+    image = Image.open(io.BytesIO(base64.b64decode(layer["source"].split(",", 1)[1])))
+    assert image.mode == "RGBA" and max(image.size) == 640
+    pixels = np.asarray(image)
+    assert tuple(pixels[-1, 0, :3]) == tuple(int(colour(1)[i : i + 2], 16) for i in (1, 3, 5))  # bottom left
+    assert pixels[-1, 0, 3] == 255 and 0 < pixels[0, -1, 3] < 255  # 4 images opaque, 1 image see-through
+    assert pixels[300, 300, 3] == 0  # no image: nothing drawn
+    assert (layer["x"], layer["y"], layer["sizex"], layer["sizey"]) == (0.0, 10.0, 10.0, 10.0)
+
+
+def test_a_large_map_is_a_density_image_under_a_sample_of_points(monkeypatch) -> None:
+    from pages.ui import render
+
+    monkeypatch.setattr(render, "DENSITY_ABOVE", 100)
+    monkeypatch.setattr(render, "DENSITY_SAMPLE", 50)
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(300, 2))
+    names = np.array([f"{i}.png" for i in range(300)])
+    fig = render.map_figure(xy, rng.integers(0, 3, 300), 3, names, "t")
+    (scatter,) = fig.data
+    assert len(scatter.x) == 50 and list(scatter.customdata) == sorted(scatter.customdata)
+    rows = np.asarray(scatter.customdata)
+    assert np.allclose(scatter.x, xy[rows, 0]) and list(scatter.text) == names[rows].tolist()
+    assert [image.name for image in fig.layout.images] == ["density"]
