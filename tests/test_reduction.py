@@ -1,8 +1,9 @@
-"""Tests of core.reduction: PCA to a few components, and exact nearest neighbours."""
+"""Tests of core.reduction: PCA to a few components, and exact or approximate nearest neighbours."""
 
 import numpy as np
 import pytest
 
+from core import reduction
 from core.reduction import N_NEIGHBORS, nearest_neighbors, reduce_features
 
 SEED = 0
@@ -109,3 +110,126 @@ def test_nearest_neighbors_each_row_is_its_own_first_even_with_duplicates(rng) -
     Z[[10, 20]] = Z[3]
     indices, _ = nearest_neighbors(Z, 5)
     np.testing.assert_array_equal(indices[:, 0], np.arange(30))
+
+
+# ---- the exact/approximate switch (fast: the approximate search is replaced by a spy) --------
+@pytest.fixture
+def approximate_calls(monkeypatch) -> list[int]:
+    """The sizes the approximate search was asked for; it answers exactly, so no JIT runs."""
+    calls: list[int] = []
+
+    def spy(Z: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(len(Z))
+        return reduction._exact(Z, n_neighbors, Z)
+
+    monkeypatch.setattr(reduction, "_approximate_graph", spy)
+    return calls
+
+
+@pytest.mark.parametrize(("n", "approximate"), [(20, False), (21, True)])
+def test_auto_is_approximate_only_above_the_threshold(rng, monkeypatch, approximate_calls, n, approximate) -> None:
+    monkeypatch.setattr(reduction, "EXACT_NEIGHBOURS_UP_TO", 20)
+    nearest_neighbors(rng.normal(size=(n, 3)).astype(np.float32), 4)
+    assert approximate_calls == ([n] if approximate else [])
+
+
+@pytest.mark.parametrize(("method", "calls"), [("exact", []), ("approximate", [10])])
+def test_method_forces_the_search_at_any_size(rng, approximate_calls, method, calls) -> None:
+    nearest_neighbors(rng.normal(size=(10, 3)).astype(np.float32), 4, method=method)
+    assert approximate_calls == calls
+
+
+def test_queries_are_searched_exactly_above_the_threshold(rng, monkeypatch, approximate_calls) -> None:
+    monkeypatch.setattr(reduction, "EXACT_NEIGHBOURS_UP_TO", 20)
+    Z = rng.normal(size=(40, 5)).astype(np.float32)
+    queries = rng.normal(size=(3, 5)).astype(np.float32)
+    indices, _ = nearest_neighbors(Z, 4, queries)
+    assert approximate_calls == []
+    np.testing.assert_array_equal(indices, brute_force(Z.astype(np.float64), queries.astype(np.float64), 4)[0])
+
+
+def test_auto_below_the_threshold_is_todays_exact_search(rng) -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    Z = rng.normal(size=(200, 6)).astype(np.float32)
+    indices, distances = nearest_neighbors(Z)
+    expected_distances, expected_indices = (
+        NearestNeighbors(n_neighbors=N_NEIGHBORS, algorithm="brute").fit(Z).kneighbors(Z)
+    )
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(distances, expected_distances.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("method", "queries", "message"),
+    [
+        ("fast", None, r"method='fast' should be one of \('auto', 'exact', 'approximate'\)\."),
+        ("approximate", np.zeros((1, 3)), r"queries are always searched exactly\."),
+    ],
+)
+def test_nearest_neighbors_refuses_unknown_or_approximate_queries(rng, method, queries, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        nearest_neighbors(rng.normal(size=(10, 3)), 4, queries, method=method)
+
+
+# ---- the approximate search itself (pynndescent: numba JIT once per process) ----------------
+CLUSTERED_N = 3_000
+MIN_RECALL = 0.9
+
+
+@pytest.fixture(scope="module")
+def clustered() -> np.ndarray:
+    """3,000 points in 20 Gaussian clusters of 10 dimensions: (3000, 10) float32."""
+    rng = np.random.default_rng(SEED)
+    centres = rng.normal(scale=4.0, size=(20, 10))
+    return (centres[rng.integers(0, 20, CLUSTERED_N)] + rng.normal(size=(CLUSTERED_N, 10))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def approximate_graph(clustered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return nearest_neighbors(clustered, method="approximate", seed=SEED)
+
+
+@pytest.mark.slow
+def test_approximate_graph_finds_most_exact_neighbours(clustered, approximate_graph) -> None:
+    exact, _ = nearest_neighbors(clustered, method="exact")
+    indices, _ = approximate_graph
+    found = (indices[:, 1:, None] == exact[:, None, 1:]).any(axis=1)  # the row itself left out
+    assert found.mean() >= MIN_RECALL
+
+
+@pytest.mark.slow
+def test_approximate_graph_keeps_the_contract(clustered, approximate_graph) -> None:
+    indices, distances = approximate_graph
+    assert indices.shape == distances.shape == (CLUSTERED_N, N_NEIGHBORS)
+    assert indices.dtype == np.int64 and distances.dtype == np.float32
+    np.testing.assert_array_equal(indices[:, 0], np.arange(CLUSTERED_N))
+    np.testing.assert_array_equal(distances[:, 0], 0.0)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    assert indices.min() >= 0 and indices.max() < CLUSTERED_N
+    assert all(len(set(row)) == N_NEIGHBORS for row in indices)
+    exact = np.linalg.norm(clustered[indices] - clustered[:, None, :], axis=2)
+    np.testing.assert_allclose(distances, exact, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_approximate_graph_is_the_same_for_the_same_seed(clustered, approximate_graph) -> None:
+    indices, distances = nearest_neighbors(clustered, method="approximate", seed=SEED)
+    np.testing.assert_array_equal(indices, approximate_graph[0])
+    np.testing.assert_array_equal(distances, approximate_graph[1])
+
+
+@pytest.mark.slow
+def test_approximate_graph_puts_each_row_first_even_with_duplicates(rng) -> None:
+    Z = rng.normal(size=(30, 4)).astype(np.float32)
+    Z[[10, 20]] = Z[3]
+    indices, distances = nearest_neighbors(Z, 5, method="approximate")
+    np.testing.assert_array_equal(indices[:, 0], np.arange(30))
+    assert set(indices[3, :3]) == {3, 10, 20} and np.all(distances[[3, 10, 20], :3] == 0.0)
+
+
+@pytest.mark.slow
+def test_approximate_graph_of_fewer_rows_than_neighbours_is_complete(rng) -> None:
+    indices, _ = nearest_neighbors(rng.normal(size=(6, 3)).astype(np.float32), N_NEIGHBORS, method="approximate")
+    assert indices.shape == (6, 6)
+    assert all(sorted(row) == list(range(6)) for row in indices)
