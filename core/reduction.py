@@ -8,11 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 N_NEIGHBORS = 15  # of the kNN graph behind UMAP, and the neighbours a prediction reports
-# Up to this many images the kNN graph is exact (brute force, n^2: about 2.4 s at 32,000 and 25 s
-# at 100,000 on 2 cores); above it, approximate (pynndescent: about n log n, but its numba JIT
-# costs 30-80 s once per process, so it only pays off for larger sets; benchmarks/neighbours.py)
+# Up to this many images the kNN graph is exact (brute force, n^2: 3.3 s at 32,000 and 40 s at
+# 100,000 on 2 shared cores); above it, approximate (pynndescent: 0.7 s and 9 s, recall@15 0.99, but
+# its numba JIT costs 35-80 s once per process, so it pays off only from about here on;
+# benchmarks/neighbours.py)
 EXACT_NEIGHBOURS_UP_TO = 100_000
 NEIGHBOUR_METHODS = ("auto", "exact", "approximate")
+# candidates NN-descent keeps per row and round (pynndescent's default is n_neighbors, 15): 60, as
+# UMAP itself uses, lifts recall@15 on 100,000 points from 0.959 to 0.992 at about the same time
+APPROXIMATE_MAX_CANDIDATES = 60
 
 
 @dataclass
@@ -72,8 +76,8 @@ def nearest_neighbors(
     ``"exact"`` and ``"approximate"`` force one. The approximate graph is the same for the same
     ``seed`` and the same number of numba threads.
 
-    With ``queries`` (new images): always exact. A few queries cost m * n (milliseconds at a
-    million rows), far less than building an index over Z for them.
+    With ``queries`` (new images): always exact. They cost m * n (0.1 s for 10 queries, 4 s for
+    1,000 against a million rows), far less than building an index over Z for them.
 
     Returns
     -------
@@ -107,8 +111,8 @@ def _exact(Z: np.ndarray, n_neighbors: int, queries: np.ndarray) -> tuple[np.nda
 def _approximate_graph(Z: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """NN-descent kNN graph of Z (n, d) with self in column 0: int64 and float32, each (n, n_neighbors).
 
-    pynndescent's defaults (n_trees 9 at 32,000 rising to 12 at a million, n_iters log2 n) reach
-    a recall of 0.98-0.99 here; only the graph is used, so no search index is prepared.
+    pynndescent's own sizes (n_trees 9 at 32,000 rising to 12 at a million, n_iters log2 n) with
+    ``APPROXIMATE_MAX_CANDIDATES``; only the graph is used, so no search index is prepared.
     """
     try:
         from pynndescent import NNDescent
@@ -118,7 +122,14 @@ def _approximate_graph(Z: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.n
     with warnings.catch_warnings():
         # rows it could not fill are padded with -1 and mended below
         warnings.filterwarnings("ignore", message="Failed to correctly find n_neighbors", category=UserWarning)
-        index = NNDescent(Z, metric="euclidean", n_neighbors=n_neighbors, random_state=seed, compressed=False)
+        index = NNDescent(
+            Z,
+            metric="euclidean",
+            n_neighbors=n_neighbors,
+            max_candidates=APPROXIMATE_MAX_CANDIDATES,
+            random_state=seed,
+            compressed=False,
+        )
         indices, distances = index.neighbor_graph
     indices, distances = indices.astype(np.int64), distances.astype(np.float32)
     # a row NN-descent could not fill (padded with -1) is searched exactly instead
