@@ -160,7 +160,7 @@ class Pipeline:
         if stage == "reduction":
             return _keyed(stage, up=self.key("features"), components=s.components, seed=s.seed)
         if stage == "neighbours":
-            return _keyed(stage, up=self.key("reduction"), n=reduction.N_NEIGHBORS)
+            return _keyed(stage, up=self.key("reduction"), n=reduction.N_NEIGHBORS, seed=s.seed)
         if stage == "space":
             if s.cluster_space == "pca":
                 return self.key("reduction")
@@ -260,7 +260,7 @@ class Pipeline:
     def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
         def compute() -> tuple[dict, dict]:
             self._progress(0, 1, "neighbours")
-            indices, distances = reduction.nearest_neighbors(self.reduction().Z)
+            indices, distances = reduction.nearest_neighbors(self.reduction().Z, seed=self.settings.seed)
             self._progress(1, 1, "neighbours")
             return {"indices": indices, "distances": distances}, {}
 

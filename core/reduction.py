@@ -128,6 +128,7 @@ def _approximate_graph(Z: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.n
             n_neighbors=n_neighbors,
             max_candidates=APPROXIMATE_MAX_CANDIDATES,
             random_state=seed,
+            n_jobs=1,  # the same graph on every machine: with more threads it depends on their number
             compressed=False,
         )
         indices, distances = index.neighbor_graph
