@@ -19,6 +19,7 @@ MAP_EPOCHS = 200  # umap-learn's own choice for large sets; the map is looked at
 CLUSTER_SPACE_DIM = 10
 CLUSTER_SPACE_EPOCHS = 100  # clustering needs the groups, not a polished layout: measured, same ARI
 UMAP_MIN_IMAGES = 10
+UMAP_FIT_UP_TO = 200_000  # more images: UMAP is fitted on a sample of this many, the others placed by neighbours
 SETUP_WORDS = "building the graph; the first UMAP of a fresh install also compiles its code (10-40 s)"
 EPOCH_TEXT = re.compile(r"(\d+)/(\d+)")
 
@@ -32,11 +33,16 @@ def umap_embedding(
     min_dist: float = 0.1,
     n_epochs: int = MAP_EPOCHS,
     on_epoch: Callable[[int, int], None] | None = None,
+    fit_up_to: int | None = None,
 ) -> np.ndarray:
     """Seeded UMAP of Z (n, c) from its kNN graph: ndarray of shape (n, n_components), float32.
 
     ``on_epoch(done, total)`` follows the layout's epochs; before the first one UMAP builds its
     graph and, in a fresh install, compiles its code (10-40 s), which cannot be counted.
+
+    Above ``fit_up_to`` images (default UMAP_FIT_UP_TO) UMAP is fitted on a seeded sample of that
+    many, with the sample's own kNN graph, and every other image is placed at the distance-weighted
+    mean of its placed neighbours in the full graph (:func:`place_through_graph`).
 
     Raises
     ------
@@ -44,6 +50,16 @@ def umap_embedding(
         When umap-learn cannot be imported, there are too few images, or UMAP fails.
     """
     n = len(Z)
+    limit = UMAP_FIT_UP_TO if fit_up_to is None else fit_up_to
+    if n > limit >= UMAP_MIN_IMAGES:
+        from core.reduction import nearest_neighbors
+
+        sample = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+        own_indices, own_distances = nearest_neighbors(Z[sample], knn_indices.shape[1], seed=seed)
+        placed = umap_embedding(
+            Z[sample], own_indices, own_distances, n_components, seed, min_dist, n_epochs, on_epoch, fit_up_to=limit
+        )
+        return place_through_graph(Z, sample, placed, knn_indices, knn_distances)
     if n < UMAP_MIN_IMAGES:
         raise UmapUnavailableError(
             f"UMAP needs at least {UMAP_MIN_IMAGES} images and there are {n}; "
@@ -112,3 +128,37 @@ def place_by_neighbours(positions: np.ndarray, indices: np.ndarray, distances: n
     weights = np.where(exact.any(1, keepdims=True), exact.astype(np.float64), weights)
     weights /= weights.sum(1, keepdims=True)
     return np.einsum("mj,mjc->mc", weights, positions[indices]).astype(np.float32)
+
+
+def place_through_graph(
+    Z: np.ndarray, sample: np.ndarray, placed: np.ndarray, indices: np.ndarray, distances: np.ndarray
+) -> np.ndarray:
+    """Every image's position, from the positions ``placed`` (s, c) of the rows ``sample``.
+
+    Each other image goes to the distance-weighted mean of its neighbours (kNN graph ``indices``,
+    ``distances`` (n, k)) that have a position, in rounds, until all have one: with a sample of a
+    tenth, most images have a placed neighbour at once, the rest in the next rounds. Images whose
+    neighbours never get one (a part of the graph with no sampled image) are placed by their
+    nearest sampled images in Z (exact search). Returns (n, c) float32.
+    """
+    n = len(indices)
+    positions = np.zeros((n, placed.shape[1]), np.float64)
+    done = np.zeros(n, bool)
+    positions[sample], done[sample] = placed, True
+    weights_all = 1.0 / np.maximum(distances.astype(np.float64), 1e-12)
+    while not done.all():
+        todo = np.flatnonzero(~done)
+        known = done[indices[todo]]  # (m, k): which neighbours have a position
+        ready = known.any(axis=1)
+        if not ready.any():
+            from core.reduction import nearest_neighbors
+
+            near, gaps = nearest_neighbors(Z[sample], indices.shape[1], queries=Z[todo])
+            positions[todo] = place_by_neighbours(placed, near, gaps)
+            break
+        rows = todo[ready]
+        weights = np.where(known[ready], weights_all[rows], 0.0)
+        weights /= weights.sum(axis=1, keepdims=True)
+        positions[rows] = np.einsum("mj,mjc->mc", weights, positions[indices[rows]])
+        done[rows] = True
+    return positions.astype(np.float32)

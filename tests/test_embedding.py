@@ -65,3 +65,37 @@ def test_umap_embedding_keeps_separated_blobs_apart_and_repeats_with_the_seed(rn
     assert np.isfinite(xy).all()
     assert adjusted_rand_score(truth, fit_clusters(xy, 3, seed=SEED).labels) >= MIN_BLOB_ARI
     np.testing.assert_array_equal(umap_embedding(Z, indices, distances, seed=SEED), xy)
+
+
+def test_place_through_graph_fills_every_row_in_rounds_by_hand() -> None:
+    from core.embedding import place_through_graph
+
+    # a chain 0 - 1 - 2 - 3; only row 0 and row 3 are placed (at 0 and 30)
+    indices = np.array([[0, 1], [1, 0], [2, 3], [3, 2]])
+    distances = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    Z = np.arange(4, dtype=np.float64)[:, None]
+    placed = place_through_graph(Z, np.array([0, 3]), np.array([[0.0], [30.0]]), indices, distances)
+    assert placed[:, 0].tolist() == [0.0, 0.0, 30.0, 30.0]  # each takes its one placed neighbour
+
+
+def test_place_through_graph_reaches_rows_whose_part_of_the_graph_has_no_sample() -> None:
+    from core.embedding import place_through_graph
+
+    indices = np.array([[0, 1], [1, 0], [2, 3], [3, 2]])  # two parts: {0, 1} and {2, 3}
+    distances = np.ones((4, 2))
+    Z = np.array([[0.0], [1.0], [9.0], [10.0]])
+    placed = place_through_graph(Z, np.array([0, 1]), np.array([[5.0], [7.0]]), indices, distances)
+    assert np.all(np.isfinite(placed)) and placed[2, 0] == pytest.approx(placed[3, 0], abs=2.0)
+    assert 5.0 <= placed[2, 0] <= 7.0  # placed by its nearest sampled images in Z
+
+
+@pytest.mark.slow
+def test_umap_fitted_on_a_sample_keeps_separated_blobs_apart(rng) -> None:
+    centres = rng.normal(0, 20, (4, 8))
+    truth = np.repeat(np.arange(4), 150)
+    Z = (centres[truth] + rng.normal(0, 1, (600, 8))).astype(np.float32)
+    indices, distances = nearest_neighbors(Z, 15)
+    U = umap_embedding(Z, indices, distances, n_components=2, seed=0, n_epochs=50, fit_up_to=200)
+    assert U.shape == (600, 2) and np.isfinite(U).all()
+    found = fit_clusters(U, 4, "kmeans", 0).labels
+    assert adjusted_rand_score(truth, found) >= 0.95
