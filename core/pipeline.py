@@ -259,8 +259,10 @@ class Pipeline:
 
     def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
         def compute() -> tuple[dict, dict]:
-            self._progress(0, 1, "neighbours")
-            indices, distances = reduction.nearest_neighbors(self.reduction().Z, seed=self.settings.seed)
+            Z = self.reduction().Z
+            approximate = len(Z) > reduction.EXACT_NEIGHBOURS_UP_TO
+            self._progress(0, 0 if approximate else 1, reduction.APPROXIMATE_WORDS if approximate else "neighbours")
+            indices, distances = reduction.nearest_neighbors(Z, seed=self.settings.seed)
             self._progress(1, 1, "neighbours")
             return {"indices": indices, "distances": distances}, {}
 
