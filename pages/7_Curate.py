@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict
 
 import numpy as np
 import streamlit as st
@@ -15,7 +14,6 @@ from core.curation import (
     UNASSIGNED,
     Curation,
     CurationError,
-    from_clusters,
     group_story,
     split_parts,
 )
@@ -38,71 +36,6 @@ sweep = data.sweep(pipeline)
 names = data.paths(pipeline)
 
 
-def start_from_k(k: int) -> None:
-    about = {"folder": str(pipeline.inventory.root), "settings": asdict(pipeline.settings)}
-    curation = from_clusters(pipeline.image_meta()["paths"], sweep.labels[sweep.row(k)], k, **about)
-    cur.adopt(pipeline, curation, f"Started from the {k} clusters of k = {k}")
-
-
-def restore_last_good() -> None:
-    path = cur.file_of(pipeline)
-    aside = curation_file.set_aside(path) if path.exists() else None
-    try:
-        curation = curation_file.load(curation_file.last_good(path), pipeline.image_meta()["paths"])
-    except CurationError as exc:
-        cur.say("error", str(exc))
-        return
-    cur.adopt(
-        pipeline,
-        curation,
-        "Opened the last good version" + (f"; the unreadable file is kept as {aside}" if aside else ""),
-    )
-
-
-def import_file() -> None:
-    upload = st.session_state.get("curation_upload")
-    if upload is None:
-        return
-    try:
-        curation = curation_file.from_text(upload.getvalue(), pipeline.image_meta()["paths"], shown(upload.name))
-    except CurationError as exc:
-        cur.say("error", str(exc))
-        return
-    notes = " ".join(curation.notes)
-    cur.adopt(pipeline, curation, f"Imported {shown(upload.name)} ({len(curation.names)} groups). {notes}".strip())
-
-
-def start_panel(k_key: str) -> None:
-    k = page.k_select(sweep, key=k_key, label="Start from the clusters of k =")
-    st.button(f"Start from the {k} clusters", on_click=start_from_k, args=(k,), key=f"{k_key}_start", type="primary")
-
-
-def copy_other(path: str) -> None:
-    try:
-        curation = curation_file.load(path, pipeline.image_meta()["paths"])
-    except CurationError as exc:
-        cur.say("error", str(exc))
-        return
-    curation.settings, curation.history = asdict(pipeline.settings), []
-    cur.adopt(pipeline, curation, f"Copied the curation made with other settings ({shown(path)})")
-
-
-def other_settings_panel() -> None:
-    """Curations of this folder made with other settings: the groups are of images, so they can be copied here."""
-    others = curation_file.other_curations(pipeline.inventory.root, asdict(pipeline.settings))
-    if not others:
-        return
-    st.markdown(f"This folder has {len(others)} curation(s) made with other settings:")
-    for i, path in enumerate(others[:5]):
-        st.button(f"Copy {path.name} here", on_click=copy_other, args=(str(path),), key=f"copy_other_{i}")
-
-
-def import_panel() -> None:
-    st.file_uploader(
-        "Import a curation file (JSON, as downloaded here)", type=["json"], key="curation_upload", on_change=import_file
-    )
-
-
 @st.fragment
 def curation_view(pipeline: Pipeline) -> None:
     """Everything of the curation: a change (a callback) reruns this part only, not the page with its folder scan."""
@@ -111,7 +44,7 @@ def curation_view(pipeline: Pipeline) -> None:
         try:
             curation = cur.current(pipeline)
         except CurationError as exc:
-            unreadable(exc)
+            cur.unreadable(pipeline, exc)
             return
         if curation is None:
             st.info(
@@ -119,22 +52,11 @@ def curation_view(pipeline: Pipeline) -> None:
                 "merge them, split one, move images between them or mark them as outliers. Every change is saved "
                 f"at once in a file of yours (not the cache): `{cur.file_of(pipeline)}`, and can be undone."
             )
-            start_panel("k_curate_start")
-            import_panel()
-            other_settings_panel()
+            cur.start_panel(pipeline, "k_curate_start")
+            cur.import_panel(pipeline)
+            cur.other_settings_panel(pipeline)
             return
         View(curation).draw()
-
-
-def unreadable(exc: CurationError) -> None:
-    st.error(str(exc))
-    st.markdown("The file is not changed by anything below: it is moved aside, never deleted.")
-    left, right = st.columns(2)
-    with left:
-        if curation_file.last_good(cur.file_of(pipeline)).exists():
-            st.button("Open the last good version", on_click=restore_last_good, key="restore", type="primary")
-    with right, st.expander("Or start again"):
-        start_panel("k_restart_broken")
 
 
 class View:
@@ -195,9 +117,9 @@ class View:
             key="curation_download",
         )
         with bar[2].popover("Import or start again", icon=":material/upload_file:"):
-            import_panel()
+            cur.import_panel(pipeline)
             st.caption("Starting again keeps the current curation as the last good version beside the file.")
-            start_panel("k_restart")
+            cur.start_panel(pipeline, "k_restart")
 
     def move_bar(self, rows: np.ndarray, key: str) -> None:
         """Move ``rows`` to a group, a new group, the outliers or the unassigned."""

@@ -18,9 +18,10 @@ import numpy as np
 import streamlit as st
 
 from core import curation_file
-from core.curation import Curation, CurationError, group_shape, most_typical
+from core.curation import Curation, CurationError, from_clusters, group_shape, most_typical
+from core.names import shown
 from core.pipeline import Pipeline
-from pages.ui import render
+from pages.ui import page, render
 
 KEY = "curation"  # session: (file path, Curation)
 SAID = "curation_said"  # session: (kind, words) of the last change, shown once
@@ -108,6 +109,96 @@ def undo() -> None:
 
 def version() -> int:
     return st.session_state.get(VERSION, 0)
+
+
+# ---- starting, importing, mending: the page before there is a curation to draw -----------------
+def start_from_k(pipeline: Pipeline, k: int) -> None:
+    sweep = pipeline.sweep()
+    about = {"folder": str(pipeline.inventory.root), "settings": asdict(pipeline.settings)}
+    curation = from_clusters(pipeline.image_meta()["paths"], sweep.labels[sweep.row(k)], k, **about)
+    adopt(pipeline, curation, f"Started from the {k} clusters of k = {k}")
+
+
+def restore_last_good(pipeline: Pipeline) -> None:
+    path = file_of(pipeline)
+    aside = curation_file.set_aside(path) if path.exists() else None
+    try:
+        curation = curation_file.load(curation_file.last_good(path), pipeline.image_meta()["paths"])
+    except CurationError as exc:
+        say("error", str(exc))
+        return
+    adopt(
+        pipeline,
+        curation,
+        "Opened the last good version" + (f"; the unreadable file is kept as {aside}" if aside else ""),
+    )
+
+
+def import_file(pipeline: Pipeline) -> None:
+    upload = st.session_state.get("curation_upload")
+    if upload is None:
+        return
+    try:
+        curation = curation_file.from_text(upload.getvalue(), pipeline.image_meta()["paths"], shown(upload.name))
+    except CurationError as exc:
+        say("error", str(exc))
+        return
+    notes = " ".join(curation.notes)
+    adopt(pipeline, curation, f"Imported {shown(upload.name)} ({len(curation.names)} groups). {notes}".strip())
+
+
+def start_panel(pipeline: Pipeline, k_key: str) -> None:
+    k = page.k_select(pipeline.sweep(), key=k_key, label="Start from the clusters of k =")
+    st.button(
+        f"Start from the {k} clusters", on_click=start_from_k, args=(pipeline, k), key=f"{k_key}_start", type="primary"
+    )
+
+
+def copy_other(pipeline: Pipeline, path: str) -> None:
+    try:
+        curation = curation_file.load(path, pipeline.image_meta()["paths"])
+    except CurationError as exc:
+        say("error", str(exc))
+        return
+    curation.settings, curation.history = asdict(pipeline.settings), []
+    adopt(pipeline, curation, f"Copied the curation made with other settings ({shown(path)})")
+
+
+def other_settings_panel(pipeline: Pipeline) -> None:
+    """Curations of this folder made with other settings: the groups are of images, so they can be copied here."""
+    others = curation_file.other_curations(pipeline.inventory.root, asdict(pipeline.settings))
+    if not others:
+        return
+    st.markdown(f"This folder has {len(others)} curation(s) made with other settings:")
+    for i, path in enumerate(others[:5]):
+        st.button(f"Copy {path.name} here", on_click=copy_other, args=(pipeline, str(path)), key=f"copy_other_{i}")
+
+
+def import_panel(pipeline: Pipeline) -> None:
+    st.file_uploader(
+        "Import a curation file (JSON, as downloaded here)",
+        type=["json"],
+        key="curation_upload",
+        on_change=import_file,
+        args=(pipeline,),
+    )
+
+
+def unreadable(pipeline: Pipeline, exc: CurationError) -> None:
+    st.error(str(exc))
+    st.markdown("The file is not changed by anything below: it is moved aside, never deleted.")
+    left, right = st.columns(2)
+    with left:
+        if curation_file.last_good(file_of(pipeline)).exists():
+            st.button(
+                "Open the last good version",
+                on_click=restore_last_good,
+                args=(pipeline,),
+                key="restore",
+                type="primary",
+            )
+    with right, st.expander("Or start again"):
+        start_panel(pipeline, "k_restart_broken")
 
 
 # ---- what the page draws of the groups, cached by their members ------------------------------
