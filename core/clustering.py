@@ -164,14 +164,21 @@ def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0
 
 AUTO_MIN_SHARE = 0.01  # a group found automatically holds at least 1% of the images
 AUTO_MIN_SIZE = 10
+AUTO_FIT_UP_TO = 100_000  # more images: HDBSCAN on a seeded sample of this many, the others take their neighbours'
 
 
-def auto_groups(X: np.ndarray) -> np.ndarray:
+def auto_groups(
+    X: np.ndarray, graph: np.ndarray | None = None, fit_up_to: int | None = None, seed: int = 0
+) -> np.ndarray:
     """Groups found without a k: HDBSCAN on the rows of X (n, d); -1 marks noise (no group).
 
     The groups are the dense regions of the cluster space that hold at least AUTO_MIN_SHARE of
     the images; an image in none of them is left unassigned rather than forced into the
     nearest. Groups are numbered from the largest (0). Deterministic: HDBSCAN has no seed.
+
+    Above ``fit_up_to`` images (default AUTO_FIT_UP_TO), given the kNN ``graph`` (n, k) of the
+    images, HDBSCAN runs on a seeded sample of that many and every other image takes the group
+    most of its neighbours have (:func:`spread_labels`): HDBSCAN's cost grows faster than linearly.
 
     Returns
     -------
@@ -180,6 +187,10 @@ def auto_groups(X: np.ndarray) -> np.ndarray:
     from sklearn.cluster import HDBSCAN
 
     n = len(X)
+    limit = AUTO_FIT_UP_TO if fit_up_to is None else fit_up_to
+    if graph is not None and n > limit >= 2 * AUTO_MIN_SIZE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+        return spread_labels(sample, auto_groups(X[sample], fit_up_to=limit), graph)
     if n < 2 * AUTO_MIN_SIZE:
         return np.full(n, -1, np.int64)
     size = max(AUTO_MIN_SIZE, int(AUTO_MIN_SHARE * n))
@@ -192,6 +203,34 @@ def auto_groups(X: np.ndarray) -> np.ndarray:
     new_id = np.empty_like(order)
     new_id[order] = np.arange(len(order))
     return np.where(found, new_id[np.maximum(labels, 0)], -1)
+
+
+def spread_labels(sample: np.ndarray, labels: np.ndarray, graph: np.ndarray) -> np.ndarray:
+    """Every image's group from the groups ``labels`` of the rows ``sample``: in rounds, an image
+    takes the group most of its labelled neighbours (kNN ``graph`` (n, k)) are in, -1 (noise)
+    included but losing ties. An image no labelled neighbour ever reaches stays -1. Returns (n,) int64.
+    """
+    n, unset = len(graph), -2
+    out = np.full(n, unset, np.int64)
+    out[sample] = labels
+    slots = int(labels.max()) + 2 if len(labels) else 1  # groups 0..g-1, then noise in the last slot
+    while True:
+        todo = np.flatnonzero(out == unset)
+        if not len(todo):
+            break
+        near = out[graph[todo]]  # (m, k)
+        known = near != unset
+        ready = known.any(axis=1)
+        if not ready.any():
+            out[todo] = -1
+            break
+        rows, near, known = todo[ready], near[ready], known[ready]
+        slot = np.where(near == -1, slots - 1, near)
+        flat = (np.arange(len(rows))[:, None] * slots + slot)[known]
+        votes = np.bincount(flat, minlength=len(rows) * slots).reshape(len(rows), slots)
+        winner = votes.argmax(axis=1)  # the first of equal counts: a group before noise
+        out[rows] = np.where(winner == slots - 1, -1, winner)
+    return out
 
 
 def order_by_size(fit: Fit) -> Fit:

@@ -188,7 +188,14 @@ class Pipeline:
         if stage == "map":
             return _keyed(stage, up=self.key("neighbours"), seed=s.seed, epochs=embedding.MAP_EPOCHS)
         if stage == "auto":
-            return _keyed(stage, up=self.key("space"), share=clustering.AUTO_MIN_SHARE, least=clustering.AUTO_MIN_SIZE)
+            return _keyed(
+                stage,
+                up=self.key("space"),
+                graph=self.key("neighbours"),
+                share=clustering.AUTO_MIN_SHARE,
+                least=clustering.AUTO_MIN_SIZE,
+                seed=s.seed,
+            )
         raise ValueError(f"unknown stage {stage!r}")
 
     # ---- running a stage ------------------------------------------------------------------
@@ -453,7 +460,9 @@ class Pipeline:
 
         def compute() -> tuple[dict, dict]:
             self._progress(0, 1, "automatic groups")
-            labels = clustering.auto_groups(self.space())
+            X = self.space()
+            graph = self.neighbours()[0] if len(X) > clustering.AUTO_FIT_UP_TO else None  # a sample's groups spread
+            labels = clustering.auto_groups(X, graph, seed=self.settings.seed)
             self._progress(1, 1, "automatic groups")
             groups = int(labels.max()) + 1 if len(labels) else 0
             return {"labels": labels}, {"groups": groups, "noise": float(np.mean(labels < 0)) if len(labels) else 0.0}

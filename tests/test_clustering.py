@@ -223,3 +223,28 @@ def test_reordering_a_mixture_moves_its_components_along(rng) -> None:
     ordered = order_by_size(fit)
     assert np.bincount(ordered.labels)[0] == 200
     np.testing.assert_array_equal(membership(X, ordered).argmax(1), ordered.labels)
+
+
+def test_spread_labels_gives_each_image_the_group_of_most_of_its_labelled_neighbours() -> None:
+    from core.clustering import spread_labels
+
+    graph = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 4, 4], [4, 3, 2], [5, 5, 5], [6, 0, 4], [7, 2, 2]])
+    out = spread_labels(np.array([0, 1, 4]), np.array([0, 0, -1]), graph)
+    # 2: its labelled neighbours are in group 0; 3: only noise; 5: no labelled neighbour, ever;
+    # 6: group 0 and noise tie, the group wins; 7: its neighbour 2 gets a group in round 1, it in round 2
+    assert out.tolist() == [0, 0, 0, -1, -1, -1, 0, 0]
+
+
+def test_auto_groups_on_a_sample_spread_through_the_graph_match_the_full_run() -> None:
+    from core.clustering import auto_groups
+    from core.compare import agreement
+    from core.reduction import nearest_neighbors
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 30, (4, 5))
+    X = np.concatenate([c + rng.normal(0, 1, (300, 5)) for c in centres])
+    graph, _ = nearest_neighbors(X, 10)
+    full = auto_groups(X)
+    sampled = auto_groups(X, graph, fit_up_to=300, seed=0)
+    assert int(full.max()) + 1 == 4 and int(sampled.max()) + 1 == 4
+    assert agreement(full, sampled)[0] >= 0.95
