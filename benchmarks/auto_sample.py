@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     full = clustering.auto_groups(X, fit_up_to=len(X))
     seconds = time.perf_counter() - start
     print(
-        f"all {len(X):,}: {seconds:.1f} s, {full.max() + 1} groups, ARI {agreement(truth, full)[0]:.3f} against the truth"
+        f"all {len(X):,}: {seconds:.1f} s, {full.max() + 1} groups, "
+        f"ARI {agreement(truth, full)[0]:.3f} against the truth"
     )
     for size in args.samples:
         start = time.perf_counter()
