@@ -173,7 +173,11 @@ def _notes(pipeline: Pipeline) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     progress = _Progress(not args.quiet and sys.stderr.isatty())
-    out = demo.make_demo(args.out_dir, n=args.n, seed=args.seed, on_progress=progress, kind=args.kind)
+    if args.workers is not None and args.workers < 1:
+        raise DotmapError(f"--workers {args.workers}: give 1 or more processes.")
+    out = demo.make_demo(
+        args.out_dir, n=args.n, seed=args.seed, on_progress=progress, kind=args.kind, workers=args.workers
+    )
     progress.close()
     groups = {
         "shapes": f"{len(demo.FAMILIES)} shape families",
@@ -449,6 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="shapes",
         help="shapes (8 families, the built-in demo), hard-shapes (10 families with near-alike pairs, "
         "open curves, partial shapes, clutter) or digits (scikit-learn's real handwritten digits as dots)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"processes drawing a set of more than {demo.SUBFOLDER_FROM:,} images (default: every core)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_demo)

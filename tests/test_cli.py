@@ -321,3 +321,13 @@ def test_demo_of_each_kind_writes_its_groups(
     assert f"wrote 30 demo images of {said}" in capsys.readouterr().out
     with open(tmp_path / "out" / "labels.csv", newline="") as f:
         assert len({row["label"] for row in csv.DictReader(f)}) == labels
+
+
+def test_demo_workers_is_checked_and_passed_on(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    import core.demo
+
+    assert main(["demo", str(tmp_path / "bad"), "--n", "8", "--workers", "0", "--quiet"]) == 1
+    assert "--workers 0: give 1 or more processes" in capsys.readouterr().err
+    monkeypatch.setattr(core.demo, "SUBFOLDER_FROM", 10)  # 12 images make a "large" set, drawn by 1 worker
+    assert main(["demo", str(tmp_path / "one"), "--n", "12", "--workers", "1", "--quiet"]) == 0
+    assert len(list((tmp_path / "one").glob("*/dots_*.png"))) == 12
