@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import stat
@@ -85,8 +86,28 @@ def unpack_masks(packed: np.ndarray, grid: int) -> np.ndarray:
 
 
 def count_distinct(packed: np.ndarray) -> int:
-    """How many different masks a packed array (n, nbytes) holds."""
-    return len({row.tobytes() for row in packed})
+    """How many different masks a packed array (n, nbytes) holds.
+
+    Rows are told apart by a 16-byte digest, not kept whole: a set of every row would be a second
+    copy of the images (5 GB at a million).
+    """
+    return len({hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in packed})
+
+
+INK_CHUNK = 8192  # rows counted at a time: memory stays that of a chunk, not of the unpacked images
+
+
+def ink_counts(packed: np.ndarray) -> np.ndarray:
+    """How many ink pixels each packed mask (n, nbytes) has: ndarray of shape (n,), int32.
+
+    Counted on the packed bytes (popcount), a chunk at a time: unpacking them all first took
+    40 kB an image, 4 GB at 100,000 images.
+    """
+    counts = [
+        np.bitwise_count(packed[i : i + INK_CHUNK]).sum(axis=1, dtype=np.int32)
+        for i in range(0, len(packed), INK_CHUNK)
+    ]
+    return np.concatenate(counts) if counts else np.zeros(0, np.int32)
 
 
 def _to_gray(im: Image.Image) -> np.ndarray:

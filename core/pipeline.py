@@ -226,7 +226,7 @@ class Pipeline:
             )
             distinct = images.count_distinct(loaded.packed)
             meta = {"paths": loaded.paths, "skipped": loaded.skipped, "grid": loaded.grid, "distinct": distinct}
-            ink = np.unpackbits(loaded.packed, axis=1).sum(1, dtype=np.int32) if len(loaded) else np.zeros(0, np.int32)
+            ink = images.ink_counts(loaded.packed)
             return {"packed": loaded.packed, "ink": ink}, meta
 
         entry = self._stage("images", compute)

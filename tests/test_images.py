@@ -652,3 +652,21 @@ def test_parallel_load_in_a_threaded_process_uses_forkserver(monkeypatch, many_f
         server.join()
     assert parallel.paths == serial.paths
     np.testing.assert_array_equal(parallel.packed, serial.packed)
+
+
+def test_ink_counts_are_counted_on_the_packed_bytes_chunk_by_chunk(monkeypatch) -> None:
+    from core import images
+
+    monkeypatch.setattr(images, "INK_CHUNK", 7)  # chunks end inside the set, and the last is short
+    masks = np.random.default_rng(0).random((30, 11, 11)) < 0.3
+    counts = images.ink_counts(images.pack_masks(masks))
+    assert counts.dtype == np.int32 and counts.tolist() == masks.reshape(30, -1).sum(1).tolist()
+    assert images.ink_counts(images.pack_masks(masks[:0])).tolist() == []
+
+
+def test_count_distinct_counts_each_mask_once() -> None:
+    from core import images
+
+    masks = np.random.default_rng(1).random((10, 9, 9)) < 0.5
+    packed = images.pack_masks(np.concatenate([masks, masks[:3]]))
+    assert images.count_distinct(packed) == 10
