@@ -10,7 +10,6 @@ import pandas as pd
 import streamlit as st
 
 from core import group_model
-from core.curation import CurationError
 from core.export import predictions_csv_text
 from core.images import ImageReadError, decode_image
 from core.names import shown
@@ -24,33 +23,18 @@ DETAILED = 12  # uploads shown one by one with their neighbours; all are in the 
 
 pipeline = page.start("Classify", "Classify new images", need=("sweep", "typical", "neighbours"))
 sweep = data.sweep(pipeline)
-try:
-    curation = cur.current(pipeline)
-except CurationError as exc:
-    curation = None
-    st.warning(f"Your named groups cannot be used now: {exc} (open the Curate page to mend it).")
-into_groups = curation is not None and bool(np.any(curation.dense()[0] >= 0))
+left, right = st.columns(2)
+curation = cur.choose_groups(pipeline, "Assign to", key="classify_into", column=left)
+into_groups = curation is not None
 if into_groups:
-    left, right = st.columns(2)
-    into_groups = (
-        left.radio(
-            "Assign to",
-            ["groups", "clusters"],
-            horizontal=True,
-            key="classify_into",
-            format_func={"groups": "your named groups (Curate page)", "clusters": "the clusters of a k"}.get,
-        )
-        == "groups"
+    method = right.selectbox(
+        "How",
+        group_model.METHODS,
+        index=group_model.METHODS.index(group_model.DEFAULT_METHOD),
+        key="classify_method",
+        format_func=lambda m: m + (" (default)" if m == group_model.DEFAULT_METHOD else ""),
+        help=" ".join(f"{m}: {w}" for m, w in group_model.METHOD_WORDS.items()),
     )
-    if into_groups:
-        method = right.selectbox(
-            "How",
-            group_model.METHODS,
-            index=group_model.METHODS.index(group_model.DEFAULT_METHOD),
-            key="classify_method",
-            format_func=lambda m: m + (" (default)" if m == group_model.DEFAULT_METHOD else ""),
-            help=" ".join(f"{m}: {w}" for m, w in group_model.METHOD_WORDS.items()),
-        )
 k = (
     sweep.recommended_k
     if into_groups

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.curation import CurationError
 from core.errors import DotmapError
 from core.export import FOLDER_CSV, GROUPS_CSV, export, groups_csv_text
 from core.names import shown
@@ -18,21 +17,8 @@ from pages.ui import data, page
 pipeline = page.start("Export", "Export the clusters or your groups")
 sweep = data.sweep(pipeline)
 n = sweep.labels.shape[1]
-try:
-    curation = cur.current(pipeline)
-except CurationError as exc:
-    curation = None
-    st.warning(f"Your curation cannot be exported now: {exc} (open the Curate page to mend it).")
-by_name = curation is not None and (
-    st.radio(
-        "Export",
-        ["groups", "clusters"],
-        horizontal=True,
-        key="export_what",
-        format_func={"groups": "your named groups (Curate page)", "clusters": "the clusters of a k"}.get,
-    )
-    == "groups"
-)
+curation = cur.choose_groups(pipeline, "Export", key="export_what")
+by_name = curation is not None
 if by_name:
     k, stem, csv_name = None, "dotmap-groups", GROUPS_CSV
     sizes = curation.sizes()

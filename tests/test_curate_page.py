@@ -251,3 +251,13 @@ def test_a_group_name_is_shown_as_text_never_as_html(demo: Path, recommended_k: 
     assert_clean(at)
     cards = texts(at, "markdown")
     assert "<b>&lt;img src=x onerror=alert(1)&gt;</b>" in cards and "<img src=x" not in cards
+
+
+def test_an_unreadable_curation_leaves_export_and_classify_on_the_clusters(demo: Path, recommended_k: int) -> None:
+    started(recommended_k)
+    the_file().write_text("{ cut short")
+    for path in ("pages/5_Export.py", "pages/4_Classify.py"):
+        at = open_page(path)
+        assert not at.exception
+        assert "Your named groups cannot be used now" in texts(at, "warning")
+        assert not [r for r in at.radio if r.key in ("export_what", "classify_into")]

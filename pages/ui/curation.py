@@ -111,6 +111,22 @@ def version() -> int:
     return st.session_state.get(VERSION, 0)
 
 
+def choose_groups(pipeline: Pipeline, label: str, key: str, column=st) -> Curation | None:
+    """On a page that works on the clusters of a k: "your named groups" or "the clusters of a k", offered
+    when the folder has a curation with at least one image in a group. Returns the curation when the user
+    chose the groups (the default), else None. A curation that cannot be read is said, and the clusters used."""
+    try:
+        curation = current(pipeline)
+    except CurationError as exc:
+        st.warning(f"Your named groups cannot be used now: {exc} (open the Curate page to mend it).")
+        return None
+    if curation is None or not np.any(curation.labels >= 0):
+        return None
+    words = {"groups": "your named groups (Curate page)", "clusters": "the clusters of a k"}
+    chosen = column.radio(label, list(words), horizontal=True, key=key, format_func=words.get)
+    return curation if chosen == "groups" else None
+
+
 # ---- starting, importing, mending: the page before there is a curation to draw -----------------
 def start_from_k(pipeline: Pipeline, k: int) -> None:
     sweep = pipeline.sweep()
