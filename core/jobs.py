@@ -249,8 +249,10 @@ def cancel_job(cache_root: str | os.PathLike, job: str) -> JobStatus:
             time.sleep(0.05)
     after = read_status(cache_root, job)
     if after.state != "cancelled":  # it could not say so itself (killed, or it never got that far)
-        status.state, status.ended, status.error = "cancelled", time.time(), "Cancelled."
-        _write_json(job_folder(cache_root, job) / STATUS_FILE, asdict(status))
+        after.state, after.ended, after.error, after.log_tail = "cancelled", time.time(), "Cancelled.", []
+        running = [s.stage for s in after.stages if s.state == "running"]
+        after.failed_stage = after.failed_stage or (running[0] if running else "")  # what was cut off
+        _write_json(job_folder(cache_root, job) / STATUS_FILE, asdict(after))
     Cache(Path(cache_root)).remove_orphaned_staging()
     return read_status(cache_root, job)
 

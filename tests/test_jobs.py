@@ -201,3 +201,29 @@ def test_a_status_file_that_cannot_be_read_is_a_stopped_job(tmp_path: Path) -> N
     status = jobs.read_status(tmp_path, "abc")
     assert status.state == "died" and "cannot be read" in status.error
     assert jobs.read_status(tmp_path, "never-ran").state == "none"
+
+
+def test_a_job_killed_on_cancel_is_told_which_stage_was_cut_off(tmp_path: Path, monkeypatch) -> None:
+    """A job too busy to end on SIGTERM within the grace time is killed; the status says what it was doing."""
+    import json
+
+    monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 0.5)
+    cache = tmp_path / "cache"
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"],
+        start_new_session=True,
+    )
+    try:
+        time.sleep(0.5)  # its handler is in place
+        folder = jobs.job_folder(cache, "stubborn")
+        folder.mkdir(parents=True)
+        stages = [{"stage": "images", "words": "Read the images", "state": "running", "done": 5, "total": 9}]
+        (folder / jobs.STATUS_FILE).write_text(
+            json.dumps({"job_id": "stubborn", "state": "running", "pid": stubborn.pid, "stages": stages})
+        )
+        status = jobs.cancel_job(cache, "stubborn")
+        assert (status.state, status.failed_stage, status.error) == ("cancelled", "images", "Cancelled.")
+        assert stubborn.wait(5) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
