@@ -1,4 +1,7 @@
-"""What every browser test does with a page: wait for the script, look for exceptions, take screenshots."""
+"""What every browser test does with a page: wait for the script, look for exceptions, take screenshots,
+drag a selection box on the map."""
+
+import re
 
 FULL_PAGE_MAX_PX = 6000
 
@@ -30,3 +33,19 @@ def shoot(page, name: str) -> None:
     page.wait_for_timeout(800)  # plotly redraws for the new size
     page.screenshot(path=str(folder / f"{name}.png"))
     page.set_viewport_size({"width": width, "height": 1000})
+
+
+def drag_box(page, to: float) -> int:
+    """Drag a box on the first map from its top-left corner to ``to`` (a share of its width and height);
+    returns the count of images the page then says are selected (waiting for it)."""
+    drag = page.locator(".js-plotly-plot .nsewdrag").first
+    drag.wait_for()
+    box = drag.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.02, box["y"] + box["height"] * 0.02)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * to / 2, box["y"] + box["height"] * to / 2, steps=12)
+    page.mouse.move(box["x"] + box["width"] * to, box["y"] + box["height"] * to, steps=12)
+    page.mouse.up()
+    selected = page.get_by_text(re.compile(r"^[\d,]+ images selected"))
+    selected.wait_for()
+    return int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))

@@ -6,7 +6,7 @@ import re
 import zipfile
 
 import pytest
-from browsing import assert_no_exception, goto, settle, shoot
+from browsing import assert_no_exception, drag_box, goto, settle, shoot
 
 from core.pipeline import Pipeline, Settings
 
@@ -85,19 +85,9 @@ def test_the_map_colours_by_the_groups_found_without_a_k(page, server) -> None:
 
 def test_box_selection_shows_thumbnails_and_exports_them(page, server) -> None:
     goto(page, server, "Map")
-    drag = page.locator(".js-plotly-plot .nsewdrag").first
-    drag.wait_for()
-    box = drag.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.02, box["y"] + box["height"] * 0.02)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=12)
-    page.mouse.move(box["x"] + box["width"] * 0.98, box["y"] + box["height"] * 0.98, steps=12)
-    page.mouse.up()
-    selected = page.get_by_text(re.compile(r"\d+ images selected"))
-    selected.wait_for()
+    count = drag_box(page, 0.98)
     settle(page)
     assert_no_exception(page)
-    count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
     assert count > 0
     # the selection reruns only the map's fragment, which the page's script-state marker does not follow:
     # the count can be on screen while the thumbnails (the image set loading) are still on their way

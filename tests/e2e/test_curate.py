@@ -11,7 +11,7 @@ import os
 import re
 
 import pytest
-from browsing import assert_no_exception, goto, settle, shoot
+from browsing import assert_no_exception, drag_box, goto, settle, shoot
 from conftest import streamlit_server
 
 pytestmark = pytest.mark.slow
@@ -74,17 +74,7 @@ def test_start_from_the_recommended_k(tab, curate_server, recommended_k) -> None
 
 def test_a_box_on_the_map_marks_outliers_and_undo_brings_them_back(tab, curate_server) -> None:
     _, curations, _ = curate_server
-    drag = tab.locator(".js-plotly-plot .nsewdrag").first
-    drag.wait_for()
-    box = drag.bounding_box()
-    tab.mouse.move(box["x"] + box["width"] * 0.02, box["y"] + box["height"] * 0.02)
-    tab.mouse.down()
-    tab.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3, steps=12)
-    tab.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.55, steps=12)
-    tab.mouse.up()
-    selected = tab.get_by_text(re.compile(r"^[\d,]+ images selected"))
-    selected.wait_for()
-    count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
+    count = drag_box(tab, 0.55)
     assert count > 0
     choose(
         tab,

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from browsing import assert_no_exception, goto, shoot
+from browsing import assert_no_exception, drag_box, goto, shoot
 from conftest import new_tab, streamlit_server
 
 from core.pipeline import Pipeline, Settings
@@ -40,16 +40,7 @@ def test_the_map_is_a_density_image_and_a_box_takes_every_image_under_it(browser
         assert "(every image in the colours" in tab.locator(".js-plotly-plot .gtitle").first.text_content()
         # the density image, drawn under the points (plotly puts "below" images in the subplot's layer)
         assert tab.locator(".js-plotly-plot .layer-subplot .imagelayer image").count() == 1
-        drag = tab.locator(".js-plotly-plot .nsewdrag").first
-        box = drag.bounding_box()
-        tab.mouse.move(box["x"] + box["width"] * 0.02, box["y"] + box["height"] * 0.02)
-        tab.mouse.down()
-        tab.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=12)
-        tab.mouse.move(box["x"] + box["width"] * 0.98, box["y"] + box["height"] * 0.98, steps=12)
-        tab.mouse.up()
-        selected = tab.get_by_text(re.compile(r"^[\d,]+ images selected"))
-        selected.wait_for()
-        count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
+        count = drag_box(tab, 0.98)
         assert 0 < count <= len(xy)
         tab.locator("[data-testid='stImage'] img").first.wait_for(timeout=60_000)
         assert_no_exception(tab)
