@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core.backends import BACKEND_WORDS, BACKENDS, Where
 from core.clustering import ALGORITHM_WORDS, ALGORITHMS
 from core.errors import DotmapError
 from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
@@ -78,6 +79,19 @@ def settings_form() -> None:
             )  # fmt: skip
             grid = c.number_input("Working grid (px)", 8, 1024, current.grid, key="form_grid")
             seed = d.number_input("Seed", 0, 2**31 - 1, current.seed, key="form_seed")
+            where = state.current_where()
+            e, f = st.columns([1, 3])
+            backend = e.selectbox(
+                "Prepare on", BACKENDS, index=BACKENDS.index(where.backend), key="form_backend",
+                format_func=BACKEND_WORDS.get,
+                help="A Dask cluster reads, computes features, PCA, neighbours and every k as tasks; "
+                "the results are the same and land in the same cache.",
+            )  # fmt: skip
+            scheduler = f.text_input(
+                "Dask scheduler (empty: start a cluster on this machine)", where.scheduler or "",
+                placeholder="tcp://host:8786", key="form_scheduler",
+                help="Its workers must read the image folder and the cache at the same paths as this machine.",
+            )  # fmt: skip
         if st.form_submit_button("Apply and prepare", type="primary", key="apply"):
             try:
                 chosen = Settings(
@@ -91,9 +105,11 @@ def settings_form() -> None:
                     polarity=polarity,
                     seed=int(seed),
                 )
+                chosen_where = Where(backend, scheduler.strip() or None) if backend == "dask" else Where()
             except DotmapError as exc:
                 st.error(str(exc))
                 return
+            state.set_where(chosen_where)
             state.set_settings(chosen, folder.strip())
 
 

@@ -8,12 +8,14 @@ which is what a bound on memory must hold. Demo sets are made on first use (in p
     python3 benchmarks/large.py                           # 100,000 images
     python3 benchmarks/large.py --sizes 32000 100000 300000
     python3 benchmarks/large.py --sizes 1000000 --json large.json
+    python3 benchmarks/large.py --backend dask --workers 2   # the same stages on a 2-worker LocalCluster
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,17 +29,26 @@ from benchmarks.run import DATA  # noqa: E402
 
 STAGE_SCRIPT = """
 import json, resource, sys, time
+from core.backends import open_backend
 from core.pipeline import Pipeline, Settings
-pipeline = Pipeline(sys.argv[1], Settings(), sys.argv[2])
-step = next(s for s in pipeline.plan() if s.stage == sys.argv[3])
-start = time.perf_counter()
-step.run()
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+if __name__ == "__main__":
+    workers = int(sys.argv[5]) if sys.argv[5] != "0" else None
+    with open_backend(sys.argv[4], workers=workers) as backend:
+        pipeline = Pipeline(sys.argv[1], Settings(), sys.argv[2], backend=backend)
+        step = next(s for s in pipeline.plan() if s.stage == sys.argv[3])
+        start = time.perf_counter()
+        step.run()
+        seconds = time.perf_counter() - start
+        workers_mb = list(backend.client.run(peak_mb).values()) if backend.name == "dask" else []
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "worker_peak_mb": max(workers_mb, default=0)}))
 """
 
 
-def measure(n: int, seed: int) -> dict:
+def measure(n: int, seed: int, backend: str = "local", workers: int = 0) -> dict:
     from core.demo import make_demo
     from core.pipeline import Pipeline, Settings
 
@@ -45,13 +56,16 @@ def measure(n: int, seed: int) -> dict:
     if not (folder / "labels.csv").exists():
         print(f"making {n:,} demo images in {folder}", flush=True)
         make_demo(folder, n=n, seed=seed)
-    cache = DATA / f"large-cache-{n}"
+    cache = DATA / f"large-cache-{n}-{backend}"
     shutil.rmtree(cache, ignore_errors=True)
     stages = {}
+    script = DATA / "large_stage.py"  # a file, not -c: Dask's worker processes re-import the main script
+    script.write_text(STAGE_SCRIPT)
     for step in Pipeline(folder, Settings(), cache).plan():
         done = subprocess.run(
-            [sys.executable, "-c", STAGE_SCRIPT, str(folder), str(cache), step.stage],
+            [sys.executable, str(script), str(folder), str(cache), step.stage, backend, str(workers)],
             cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
             capture_output=True,
             text=True,
             check=False,
@@ -60,10 +74,9 @@ def measure(n: int, seed: int) -> dict:
             print(done.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"the stage {step.stage} failed at {n:,} images")
         stages[step.stage] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(
-            f"{n:>9,} {step.words:<48} {stages[step.stage]['seconds']:8.1f} s {stages[step.stage]['peak_mb']:8.0f} MB",
-            flush=True,
-        )
+        got = stages[step.stage]
+        workers_mb = f" (workers {got['worker_peak_mb']:.0f} MB)" if got["worker_peak_mb"] else ""
+        print(f"{n:>9,} {step.words:<48} {got['seconds']:8.1f} s {got['peak_mb']:8.0f} MB{workers_mb}", flush=True)
     shutil.rmtree(cache, ignore_errors=True)
     return {
         "n": n,
@@ -78,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--backend", choices=("local", "dask"), default="local")
+    parser.add_argument("--workers", type=int, default=0, help="Dask: workers of the local cluster (default: cores)")
     args = parser.parse_args(argv)
     results = []
     for n in args.sizes:
         started = time.perf_counter()
-        results.append(measure(n, args.seed))
+        results.append(measure(n, args.seed, args.backend, args.workers))
         print(
             f"{n:>9,} images: stages {results[-1]['seconds']:.0f} s ({time.perf_counter() - started:.0f} s with "
             f"process starts), peak {results[-1]['peak_mb']:.0f} MB",

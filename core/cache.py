@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from core import ondisk
 from core.errors import DotmapError
 from core.processes import process_alive
 
@@ -33,6 +34,8 @@ LOCK_TIMEOUT_S = 3600.0  # a stage can take minutes on a large set; a dead holde
 STAGING_PID = re.compile(r"-pid(\d+)(-|$)")
 
 Arrays = dict[str, np.ndarray]
+# what a stage's compute returns: arrays, or .npy files it streamed into Cache.scratch_file
+Written = dict[str, np.ndarray | Path]
 
 
 def default_cache_dir() -> Path:
@@ -84,6 +87,7 @@ class Cache:
 
     root: Path
     notes: list[str] = field(default_factory=list)
+    _scratch: list[Path] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
@@ -104,6 +108,16 @@ class Cache:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
         return removed
+
+    def scratch_file(self, stage: str, name: str) -> Path:
+        """Where a stage being computed streams an array too large to hold (``name``.npy).
+
+        Return the path as the array's value; the entry takes the file over. The folder goes when
+        the stage ends, or with a later run if this process is killed.
+        """
+        folder = Path(tempfile.mkdtemp(prefix=staging_prefix(stage) + "scratch-", dir=self.root))
+        self._scratch.append(folder)
+        return folder / f"{name}.npy"
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / f"{stage}-{key}"
@@ -175,7 +189,7 @@ class Cache:
                     problem = f"{name} does not match its checksum"
                     break
                 try:
-                    arrays[Path(name).stem] = np.load(file, allow_pickle=False)
+                    arrays[Path(name).stem] = ondisk.load(file)
                 except (OSError, ValueError) as exc:
                     problem = f"{name} cannot be read ({exc})"
                     break
@@ -185,16 +199,19 @@ class Cache:
             return None
         return Entry(arrays, manifest["meta"])
 
-    def _write(self, stage: str, key: str, arrays: Arrays, meta: dict[str, Any]) -> None:
+    def _write(self, stage: str, key: str, arrays: Written, meta: dict[str, Any]) -> None:
         final = self.path(stage, key)
         staging = Path(tempfile.mkdtemp(prefix=staging_prefix(stage), dir=self.root))
         try:
             files = {}
             for name, array in arrays.items():
-                if array.dtype == object:
-                    raise TypeError(f"array {name!r} has dtype object; the cache stores plain arrays")
                 file = staging / f"{name}.npy"
-                np.save(file, array, allow_pickle=False)
+                if isinstance(array, Path):
+                    os.replace(array, file)  # streamed by the stage into its scratch folder
+                elif array.dtype == object:
+                    raise TypeError(f"array {name!r} has dtype object; the cache stores plain arrays")
+                else:
+                    np.save(file, array, allow_pickle=False)
                 files[file.name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
             manifest = {"format": FORMAT_VERSION, "stage": stage, "files": files, "meta": meta}
             (staging / MANIFEST).write_text(json.dumps(manifest))
@@ -205,7 +222,7 @@ class Cache:
             raise
 
     def get_or_compute(
-        self, stage: str, key: str, compute: Callable[[], tuple[Arrays, dict[str, Any]]]
+        self, stage: str, key: str, compute: Callable[[], tuple[Written, dict[str, Any]]]
     ) -> tuple[Entry, bool]:
         """The entry for (stage, key), computing and storing it under a lock if it is missing.
 
@@ -237,7 +254,14 @@ class Cache:
                 raise self._unwritable(stage, exc) from None
         finally:
             lock.release()
-        return Entry(arrays, json.loads(json.dumps(meta))), True
+            while self._scratch:
+                shutil.rmtree(self._scratch.pop(), ignore_errors=True)
+        folder = self.path(stage, key)
+        held = {
+            name: ondisk.load(folder / f"{name}.npy") if isinstance(array, Path) else array
+            for name, array in arrays.items()
+        }
+        return Entry(held, json.loads(json.dumps(meta))), True
 
     def _unwritable(self, stage: str, exc: OSError) -> DotmapError:
         return DotmapError(

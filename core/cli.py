@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core import compare, demo, features, group_model
+from core.backends import BACKEND_HELP, BACKENDS, Backend, Where
 from core.cache import CACHE_ENV, default_cache_dir
 from core.cli_curation import add_curate_parser, add_curation_option, cmd_curate, open_curation
 from core.clustering import ALGORITHMS
@@ -144,13 +145,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _pipeline(args: argparse.Namespace) -> tuple[Pipeline, _Progress]:
+def _pipeline(args: argparse.Namespace, backend: Backend | None = None) -> tuple[Pipeline, _Progress]:
     progress = _Progress(not args.quiet and sys.stderr.isatty())
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = demo.builtin_demo_dir(args.cache or default_cache_dir(), on_progress=progress)
         print(f"using the built-in demo set: {data_dir}", file=sys.stderr)
-    pipeline = Pipeline(data_dir, _settings(args), args.cache, on_progress=progress)
+    pipeline = Pipeline(data_dir, _settings(args), args.cache, on_progress=progress, backend=backend)
     return pipeline, progress
 
 
@@ -188,13 +189,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise DotmapError(f"--workers {args.workers}: give 1 or more worker processes.")
+    where = Where(args.backend, args.scheduler, args.workers)
     if args.job is not None:  # started by the dashboard: progress and the outcome go to the job's folder
         from core.jobs import run_job
 
-        return run_job(args.data_dir, _settings(args), args.cache or default_cache_dir(), args.job, _print_prepared)
+        cache = args.cache or default_cache_dir()
+        return run_job(args.data_dir, _settings(args), cache, args.job, _print_prepared, where)
     start = time.perf_counter()
-    pipeline, progress = _pipeline(args)
-    pipeline.prepare(with_map=not args.no_map)
+    with where.open() as backend:
+        pipeline, progress = _pipeline(args, backend)
+        if backend.name != "local":
+            print(f"running the stages on {backend.describe()}", file=sys.stderr)
+        pipeline.prepare(with_map=not args.no_map)
     progress.close()
     _print_prepared(pipeline, time.perf_counter() - start)
     return 0
@@ -473,6 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run as the dashboard's background job: write status.json (progress, outcome) into FOLDER",
     )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="; ".join(f"{name}: {words}" for name, words in BACKEND_HELP.items()) + " (default local)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="the Dask scheduler, e.g. tcp://10.0.0.5:8786; workers must see DATA_DIR and --cache at the same paths",
+    )
+    p.add_argument("--workers", type=int, default=None, help="Dask without --scheduler: local worker processes")
     p.set_defaults(run=cmd_prepare)
 
     p = sub.add_parser("report", help="the scores of every k and the recommended k")

@@ -14,11 +14,16 @@ feature rows behave like distances between distributions.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
+from core.backends import Backend
 from core.images import ImageSet
+from core.ondisk import RowWriter, let_go, map_rows
 
 FEATURE_KINDS = ("pixels", "shape", "shape-rotation")
 FEATURE_HELP = {
@@ -164,19 +169,63 @@ def features_from_packed(packed: np.ndarray, grid: int, kind: str) -> np.ndarray
     return _KINDS[kind](np.atleast_2d(packed), grid)
 
 
-def compute_features(images: ImageSet, kind: str, on_progress: ProgressFn | None = None) -> np.ndarray:
-    """Features of every image of a set, in chunks: ndarray of shape (n_images, n_features)."""
+def compute_features(
+    images: ImageSet,
+    kind: str,
+    on_progress: ProgressFn | None = None,
+    out: str | os.PathLike | None = None,
+    backend: Backend | None = None,
+    source: str | os.PathLike | None = None,
+) -> np.ndarray | Path:
+    """Features of every image of a set, in chunks: ndarray of shape (n_images, n_features).
+
+    With ``out``, the rows are streamed into that .npy file instead (1M images of ``pixels``
+    features are 10 GB) and its path is returned. With a cluster ``backend``, each chunk is a task
+    that reads its rows from ``source``, the images' .npy file in the cache.
+    """
     if kind not in _KINDS:
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
     n = len(images)
+    spans = [(start, min(start + CHUNK_IMAGES, n)) for start in range(0, n, CHUNK_IMAGES)]
+    if backend is not None and backend.name != "local":
+        if source is None:
+            raise ValueError("a cluster backend reads the images from a file: give source=.")
+        blocks = backend.map(partial(features_of_rows, source=str(source), grid=images.grid, kind=kind), spans)
+    else:
+        blocks = (_features_of_span(images, span, kind) for span in spans)
     parts = []
-    for start in range(0, n, CHUNK_IMAGES):
-        parts.append(features_from_packed(images.packed[start : start + CHUNK_IMAGES], images.grid, kind))
-        if on_progress is not None:
-            on_progress(min(start + CHUNK_IMAGES, n), n, "features")
+    writer = None
+    try:
+        for (_, stop), block in zip(spans, blocks, strict=True):
+            if out is None:
+                parts.append(block)
+            else:
+                writer = writer or RowWriter(out, block.shape[1:], np.float32)
+                writer.append(block)
+            if on_progress is not None:
+                on_progress(stop, n, "features")
+    finally:
+        if writer is not None:
+            writer.close()
+    if out is not None:
+        if writer is None:
+            RowWriter(out, (0,), np.float32).close()
+        return Path(out)
     if not parts:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(parts)
+
+
+def _features_of_span(images: ImageSet, span: tuple[int, int], kind: str) -> np.ndarray:
+    block = features_from_packed(images.packed[span[0] : span[1]], images.grid, kind)
+    let_go(images.packed)  # a mapped file's pages: memory stays a chunk's, not the whole set's
+    return block
+
+
+def features_of_rows(span: tuple[int, int], source: str, grid: int, kind: str) -> np.ndarray:
+    """A task: the features of rows ``span`` of the packed images in the .npy file ``source``."""
+    packed = map_rows(source)
+    return features_from_packed(np.array(packed[span[0] : span[1]]), grid, kind)
 
 
 def feature_view(packed_row: np.ndarray, grid: int, kind: str) -> np.ndarray:

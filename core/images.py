@@ -11,7 +11,8 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from core.backends import Backend
 from core.errors import DotmapError
 from core.folders import Inventory, special_kind
+from core.ondisk import RowWriter
 from core.processes import exit_with_owner
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
@@ -91,7 +94,11 @@ def count_distinct(packed: np.ndarray) -> int:
     Rows are told apart by a 16-byte digest, not kept whole: a set of every row would be a second
     copy of the images (5 GB at a million).
     """
-    return len({hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in packed})
+    return len({_digest(row) for row in packed})
+
+
+def _digest(row: np.ndarray) -> bytes:
+    return hashlib.blake2b(row.tobytes(), digest_size=16).digest()
 
 
 INK_CHUNK = 8192  # rows counted at a time: memory stays that of a chunk, not of the unpacked images
@@ -352,6 +359,71 @@ def load_images(
 
     Files that cannot be used are listed in ``ImageSet.skipped`` with their reason; the rest go on.
     """
+    parts = [pack_masks(np.zeros((0, grid, grid), bool))]
+    kept_paths: list[str] = []
+    skipped: list[tuple[str, str]] = list(inventory.skipped)
+    for packed, good, bad in decode_blocks(inventory, grid, polarity, workers, max_pixels, on_progress):
+        parts.append(packed)
+        kept_paths.extend(good)
+        skipped.extend(bad)
+    return ImageSet(np.concatenate(parts), grid, kept_paths, sorted(skipped))
+
+
+@dataclass
+class Streamed:
+    """What :func:`stream_images` wrote, besides the packed rows: paths, skipped files, and counts."""
+
+    paths: list[str]
+    skipped: list[tuple[str, str]]
+    distinct: int
+    ink: np.ndarray  # (n_images,) int32
+
+
+def stream_images(
+    inventory: Inventory,
+    out: str | os.PathLike,
+    grid: int = 200,
+    polarity: str = "auto",
+    workers: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    on_progress: ProgressFn | None = None,
+    backend: Backend | None = None,
+) -> Streamed:
+    """Decode every candidate file of an inventory straight into the .npy file ``out``, a chunk at a time.
+
+    The packed rows (n_images, ceil(grid * grid / 8)) never sit in memory all at once: 5 GB at a
+    million images. Distinct images are counted by digest and ink by popcount as each chunk passes.
+    """
+    kept: list[str] = []
+    skipped: list[tuple[str, str]] = list(inventory.skipped)
+    digests: set[bytes] = set()
+    ink: list[np.ndarray] = []
+    with RowWriter(out, ((grid * grid + 7) // 8,), np.uint8) as writer:
+        blocks = decode_blocks(inventory, grid, polarity, workers, max_pixels, on_progress, backend)
+        for packed, good, bad in blocks:
+            writer.append(packed)
+            kept.extend(good)
+            skipped.extend(bad)
+            digests.update(_digest(row) for row in packed)
+            ink.append(ink_counts(packed))
+    counts = np.concatenate(ink) if ink else np.zeros(0, np.int32)
+    return Streamed(kept, sorted(skipped), len(digests), counts)
+
+
+def decode_blocks(
+    inventory: Inventory,
+    grid: int = 200,
+    polarity: str = "auto",
+    workers: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    on_progress: ProgressFn | None = None,
+    backend: Backend | None = None,
+) -> Iterator[tuple[np.ndarray, list[str], list[tuple[str, str]]]]:
+    """Decode an inventory's files a chunk at a time, in file order, in parallel over all cores.
+
+    Yields (packed masks of the chunk's good files, their paths, (path, reason) of its bad files),
+    so a caller can write each chunk away and hold only a few at a time.
+    """
     if grid < 8:
         raise ValueError(f"grid={grid} should be >= 8.")
     if polarity not in POLARITIES:
@@ -364,12 +436,11 @@ def load_images(
     decode = partial(_decode_chunk, str(inventory.root), grid=grid, polarity=polarity, max_pixels=max_pixels)
     if on_progress is not None:
         on_progress(0, total, "read")
-    kept_paths: list[str] = []
-    skipped: list[tuple[str, str]] = list(inventory.skipped)
-    parts = [pack_masks(np.zeros((0, grid, grid), bool))]
     done = 0
     with ExitStack() as stack:
-        if workers <= 1 or total < PARALLEL_FROM:
+        if backend is not None and backend.name != "local":
+            results = backend.map(decode, chunks)  # tasks on a cluster; its workers read the same paths
+        elif workers <= 1 or total < PARALLEL_FROM:
             results = map(decode, chunks)
         else:
             pool = stack.enter_context(
@@ -380,16 +451,24 @@ def load_images(
                     initargs=(os.getpid(),),
                 )
             )
-            results = pool.map(decode, chunks)  # in order, as each chunk is done
+            results = _in_order(pool, decode, chunks, ahead=2 * workers)
         for chunk, (packed, good, bad) in zip(chunks, results, strict=True):
-            parts.append(packed)
-            kept_paths.extend(chunk[i] for i in good)
-            skipped.extend(bad)
+            yield packed, [chunk[i] for i in good], bad
             done += len(chunk)
             if on_progress is not None:
                 on_progress(done, total, "read")
-    packed = np.concatenate(parts)
-    return ImageSet(packed, grid, kept_paths, sorted(skipped))
+
+
+def _in_order(pool: ProcessPoolExecutor, fn: Callable, items: list, ahead: int) -> Iterator:
+    """``pool.map`` that keeps at most ``ahead`` items in flight: decoded chunks do not pile up in
+    memory when their consumer (writing to disk) is slower than the workers."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def read_labels(path: Path, paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:

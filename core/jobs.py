@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from filelock import FileLock
 
 from core import demo
+from core.backends import Where
 from core.cache import Cache, make_key
 from core.errors import DotmapError
 from core.pipeline import Pipeline, Settings, Step
@@ -178,14 +180,17 @@ def _death_words(pid: int | None) -> str:
 
 
 # ---- starting, joining and cancelling (the dashboard's side) ------------------------------
-def start_job(data_dir: str | os.PathLike | None, settings: Settings, cache_root: str | os.PathLike) -> str:
+def start_job(
+    data_dir: str | os.PathLike | None, settings: Settings, cache_root: str | os.PathLike, where: Where | None = None
+) -> str:
     """Start preparing ``data_dir`` (None: the built-in demo) with ``settings``, or join the running job.
 
-    Returns the job id. The job runs ``python -m core prepare`` in a process group of its own.
+    Returns the job id. The job runs ``python -m core prepare`` in a process group of its own, on
+    ``where`` (this machine by default, or a Dask cluster).
     """
     root = Path(cache_root).expanduser().resolve()
     try:
-        return _start_job(data_dir, settings, root)
+        return _start_job(data_dir, settings, root, where or Where())
     except OSError as exc:
         if not str(exc.filename or "").startswith(str(root)):
             raise
@@ -196,7 +201,7 @@ def start_job(data_dir: str | os.PathLike | None, settings: Settings, cache_root
         ) from None
 
 
-def _start_job(data_dir: str | os.PathLike | None, settings: Settings, root: Path) -> str:
+def _start_job(data_dir: str | os.PathLike | None, settings: Settings, root: Path, where: Where) -> str:
     job = job_id(data_dir, settings)
     folder = job_folder(root, job)
     folder.mkdir(parents=True, exist_ok=True)
@@ -206,7 +211,7 @@ def _start_job(data_dir: str | os.PathLike | None, settings: Settings, root: Pat
         command = [sys.executable, "-m", "core", "prepare"]
         if data_dir is not None:
             command.append(str(Path(data_dir).expanduser().resolve()))
-        command += settings_arguments(settings) + ["--cache", str(root), "--job", str(folder)]
+        command += settings_arguments(settings) + where.arguments() + ["--cache", str(root), "--job", str(folder)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(CORE_ROOT), os.environ.get("PYTHONPATH")])))
         env["PYTHONUNBUFFERED"] = "1"
         env[OWNER_ENV] = str(os.getpid())  # the job ends when this process does, however early that is
@@ -352,6 +357,7 @@ def run_job(
     cache_root: str | os.PathLike,
     folder: str | os.PathLike,
     on_done: Callable[[Pipeline], None] | None = None,
+    where: Where | None = None,
 ) -> int:
     """Prepare every stage, writing progress into ``folder``; the body of ``python -m core prepare --job``.
 
@@ -366,6 +372,7 @@ def run_job(
     # the server that started the job is gone (even by SIGKILL): end as if cancelled, no orphan computes on
     owner = os.environ.get(OWNER_ENV, "")
     watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM), int(owner) if owner.isdigit() else None)
+    stack = ExitStack()  # closes the backend (a local Dask cluster) however the job ends
     try:
         if data_dir is None and not demo.builtin_demo_ready(root):
             reporter.plan([("demo", f"Make the built-in demo set ({demo.BUILTIN_N:,} images)", False)])
@@ -374,7 +381,8 @@ def run_job(
             reporter.end()
         elif data_dir is None:
             data_dir = str(demo.builtin_demo_path(root))
-        pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress)
+        backend = stack.enter_context((where or Where()).open())
+        pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress, backend=backend)
         status.fingerprint = pipeline.inventory.fingerprint
         reporter.plan([(s.stage, s.words, pipeline.is_cached(s.stage)) for s in pipeline.plan()])
 
@@ -401,6 +409,8 @@ def run_job(
         words = f"Internal error ({type(exc).__name__}: {exc}); the log below shows where."
         reporter.finish("failed", words, "internal")
         return 1
+    finally:
+        stack.close()
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import clustering, embedding, features, folders, images, reduction, scoring, typical
+from core.backends import Backend
 from core.cache import Cache, Entry, default_cache_dir, make_key
 from core.errors import DotmapError, NoImagesError, NoStructureError
 from core.names import shown
@@ -142,8 +144,10 @@ class Pipeline:
     cache_dir: str | Path | None = None
     on_progress: ProgressFn | None = None
     inventory: folders.Inventory | None = field(default=None, repr=False)  # a scan of data_dir made just now
+    backend: Backend | None = field(default=None, repr=False)  # where parallel work runs (core.backends)
 
     def __post_init__(self) -> None:
+        self.backend = self.backend or Backend()
         if self.inventory is None or Path(self.data_dir).expanduser() != self.inventory.root:
             self.inventory = folders.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
@@ -221,13 +225,13 @@ class Pipeline:
         def compute() -> tuple[dict, dict]:
             if not self.inventory.files:
                 raise NoImagesError(f"The folder {self.inventory.root} holds no files.")
-            loaded = images.load_images(
-                self.inventory, self.settings.grid, self.settings.polarity, on_progress=self.on_progress
+            out = self.cache.scratch_file("images", "packed")
+            s = self.settings
+            read = images.stream_images(
+                self.inventory, out, s.grid, s.polarity, on_progress=self.on_progress, backend=self.backend
             )
-            distinct = images.count_distinct(loaded.packed)
-            meta = {"paths": loaded.paths, "skipped": loaded.skipped, "grid": loaded.grid, "distinct": distinct}
-            ink = images.ink_counts(loaded.packed)
-            return {"packed": loaded.packed, "ink": ink}, meta
+            meta = {"paths": read.paths, "skipped": read.skipped, "grid": s.grid, "distinct": read.distinct}
+            return {"packed": out, "ink": read.ink}, meta
 
         entry = self._stage("images", compute)
         meta = entry.meta
@@ -250,7 +254,9 @@ class Pipeline:
     def features(self) -> np.ndarray:
         def compute() -> tuple[dict, dict]:
             self._check_enough_images()
-            X = features.compute_features(self.images(), self.settings.features, self.on_progress)
+            out = self.cache.scratch_file("features", "X")
+            kind, source = self.settings.features, self._file("images", "packed")
+            X = features.compute_features(self.images(), kind, self.on_progress, out, self.backend, source)
             return {"X": X}, {}
 
         return self._stage("features", compute).arrays["X"]
@@ -258,7 +264,9 @@ class Pipeline:
     def reduction(self) -> reduction.Reduction:
         def compute() -> tuple[dict, dict]:
             self._progress(0, 1, "reduce")
-            r = reduction.reduce_features(self.features(), self.settings.components, self.settings.seed)
+            s = self.settings
+            X = self.features()
+            r = reduction.reduce_features(X, s.components, s.seed, self.backend, self._file("features", "X"))
             self._progress(1, 1, "reduce")
             return asdict(r), {}
 
@@ -269,7 +277,7 @@ class Pipeline:
             Z = self.reduction().Z
             approximate = len(Z) > reduction.EXACT_NEIGHBOURS_UP_TO
             self._progress(0, 0 if approximate else 1, reduction.APPROXIMATE_WORDS if approximate else "neighbours")
-            indices, distances = reduction.nearest_neighbors(Z, seed=self.settings.seed)
+            indices, distances = reduction.nearest_neighbors(Z, seed=self.settings.seed, backend=self.backend)
             self._progress(1, 1, "neighbours")
             return {"indices": indices, "distances": distances}, {}
 
@@ -301,28 +309,30 @@ class Pipeline:
 
     def fit(self, k: int) -> Entry:
         def compute() -> tuple[dict, dict]:
-            X, algorithm, seed = self.space(), self.settings.algorithm, self.settings.seed
-            result = clustering.fit_clusters(X, k, algorithm, seed)
-            db, ch = scoring.separation_scores(X, result.labels, algorithm)
-            stable, spread = scoring.stability(X, result.labels, k, algorithm, seed)
-            meta = {
-                "inertia": result.inertia,
-                "davies_bouldin": db,
-                "calinski_harabasz": ch,
-                "stability": stable,
-                "stability_spread": spread,
-            }
-            arrays = {"labels": result.labels, "centres": result.centres}
-            if result.weights is not None:
-                arrays.update(weights=result.weights, covariances=result.covariances)
-            return arrays, meta
+            return scoring.fit_and_score(k, self.space(), self.settings.algorithm, self.settings.seed)
 
         return self._stage("fit", compute, k)
+
+    def _fit_on_cluster(self, ks: list[int]) -> None:
+        """The fits of ``ks`` not cached yet, as one task per k on a cluster backend (each k is independent)."""
+        missing = [k for k in ks if f"fit-k{k}" not in self._entries and not self.is_cached("fit", k)]
+        if self.backend.name == "local" or not missing:
+            return
+        s = self.settings
+        fit = partial(scoring.fit_and_score, algorithm=s.algorithm, seed=s.seed)
+        for i, (k, result) in enumerate(zip(missing, self.backend.map(fit, missing, X=self.space()), strict=True)):
+            self._stage("fit", lambda result=result: result, k)
+            self._progress(i + 1, len(missing), "clustering")
+
+    def _file(self, stage: str, name: str) -> Path:
+        """Where a cached stage keeps one array (a cluster's workers read it there)."""
+        return self.cache.path(stage, self.key(stage)) / f"{name}.npy"
 
     def sweep(self) -> Sweep:
         def compute() -> tuple[dict, dict]:
             self._check_enough_images()
             ks = self.settings.ks
+            self._fit_on_cluster(ks)
             fits, previous, transitions = [], None, []
             for i, k in enumerate(ks):
                 self._progress(i, len(ks), "clustering")

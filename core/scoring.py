@@ -151,3 +151,21 @@ def recommend_k(ks: Sequence[int], silhouette: Sequence[float], stable: Sequence
     best = silhouette[candidates].max()
     close = candidates[silhouette[candidates] >= best - SILHOUETTE_TOLERANCE]
     return int(ks[close].max())
+
+
+def fit_and_score(k: int, X: np.ndarray, algorithm: str, seed: int) -> tuple[dict, dict]:
+    """One k's clustering of X (n, d) and its scores, as a cache entry's arrays and meta (also a task)."""
+    result = fit_clusters(X, k, algorithm, seed)
+    db, ch = separation_scores(X, result.labels, algorithm)
+    stable, spread = stability(X, result.labels, k, algorithm, seed)
+    meta = {
+        "inertia": result.inertia,
+        "davies_bouldin": db,
+        "calinski_harabasz": ch,
+        "stability": stable,
+        "stability_spread": spread,
+    }
+    arrays = {"labels": result.labels, "centres": result.centres}
+    if result.weights is not None:
+        arrays.update(weights=result.weights, covariances=result.covariances)
+    return arrays, meta

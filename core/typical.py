@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.features import FEATURE_KINDS, SHAPE_EXTENT, _normalised_points, ink_points
+from core.ondisk import let_go
 
 TYPICAL_CELLS = 48  # side of a mean image
 CHUNK_IMAGES = 2048
@@ -95,6 +96,7 @@ def cluster_means(
             indicator[np.arange(len(row)), row] = 1.0
         sums += indicator.T @ density
         counts += np.bincount(which.ravel(), minlength=total)
+        let_go(packed)  # a mapped file's pages: memory stays a chunk's, not the whole set's
     means = sums / np.maximum(counts, 1)[:, None]
     top = means.max(axis=1, keepdims=True)
     means = np.where(top > 0, means / np.where(top > 0, top, 1.0), 0.0)

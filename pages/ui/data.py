@@ -175,10 +175,13 @@ def auto_groups(pipeline: Pipeline) -> tuple[np.ndarray, dict]:
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _auto_group_means(key: str, _pipeline: Pipeline) -> np.ndarray:
     labels, found = _pipeline.auto_groups()
-    members = np.flatnonzero(labels >= 0)  # the images in no group have no shape to add to
+    groups = found["groups"]
+    # the images in no group are summed apart, as one more cluster, and dropped: the images are
+    # walked a block at a time, never copied (a million of them are 5 GB)
+    apart = np.where(labels >= 0, labels, groups)[None, :]
     loaded = _pipeline.images()
-    kind = _pipeline.settings.features
-    return typical.cluster_means(loaded.packed[members], loaded.grid, kind, labels[None, members], [found["groups"]])
+    means = typical.cluster_means(loaded.packed, loaded.grid, _pipeline.settings.features, apart, [groups + 1])
+    return means[:groups]
 
 
 def auto_group_means(pipeline: Pipeline) -> np.ndarray:

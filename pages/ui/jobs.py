@@ -19,6 +19,7 @@ from core.cache import default_cache_dir
 from core.embedding import SETUP_WORDS
 from core.jobs import JobStatus, StageProgress
 from core.pipeline import Settings
+from pages.ui import state
 
 POLL_S = 1.0
 PCA_HINT = "If UMAP cannot run here, choose **Cluster space: PCA** under *More settings* on the Overview page."
@@ -46,7 +47,7 @@ def should_start(status: JobStatus, fingerprint: str) -> bool:
 
 
 def start(data_dir: str | None, settings: Settings) -> str:
-    return jobs.start_job(data_dir, settings, cache_root())
+    return jobs.start_job(data_dir, settings, cache_root(), state.current_where())
 
 
 # ---- drawing a job --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.backends import Where
 from core.pipeline import Settings
 
 DATA_ENV = "DOTMAP_DATA"
@@ -31,10 +32,20 @@ def init_session() -> None:
     if "settings" not in st.session_state:
         st.session_state["settings"] = asdict(Settings())
     st.session_state.setdefault("k", None)
+    st.session_state.setdefault("where", asdict(Where()))
 
 
 def current_settings() -> Settings:
     return Settings(**st.session_state["settings"])
+
+
+def current_where() -> Where:
+    """Where preparing runs: this machine, or a Dask cluster (not a setting: the results are the same)."""
+    return Where(**st.session_state["where"])
+
+
+def set_where(where: Where) -> None:
+    st.session_state["where"] = asdict(where)
 
 
 def set_settings(settings: Settings, data_dir: str) -> None:
