@@ -22,8 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import DotmapError
-from core.images import _pool_context
-from core.processes import exit_with_owner
+from core.processes import exit_with_owner, pool_context
 
 CANVAS = 200
 MARGIN = 4
@@ -302,7 +301,7 @@ def _write_in_parallel(
     pool = None
     if workers > 1 and len(chunks) > 1:
         pool = ProcessPoolExecutor(
-            min(workers, len(chunks)), mp_context=_pool_context(), initializer=_start_worker, initargs=(os.getpid(),)
+            min(workers, len(chunks)), mp_context=pool_context(), initializer=_start_worker, initargs=(os.getpid(),)
         )
     try:
         done = 0

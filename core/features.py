@@ -23,7 +23,7 @@ import numpy as np
 
 from core.backends import Backend
 from core.images import ImageSet
-from core.ondisk import RowWriter, let_go, map_rows
+from core.ondisk import RowWriter, image_block_rows, let_go, map_rows, row_blocks
 
 FEATURE_KINDS = ("pixels", "shape", "shape-rotation")
 FEATURE_HELP = {
@@ -41,7 +41,7 @@ RADIAL_EXTENT = 3.0
 POLAR_BLUR = (0.6, 1.0)  # (radial, angular) in bins
 POSE_TRIM = 2.0  # centre and radius are estimated again from the points within this many RMS radii
 POSE_PASSES = 2
-CHUNK_IMAGES = 2048
+CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.ondisk)
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -186,7 +186,7 @@ def compute_features(
     if kind not in _KINDS:
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
     n = len(images)
-    spans = [(start, min(start + CHUNK_IMAGES, n)) for start in range(0, n, CHUNK_IMAGES)]
+    spans = row_blocks(n, CHUNK_IMAGES or image_block_rows())
     if backend is not None and backend.name != "local":
         if source is None:
             raise ValueError("a cluster backend reads the images from a file: give source=.")

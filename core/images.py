@@ -8,7 +8,6 @@ import io
 import os
 import stat
 import struct
-import threading
 import warnings
 import zlib
 from collections import deque
@@ -17,8 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import get_context
-from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,7 @@ from core.backends import Backend
 from core.errors import DotmapError
 from core.folders import Inventory, special_kind
 from core.ondisk import RowWriter
-from core.processes import exit_with_owner
+from core.processes import exit_with_owner, pool_context
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or GIF"
@@ -335,18 +332,6 @@ def _decode_chunk(
     return packed, good, bad
 
 
-def _pool_context() -> BaseContext:
-    """fork when this process runs one thread (no re-import of a user's script); forkserver else.
-
-    Forking a process that runs other threads (a web server) can deadlock the child.
-    """
-    if threading.active_count() == 1:
-        return get_context("fork")
-    context = get_context("forkserver")
-    context.set_forkserver_preload(["core.images", "core.processes"])
-    return context
-
-
 def load_images(
     inventory: Inventory,
     grid: int = 200,
@@ -446,7 +431,7 @@ def decode_blocks(
             pool = stack.enter_context(
                 ProcessPoolExecutor(
                     min(workers, len(chunks)),
-                    mp_context=_pool_context(),
+                    mp_context=pool_context(),
                     initializer=exit_with_owner,
                     initargs=(os.getpid(),),
                 )

@@ -382,6 +382,7 @@ def run_job(
         elif data_dir is None:
             data_dir = str(demo.builtin_demo_path(root))
         backend = stack.enter_context((where or Where()).open())
+        print(f"preparing on {backend.describe()}", flush=True)
         pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress, backend=backend)
         status.fingerprint = pipeline.inventory.fingerprint
         reporter.plan([(s.stage, s.words, pipeline.is_cached(s.stage)) for s in pipeline.plan()])

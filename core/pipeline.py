@@ -448,7 +448,15 @@ class Pipeline:
         def compute() -> tuple[dict, dict]:
             self._progress(0, 1, "typical shapes")
             loaded = self.images()
-            means = typical.cluster_means(loaded.packed, loaded.grid, self.settings.features, self.sweep().labels, ks)
+            means = typical.cluster_means(
+                loaded.packed,
+                loaded.grid,
+                self.settings.features,
+                self.sweep().labels,
+                ks,
+                backend=self.backend,
+                source=self._file("images", "packed"),
+            )
             self._progress(1, 1, "typical shapes")
             return {"means": means}, {}
 

@@ -6,6 +6,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 
 WATCH_EVERY_S = 0.5  # a worker notices within this that its parent is gone
 
@@ -49,3 +51,15 @@ def exit_with_owner(owner: int) -> None:
     """Pool initializer: a worker ends when the process that started the pool (``owner``) dies; a
     killed owner cannot stop its pool, and its workers would wait or decode for minutes."""
     watch_parent(lambda: os._exit(1), owner)
+
+
+def pool_context() -> BaseContext:
+    """fork when this process runs one thread (no re-import of a user's script); forkserver else.
+
+    Forking a process that runs other threads (a web server) can deadlock the child.
+    """
+    if threading.active_count() == 1:
+        return get_context("fork")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["core.images", "core.processes"])
+    return context

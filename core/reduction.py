@@ -128,8 +128,7 @@ def _reduce_on_cluster(n: int, kept: int, seed: int, backend: Backend, source: s
     if sample is None:
         return next(backend.map(_reduce_file, [source], kept=kept, seed=seed, threads=threads))
     pca = next(backend.map(_fit_on_rows, [source], rows=sample, kept=kept, seed=seed, threads=threads))
-    step = _block_rows_of(source)
-    spans = [(start, min(start + step, n)) for start in range(0, n, step)]
+    spans = ondisk.row_blocks(n, _block_rows_of(source))
     Z = np.concatenate(list(backend.map(_project_rows, spans, source=source, pca=pca)))
     return _reduction_of(pca, Z)
 
@@ -210,8 +209,7 @@ def nearest_neighbors(
     if approximate:
         indices, distances = _approximate_graph(Z, n_neighbors, seed)
     elif backend is not None and backend.name != "local":
-        step = EXACT_TASK_ROWS
-        spans = [(start, min(start + step, len(Z))) for start in range(0, len(Z), step)]
+        spans = ondisk.row_blocks(len(Z), EXACT_TASK_ROWS)
         found = list(backend.map(_exact_rows, spans, Z=Z, n_neighbors=n_neighbors))
         indices, distances = np.concatenate([i for i, _ in found]), np.concatenate([d for _, d in found])
     else:

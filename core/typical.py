@@ -9,15 +9,18 @@ then lands on the same pose). The mean of those densities is the cluster's typic
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
+from core.backends import Backend
 from core.features import FEATURE_KINDS, SHAPE_EXTENT, _normalised_points, ink_points
-from core.ondisk import let_go
+from core.ondisk import image_block_rows, let_go, map_rows, row_blocks
 
 TYPICAL_CELLS = 48  # side of a mean image
-CHUNK_IMAGES = 2048
+CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.ondisk)
 
 
 def _rotate_to_axes(image: np.ndarray, u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +69,8 @@ def cluster_means(
     labels: np.ndarray,
     ks: Sequence[int],
     cells: int = TYPICAL_CELLS,
+    backend: Backend | None = None,
+    source: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Mean pose-free density of every cluster of every k, in one pass over the images.
 
@@ -73,6 +78,8 @@ def cluster_means(
     ----------
     packed : ndarray of shape (n_images, nbytes), bit-packed ink masks.
     labels : ndarray of shape (n_k, n_images); row j holds the clusters 0..ks[j]-1.
+    backend, source : with a cluster backend, each block of images is a task that reads its rows
+        from ``source``, the images' .npy file in the cache.
 
     Returns
     -------
@@ -84,20 +91,44 @@ def cluster_means(
         raise ValueError(f"labels has shape {labels.shape}; expected ({len(ks)}, {len(packed)}).")
     offsets = np.cumsum([0, *ks[:-1]])
     total = int(sum(ks))
+    which = partial(_sums_of_block, grid=grid, kind=kind, offsets=offsets, total=total, cells=cells)
+    spans = row_blocks(len(packed), CHUNK_IMAGES or image_block_rows())
+    if backend is not None and backend.name != "local":
+        if source is None:
+            raise ValueError("a cluster backend reads the images from a file: give source=.")
+        parts = backend.map(partial(_sums_of_file_rows, source=str(source), sums_of=which), spans, labels=labels)
+    else:
+        parts = (_sums_of_rows(span, packed, labels, which) for span in spans)
     sums = np.zeros((total, cells * cells), np.float64)
     counts = np.zeros(total, np.int64)
-    for start in range(0, len(packed), CHUNK_IMAGES):
-        stop = start + CHUNK_IMAGES
-        density = pose_free_densities(packed[start:stop], grid, kind, cells)
-        # one indicator column per cluster of every k: a single matrix product sums them all
-        which = (labels[:, start:stop] + offsets[:, None]).astype(np.int64)
-        indicator = np.zeros((density.shape[0], total), np.float32)
-        for row in which:
-            indicator[np.arange(len(row)), row] = 1.0
-        sums += indicator.T @ density
-        counts += np.bincount(which.ravel(), minlength=total)
-        let_go(packed)  # a mapped file's pages: memory stays a chunk's, not the whole set's
+    for block_sums, block_counts in parts:  # in order: the same sums whichever backend made the blocks
+        sums += block_sums
+        counts += block_counts
     means = sums / np.maximum(counts, 1)[:, None]
     top = means.max(axis=1, keepdims=True)
     means = np.where(top > 0, means / np.where(top > 0, top, 1.0), 0.0)
     return means.reshape(total, cells, cells).astype(np.float32)
+
+
+def _sums_of_block(
+    packed: np.ndarray, labels: np.ndarray, grid: int, kind: str, offsets: np.ndarray, total: int, cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The summed densities and the member counts of every cluster of every k over one block of images."""
+    density = pose_free_densities(packed, grid, kind, cells)
+    # one indicator column per cluster of every k: a single matrix product sums them all
+    which = (labels + offsets[:, None]).astype(np.int64)
+    indicator = np.zeros((density.shape[0], total), np.float32)
+    for row in which:
+        indicator[np.arange(len(row)), row] = 1.0
+    return indicator.T @ density, np.bincount(which.ravel(), minlength=total)
+
+
+def _sums_of_rows(span: tuple[int, int], packed: np.ndarray, labels: np.ndarray, sums_of: partial) -> tuple:
+    block = sums_of(packed[span[0] : span[1]], labels[:, span[0] : span[1]])
+    let_go(packed)  # a mapped file's pages: memory stays a chunk's, not the whole set's
+    return block
+
+
+def _sums_of_file_rows(span: tuple[int, int], labels: np.ndarray, source: str, sums_of: partial) -> tuple:
+    """A task: the sums of rows ``span`` of the packed images in the .npy file ``source``."""
+    return sums_of(np.array(map_rows(source)[span[0] : span[1]]), labels[:, span[0] : span[1]])

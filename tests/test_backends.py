@@ -47,6 +47,15 @@ def test_the_local_backend_is_a_plain_map():
         assert list(backend.map(lambda x, add: x + add, [1, 2, 3], add=10)) == [11, 12, 13]
 
 
+def test_a_local_cluster_listens_on_this_machine_only(cluster):
+    import psutil
+
+    workers = [psutil.Process(pid) for pid in cluster.client.run(os.getpid).values()]
+    processes = [psutil.Process(), *workers, *(w.parent() for w in workers)]  # scheduler here, nannies, workers
+    ports = [c.laddr for p in processes for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    assert ports and all(address.ip == "127.0.0.1" for address in ports), ports
+
+
 def test_tasks_come_back_in_order_with_shared_inputs(cluster):
     got = list(cluster.map(_plus_sum, range(40), v=np.arange(5)))
     assert got == [i + 10 for i in range(40)]
@@ -87,6 +96,8 @@ def test_the_pieces_above_their_thresholds_match_too(cluster, images, tmp_path, 
     _assert_same_space(here, there)
     for x, y in zip(here.sweep().labels, there.sweep().labels, strict=True):  # k-means per k: a task each
         assert adjusted_rand_score(x, y) >= 0.99
+    for a, b in zip(here.cluster_means(), there.cluster_means(), strict=True):  # typical shapes: blocks of images
+        assert np.allclose(a, b, atol=1e-6)
 
 
 def _assert_same_space(here: Pipeline, there: Pipeline) -> None:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, features
 
 import core.images
+import core.processes
 from core.errors import DotmapError
 from core.folders import scan_folder
 from core.images import (
@@ -645,7 +646,7 @@ def test_parallel_load_in_a_threaded_process_uses_forkserver(monkeypatch, many_f
     server = threading.Thread(target=release.wait, daemon=True)
     server.start()
     try:
-        assert core.images._pool_context().get_start_method() == "forkserver"
+        assert core.processes.pool_context().get_start_method() == "forkserver"
         parallel = load_images(inventory, grid=24, workers=2)
     finally:
         release.set()

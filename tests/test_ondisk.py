@@ -59,6 +59,14 @@ def test_a_bad_block_size_is_said_in_words(monkeypatch, text, words):
         ondisk.block_bytes()
 
 
+def test_images_go_2048_at_a_time_unless_the_block_is_set_smaller(monkeypatch):
+    monkeypatch.delenv(ondisk.MEMORY_ENV, raising=False)
+    assert ondisk.image_block_rows() == 2048  # what the stages took before the setting: the same results
+    monkeypatch.setenv(ondisk.MEMORY_ENV, "24")
+    assert ondisk.image_block_rows() == 512
+    assert ondisk.row_blocks(5, 2) == [(0, 2), (2, 4), (4, 5)] and ondisk.row_blocks(0, 2) == []
+
+
 def test_the_block_size_sets_the_rows_of_a_block(monkeypatch):
     monkeypatch.setenv(ondisk.MEMORY_ENV, "1")
     assert ondisk.block_rows(1024) == 1024

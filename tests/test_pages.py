@@ -135,6 +135,41 @@ def test_overview_applies_new_settings(demo: Path) -> None:
     assert "k 2..6" in texts(at, "caption")
 
 
+def test_overview_prepares_on_a_dask_scheduler_it_cannot_reach_and_says_so(demo: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
+    few = make_demo(tmp_path / "few", n=30, seed=2)
+    at = open_page()
+    at.text_input(key="form_folder").set_value(str(few))
+    at.selectbox(key="form_backend").set_value("dask")
+    at.text_input(key="form_scheduler").set_value(address)
+    at.button(key="apply").click().run()
+    settle(at)
+    assert not at.exception
+    assert at.session_state["where"] == {"backend": "dask", "scheduler": address, "workers": None}
+    assert f"Could not reach the Dask scheduler at {address}" in texts(at, "error")
+
+
+@pytest.mark.slow
+def test_overview_prepares_on_a_local_dask_cluster(demo: Path, tmp_path: Path) -> None:
+    few = make_demo(tmp_path / "few", n=60, seed=2)
+    at = open_page()
+    at.text_input(key="form_folder").set_value(str(few))
+    at.slider(key="form_k").set_value((2, 5))
+    at.selectbox(key="form_backend").set_value("dask")
+    at.button(key="apply").click().run()
+    settle(at)
+    assert_clean(at)
+    assert "60 files" in texts(at, "markdown")
+    settings = Settings(**at.session_state["settings"])
+    assert Pipeline(few, settings).missing() == []  # the cluster's results, in the cache the pages read
+    log = jobs.job_folder(default_cache_dir(), jobs.job_id(str(few), settings)) / jobs.LOG_FILE
+    assert "preparing on Dask (a local cluster" in log.read_text()
+
+
 # ---- map -------------------------------------------------------------------------------------
 def test_map_starts_at_the_recommended_k(demo: Path, recommended_k: int) -> None:
     at = open_page("pages/1_Map.py")
