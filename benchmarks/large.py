@@ -48,7 +48,7 @@ if __name__ == "__main__":
 """
 
 
-def measure(n: int, seed: int, backend: str = "local", workers: int = 0) -> dict:
+def measure(n: int, seed: int, backend: str = "local", workers: int = 0, keep: bool = False) -> dict:
     from core.demo import make_demo
     from core.pipeline import Pipeline, Settings
 
@@ -77,7 +77,8 @@ def measure(n: int, seed: int, backend: str = "local", workers: int = 0) -> dict
         got = stages[step.stage]
         workers_mb = f" (workers {got['worker_peak_mb']:.0f} MB)" if got["worker_peak_mb"] else ""
         print(f"{n:>9,} {step.words:<48} {got['seconds']:8.1f} s {got['peak_mb']:8.0f} MB{workers_mb}", flush=True)
-    shutil.rmtree(cache, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(cache, ignore_errors=True)
     return {
         "n": n,
         "stages": stages,
@@ -93,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--backend", choices=("local", "dask"), default="local")
     parser.add_argument("--workers", type=int, default=0, help="Dask: workers of the local cluster (default: cores)")
+    parser.add_argument("--keep", action="store_true", help="keep the cache, to open the set in the dashboard")
     args = parser.parse_args(argv)
     results = []
     for n in args.sizes:
         started = time.perf_counter()
-        results.append(measure(n, args.seed, args.backend, args.workers))
+        results.append(measure(n, args.seed, args.backend, args.workers, args.keep))
         print(
             f"{n:>9,} images: stages {results[-1]['seconds']:.0f} s ({time.perf_counter() - started:.0f} s with "
             f"process starts), peak {results[-1]['peak_mb']:.0f} MB",
