@@ -82,7 +82,7 @@ class DaskBackend(Backend):
                 raise DotmapError(
                     f"Could not reach the Dask scheduler at {scheduler} ({exc}). Check the address "
                     "(tcp://HOST:8786 by default), that `dask scheduler` is running there, and that this "
-                    "machine can reach that port; or leave out --scheduler to start a cluster on this machine."
+                    "machine can reach that port; or give no scheduler to start a cluster on this machine."
                 ) from None
         else:
             n = workers or os.cpu_count() or 1

@@ -11,12 +11,13 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TextIO
 
 from core import compare, demo, features, group_model
-from core.backends import BACKEND_HELP, BACKENDS, Backend, Where
+from core.backends import BACKEND_HELP, BACKENDS, Where
 from core.cache import CACHE_ENV, default_cache_dir
 from core.cli_curation import add_curate_parser, add_curation_option, cmd_curate, open_curation
 from core.clustering import ALGORITHMS
@@ -145,13 +146,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _pipeline(args: argparse.Namespace, backend: Backend | None = None) -> tuple[Pipeline, _Progress]:
+def _pipeline(args: argparse.Namespace) -> tuple[Pipeline, _Progress]:
     progress = _Progress(not args.quiet and sys.stderr.isatty())
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = demo.builtin_demo_dir(args.cache or default_cache_dir(), on_progress=progress)
         print(f"using the built-in demo set: {data_dir}", file=sys.stderr)
-    pipeline = Pipeline(data_dir, _settings(args), args.cache, on_progress=progress, backend=backend)
+    pipeline = Pipeline(data_dir, _settings(args), args.cache, on_progress=progress)
     return pipeline, progress
 
 
@@ -198,10 +199,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         cache = args.cache or default_cache_dir()
         return run_job(args.data_dir, _settings(args), cache, args.job, _print_prepared, where)
     start = time.perf_counter()
-    with where.open() as backend:
-        pipeline, progress = _pipeline(args, backend)
-        if backend.name != "local":
-            print(f"running the stages on {backend.describe()}", file=sys.stderr)
+    pipeline, progress = _pipeline(args)
+    with ExitStack() as stack:
+        if pipeline.missing(with_map=not args.no_map):  # a cluster is reached (or started) only for work
+            pipeline.backend = stack.enter_context(where.open())
+            if pipeline.backend.name != "local":
+                print(f"preparing on {pipeline.backend.describe()}", file=sys.stderr)
         pipeline.prepare(with_map=not args.no_map)
     progress.close()
     _print_prepared(pipeline, time.perf_counter() - start)

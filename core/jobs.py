@@ -381,11 +381,12 @@ def run_job(
             reporter.end()
         elif data_dir is None:
             data_dir = str(demo.builtin_demo_path(root))
-        backend = stack.enter_context((where or Where()).open())
-        print(f"preparing on {backend.describe()}", flush=True)
-        pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress, backend=backend)
+        pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress)
         status.fingerprint = pipeline.inventory.fingerprint
         reporter.plan([(s.stage, s.words, pipeline.is_cached(s.stage)) for s in pipeline.plan()])
+        if pipeline.missing():  # a cluster is reached (or started) only when there is work for it
+            pipeline.backend = stack.enter_context((where or Where()).open())
+            print(f"preparing on {pipeline.backend.describe()}", flush=True)
 
         def on_step(step: Step, starting: bool) -> None:
             if starting:

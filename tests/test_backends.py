@@ -132,7 +132,7 @@ def test_an_unreachable_scheduler_is_told_in_words():
     address = f"tcp://127.0.0.1:{_free_port()}"
     with pytest.raises(DotmapError, match=f"Could not reach the Dask scheduler at {address}") as caught:
         DaskBackend(address, timeout=2)
-    assert "dask scheduler" in str(caught.value) and "--scheduler" in str(caught.value)
+    assert "dask scheduler" in str(caught.value) and "give no scheduler" in str(caught.value)
 
 
 def test_the_command_line_says_so_too(images, tmp_path):
@@ -181,3 +181,13 @@ def test_a_job_on_an_unreachable_scheduler_fails_in_words(images, tmp_path):
     status = json.loads((tmp_path / "job" / STATUS_FILE).read_text())
     assert code == 1 and status["state"] == "failed"
     assert f"Could not reach the Dask scheduler at {address}" in status["error"]
+
+
+def test_a_prepared_set_does_not_need_the_cluster(images, tmp_path):
+    from core.jobs import run_job
+
+    settings = Settings(k_min=2, k_max=4, cluster_space="pca")
+    Pipeline(images, settings, tmp_path / "cache").prepare(with_map=False)
+    Pipeline(images, settings, tmp_path / "cache").prepare()  # the map too
+    unreachable = Where("dask", f"tcp://127.0.0.1:{_free_port()}")
+    assert run_job(str(images), settings, tmp_path / "cache", tmp_path / "job", where=unreachable) == 0

@@ -162,3 +162,31 @@ def test_compare_two_settings_shows_the_sankey_and_the_images(page, server) -> N
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .sankey-node').length === 6")
     settle(page)
     assert_no_exception(page)
+
+
+# ---- Prepare on a Dask cluster: the Overview's choice, and a scheduler that cannot be reached -------
+def test_preparing_on_a_dask_scheduler_it_cannot_reach_is_told_on_the_page(page, server) -> None:
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
+    goto(page, server, "")
+    page.get_by_text("More settings").click()
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text="Prepare on")
+    combobox = box.get_by_role("combobox")
+    combobox.click()
+    if combobox.get_attribute("aria-expanded") != "true":  # a click may only focus it; the arrow key opens it
+        combobox.press("ArrowDown")
+    page.get_by_role("option", name="a Dask cluster", exact=True).click(timeout=10_000)
+    page.get_by_role("textbox", name="Dask scheduler (empty: start a cluster on this machine)").fill(address)
+    seed = page.locator("input[aria-label='Seed']")
+    seed.fill("7")  # settings no other test prepares, so a job must start and reach for the cluster
+    seed.press("Tab")
+    page.get_by_role("button", name="Apply and prepare").click()
+    page.get_by_text(re.compile(r"Could not reach the Dask scheduler at " + re.escape(address))).first.wait_for(
+        timeout=60_000
+    )
+    settle(page)
+    assert_no_exception(page)
+    shoot(page, "dask-unreachable")
