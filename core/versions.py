@@ -33,6 +33,11 @@ STAGE_CODE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# modules that decide where a stage runs, not what it computes: the same stage on this machine or
+# on a Dask cluster has one key (its tasks are functions of the stage's own modules, which count)
+WHERE_NOT_WHAT = {"core.backends"}
+
+
 def code_fingerprint(source: str) -> str:
     """A hash of Python source that ignores comments, docstrings, blank lines and layout."""
     tree = ast.parse(textwrap.dedent(source))
@@ -79,7 +84,7 @@ def _modules_with_imports(modules: tuple[str, ...]) -> tuple[str, ...]:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo.extend(_core_imports(_module_source(name)) - seen)
+            todo.extend(_core_imports(_module_source(name)) - seen - WHERE_NOT_WHAT)
     return tuple(sorted(seen))
 
 

@@ -92,3 +92,11 @@ def test_a_library_upgrade_changes_the_version(monkeypatch) -> None:
         assert stage_version("typical") == typical_before  # it does not call scikit-learn
     finally:
         stage_version.cache_clear()
+
+
+def test_where_a_stage_runs_is_not_part_of_its_key():
+    from core.versions import _modules_with_imports
+
+    followed = _modules_with_imports(("core.images", "core.features", "core.reduction", "core.typical"))
+    assert "core.ondisk" in followed  # how arrays are read and blocked: it counts
+    assert "core.backends" not in followed  # this machine or a Dask cluster: the same results
