@@ -243,6 +243,7 @@ class Cache:
             ) from None
         except OSError as exc:
             raise self._unwritable(stage, exc) from None
+        mine = len(self._scratch)  # a stage computing inside another's compute leaves the outer's scratch be
         try:
             entry = self.load(stage, key)  # another process may have written it meanwhile
             if entry is not None:
@@ -254,7 +255,7 @@ class Cache:
                 raise self._unwritable(stage, exc) from None
         finally:
             lock.release()
-            while self._scratch:
+            while len(self._scratch) > mine:
                 shutil.rmtree(self._scratch.pop(), ignore_errors=True)
         folder = self.path(stage, key)
         held = {

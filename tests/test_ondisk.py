@@ -129,3 +129,22 @@ def test_pca_above_its_fit_sample_projects_every_row(tmp_path, monkeypatch, rng)
     sample = reduction.fit_rows(500, 0)
     assert len(sample) == 200 and np.all(np.diff(sample) > 0)
     assert reduction.fit_rows(200, 0) is None
+
+
+def test_a_stage_computed_inside_another_leaves_the_outer_scratch_file_be(tmp_path):
+    cache = Cache(tmp_path / "cache")
+
+    def inner():
+        out = cache.scratch_file("inner", "a")
+        np.save(out, np.zeros(3))
+        return {"a": out}, {}
+
+    def outer():
+        out = cache.scratch_file("outer", "b")  # made before the stage above it is computed
+        cache.get_or_compute("inner", "k1", inner)
+        np.save(out, np.ones(4))
+        return {"b": out}, {}
+
+    entry, _ = cache.get_or_compute("outer", "k2", outer)
+    assert np.array_equal(entry.arrays["b"], np.ones(4))
+    assert not list((tmp_path / "cache").glob(".tmp-*"))
