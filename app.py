@@ -151,8 +151,16 @@ with timing.timed("overview"):
     page.sidebar(pipeline, demo)
     st.markdown(
         f"**Data**: {'the built-in demo set' if demo else ''} `{pipeline.inventory.root}` · "
-        f"{len(pipeline.inventory.files)} files"
+        f"{len(pipeline.inventory.files):,} files"
     )
+    if len(pipeline.inventory.files) > data.RESCAN_ABOVE:
+        st.caption(
+            "A folder this large is listed again only when a file is added, removed or renamed in it: "
+            "an image overwritten under the same name is seen after a new look."
+        )
+        if st.button("Look at the folder again", key="rescan", icon=":material/refresh:"):
+            data.forget_scan(str(pipeline.data_dir))
+            st.rerun()
     if not pipeline.inventory.files:
         st.error(f"The folder {pipeline.inventory.root} holds no files. Choose a folder of images above.")
         st.stop()

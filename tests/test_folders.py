@@ -186,3 +186,28 @@ def test_fingerprint_ignores_labels_csv(tree: Path) -> None:
     before = scan_folder(tree).fingerprint
     _grow_keeping_mtime(tree / "labels.csv")
     assert scan_folder(tree).fingerprint == before
+
+
+def test_a_scan_sees_its_folders_unchanged_until_an_entry_comes_or_goes(tmp_path):
+    import os
+    import time
+
+    from core.folders import folders_unchanged, scan_folder
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.png").write_bytes(b"1")
+    (tmp_path / "y.png").write_bytes(b"2")
+    inventory = scan_folder(tmp_path)
+    assert sorted(prefix for prefix, _ in inventory.folders) == ["", "a/", "a/b/"]
+    assert folders_unchanged(inventory)
+    time.sleep(0.01)
+    (tmp_path / "a" / "b" / "x.png").write_bytes(b"changed in place")  # not seen: only a new scan sees it
+    assert folders_unchanged(inventory)
+    (tmp_path / "a" / "b" / "z.png").write_bytes(b"3")  # a new file deep down
+    assert not folders_unchanged(inventory)
+    inventory = scan_folder(tmp_path)
+    os.rename(tmp_path / "y.png", tmp_path / "w.png")
+    assert not folders_unchanged(inventory)
+    inventory = scan_folder(tmp_path)
+    (tmp_path / "a" / "b").rename(tmp_path / "a" / "c")
+    assert not folders_unchanged(inventory)

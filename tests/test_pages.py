@@ -153,6 +153,31 @@ def test_overview_prepares_on_a_dask_scheduler_it_cannot_reach_and_says_so(demo:
     assert f"Could not reach the Dask scheduler at {address}" in texts(at, "error")
 
 
+def test_overview_lists_a_large_folder_again_only_when_it_changes(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pages.ui import data
+
+    monkeypatch.setattr(data, "RESCAN_ABOVE", 10)  # as if these 30 files were more than 100,000
+    few = make_demo(tmp_path / "few", n=30, seed=3)
+    at = open_page()
+    at.text_input(key="form_folder").set_value(str(few))
+    at.button(key="apply").click().run()
+    assert "30 files" in texts(at, "markdown")
+    before = data._last_scan(str(few))["inventory"]
+    (few / "dots_00.png").write_bytes((few / "dots_01.png").read_bytes())  # in place: the folder is the same
+    at.run()
+    assert data._last_scan(str(few))["inventory"] is before
+    (few / "new.png").write_bytes((few / "dots_01.png").read_bytes())  # a new file: the folder changed
+    at.run()
+    assert "31 files" in texts(at, "markdown")
+    after_new = data._last_scan(str(few))["inventory"]
+    assert after_new is not before
+    at.button(key="rescan").click().run()
+    assert not at.exception
+    assert data._last_scan(str(few))["inventory"] is not after_new
+
+
 @pytest.mark.slow
 def test_overview_prepares_on_a_local_dask_cluster(demo: Path, tmp_path: Path) -> None:
     few = make_demo(tmp_path / "few", n=60, seed=2)

@@ -18,7 +18,7 @@ import streamlit as st
 from core import compare, demo, export, typical
 from core.cache import default_cache_dir
 from core.errors import DotmapError
-from core.folders import Inventory, scan_folder
+from core.folders import Inventory, folders_unchanged, scan_folder
 from core.images import ImageReadError, ImageSet, decode_image, read_labels
 from core.jobs import JobStatus
 from core.names import shown
@@ -28,8 +28,8 @@ from core.reduction import Reduction
 from pages.ui import jobs as ui_jobs
 from pages.ui import state
 
-
 # ---- opening the data -----------------------------------------------------------------------
+RESCAN_ABOVE = 100_000  # files; see current_inventory
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _pipeline(data_dir: str, settings_json: str, fingerprint: str, _inventory: Inventory) -> Pipeline:
     return Pipeline(data_dir, Settings(**json.loads(settings_json)), inventory=_inventory)
@@ -53,12 +53,33 @@ def open_pipeline() -> Pipeline:
         st.stop()
     data_dir = folder or str(demo.builtin_demo_path(default_cache_dir()))
     try:
-        inventory = scan_folder(data_dir)  # every full page run: a changed folder is a new pipeline
+        inventory = current_inventory(data_dir)  # a changed folder is a new pipeline
         return _pipeline(data_dir, json.dumps(asdict(settings), sort_keys=True), inventory.fingerprint, inventory)
     except DotmapError as exc:
         st.error(str(exc))
         st.info("Choose another folder on the **Overview** page.")
         st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _last_scan(data_dir: str) -> dict[str, Inventory]:
+    return {}
+
+
+def current_inventory(data_dir: str) -> Inventory:
+    """The folder's listing: scanned again on every full page run, except above RESCAN_ABOVE files,
+    where the last scan is kept while none of its folders changed (a scan of a million files takes
+    12 s; a file overwritten in place is seen after *Look at the folder again* on the Overview)."""
+    last = _last_scan(data_dir).get("inventory")
+    if last is not None and len(last.files) > RESCAN_ABOVE and folders_unchanged(last):
+        return last
+    inventory = scan_folder(data_dir)
+    _last_scan(data_dir)["inventory"] = inventory
+    return inventory
+
+
+def forget_scan(data_dir: str) -> None:
+    _last_scan(data_dir).clear()
 
 
 def is_demo(pipeline: Pipeline) -> bool:
