@@ -86,6 +86,7 @@ class DaskBackend(Backend):
                 ) from None
         else:
             n = workers or os.cpu_count() or 1
+            self._environ = dict(os.environ)
             self._cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
@@ -95,6 +96,7 @@ class DaskBackend(Backend):
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self._cluster, set_as_default=False)
+            self._restore_environ()
         self.workers = max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
     def describe(self) -> str:
@@ -132,10 +134,22 @@ class DaskBackend(Backend):
         """Dask collections (arrays) computed on this backend's cluster."""
         return tuple(self.client.compute(list(collections), sync=True))
 
+    def _restore_environ(self) -> None:
+        """Undo what starting (or restarting) a worker wrote into this process's environment.
+
+        Its nanny sets OMP_NUM_THREADS=1 and the like in ``os.environ`` for the worker it spawns and
+        leaves them there: every process this one starts afterwards (a later job, a test's
+        subprocess) would run one BLAS thread and compute other last bits than before.
+        """
+        for name in set(os.environ) - set(self._environ):
+            del os.environ[name]
+        os.environ.update(self._environ)
+
     def close(self) -> None:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+            self._restore_environ()
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,13 @@ def test_a_local_cluster_listens_on_this_machine_only(cluster):
     assert ports and all(address.ip == "127.0.0.1" for address in ports), ports
 
 
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    before = dict(os.environ)
+    with DaskBackend(workers=1):
+        assert dict(os.environ) == before  # its nanny sets OMP_NUM_THREADS=1 here for the worker it spawns
+    assert dict(os.environ) == before
+
+
 def test_tasks_come_back_in_order_with_shared_inputs(cluster):
     got = list(cluster.map(_plus_sum, range(40), v=np.arange(5)))
     assert got == [i + 10 for i in range(40)]

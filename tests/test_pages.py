@@ -403,7 +403,7 @@ def test_export_refuses_a_folder_inside_the_image_folder(demo: Path) -> None:
 def test_a_cache_that_cannot_be_written_is_said_in_words(
     demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_only(data_dir, settings, root):
+    def read_only(data_dir, settings, root, where):
         raise PermissionError(13, "Permission denied", str(root / "jobs"))
 
     monkeypatch.setattr("core.jobs._start_job", read_only)
