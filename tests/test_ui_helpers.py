@@ -420,3 +420,26 @@ def test_a_large_map_is_a_density_image_under_a_sample_of_points(monkeypatch) ->
     rows = np.asarray(scatter.customdata)
     assert np.allclose(scatter.x, xy[rows, 0]) and list(scatter.text) == names[rows].tolist()
     assert [image.name for image in fig.layout.images] == ["density"]
+
+
+def test_a_large_map_places_its_shapes_from_a_sample_and_a_small_group_from_its_own_points(monkeypatch):
+    from pages.ui import render
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    labels = rng.integers(0, 3, 30_000)
+    xy = centres[labels] + rng.normal(0, 0.5, (30_000, 2))
+    xy[:3], labels[:3] = [[20.0, 20.0], [20.1, 20.0], [20.0, 20.1]], 3  # a group of 3, likely missed by a sample
+    monkeypatch.setattr(render, "SHAPE_PLACE_SAMPLE", 2_000)
+    sampled = render.sampled_shape_positions(xy, labels, 4)
+    full = render.shape_positions(xy, labels, 4)
+    assert np.allclose(sampled[:3], full[:3], atol=0.5)
+    assert np.allclose(sampled[3], [20.03, 20.03], atol=0.05)
+
+
+@pytest.mark.parametrize("count", [0, 1, 8, 50, 300, 400])
+def test_the_smallest_values_are_those_a_stable_sort_puts_first(count):
+    from pages.ui.selection import smallest
+
+    values = np.random.default_rng(count).integers(0, 20, 300).astype(np.float32)  # many ties
+    assert np.array_equal(smallest(values, count), np.argsort(values, kind="stable")[:count])

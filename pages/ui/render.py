@@ -44,6 +44,7 @@ SHAPE_FRAME_PX = 3
 SHAPE_BACKDROP_ALPHA = 150  # white behind the ink, at this opacity of 255: the points under it still show
 SHAPE_LEVELS = 32  # shades of grey in a shape's PNG
 DENSEST_BINS = 48  # the map is cut into this many cells a side to find where each group is densest
+SHAPE_PLACE_SAMPLE = 100_000  # above DENSITY_ABOVE images, the shapes are placed from this many points
 
 
 def colour(cluster: int) -> str:
@@ -203,7 +204,7 @@ def shape_images(xy: np.ndarray, labels: np.ndarray, shapes: np.ndarray) -> list
     keeps its place and size relative to the points when the map is zoomed.
     """
     k = len(shapes)
-    positions = shape_positions(xy, labels, k)
+    positions = shape_positions(xy, labels, k) if len(xy) <= DENSITY_ABOVE else sampled_shape_positions(xy, labels, k)
     if not len(xy):
         return []
     xy = np.asarray(xy, np.float64)
@@ -228,6 +229,20 @@ def shape_images(xy: np.ndarray, labels: np.ndarray, shapes: np.ndarray) -> list
             }
         )
     return images
+
+
+def sampled_shape_positions(xy: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """:func:`shape_positions` from a fixed sample of SHAPE_PLACE_SAMPLE points: 20 ms at a million
+    against 200 ms for all of them, on every move of k. A group too small to be in the sample is
+    placed from its own points."""
+    labels = np.asarray(labels)
+    rows = map_sample(len(xy), SHAPE_PLACE_SAMPLE)
+    positions = shape_positions(np.asarray(xy)[rows], labels[rows], k)
+    for c in np.flatnonzero(np.isnan(positions[:, 0])):
+        members = np.flatnonzero(labels == c)
+        if len(members):
+            positions[c] = shape_positions(np.asarray(xy)[members], np.zeros(len(members), np.int64), 1)[0]
+    return positions
 
 
 def map_sample(n: int, size: int | None = None) -> np.ndarray:

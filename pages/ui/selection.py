@@ -89,3 +89,18 @@ def map_rows(selection: Mapping[str, Any] | None, xy: np.ndarray, density_above:
         if len(inside):
             return inside
     return selected_rows(selection, len(xy))
+
+
+def smallest(values: np.ndarray, count: int) -> np.ndarray:
+    """The positions of the ``count`` smallest values, smallest first: ``np.argsort(values,
+    kind="stable")[:count]``, in time linear in len(values) rather than n log n."""
+    values = np.asarray(values)
+    if count >= len(values):
+        return np.argsort(values, kind="stable")
+    if count <= 0:
+        return np.zeros(0, np.int64)
+    kth = np.partition(values, count - 1)[count - 1]
+    below = np.flatnonzero(values < kth)
+    ties = np.flatnonzero(values == kth)[: count - len(below)]
+    chosen = np.concatenate([below, ties])
+    return chosen[np.argsort(values[chosen], kind="stable")]
