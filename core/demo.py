@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import DotmapError
-from core.processes import exit_with_owner, pool_context
+from core.processes import exit_with_owner, in_order, pool_context
 
 CANVAS = 200
 MARGIN = 4
@@ -305,7 +305,8 @@ def _write_in_parallel(
         )
     try:
         done = 0
-        for count in pool.map(write, chunks) if pool is not None else map(write, chunks):
+        counts = in_order(pool, write, chunks, ahead=2 * workers) if pool is not None else map(write, chunks)
+        for count in counts:
             done += count
             if on_progress is not None:
                 on_progress(done, plan.n, "demo")

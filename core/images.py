@@ -10,7 +10,6 @@ import stat
 import struct
 import warnings
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
@@ -25,7 +24,7 @@ from core.backends import Backend
 from core.errors import DotmapError
 from core.folders import Inventory, special_kind
 from core.ondisk import RowWriter
-from core.processes import exit_with_owner, pool_context
+from core.processes import exit_with_owner, in_order, pool_context
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or GIF"
@@ -436,24 +435,12 @@ def decode_blocks(
                     initargs=(os.getpid(),),
                 )
             )
-            results = _in_order(pool, decode, chunks, ahead=2 * workers)
+            results = in_order(pool, decode, chunks, ahead=2 * workers)
         for chunk, (packed, good, bad) in zip(chunks, results, strict=True):
             yield packed, [chunk[i] for i in good], bad
             done += len(chunk)
             if on_progress is not None:
                 on_progress(done, total, "read")
-
-
-def _in_order(pool: ProcessPoolExecutor, fn: Callable, items: list, ahead: int) -> Iterator:
-    """``pool.map`` that keeps at most ``ahead`` items in flight: decoded chunks do not pile up in
-    memory when their consumer (writing to disk) is slower than the workers."""
-    pending: deque = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= ahead:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def read_labels(path: Path, paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:
