@@ -344,6 +344,11 @@ def child_pids(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through /proc")
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def _as_a_shell_starts_it() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def test_stopping_a_large_demo_leaves_no_workers(tmp_path: Path, how: signal.Signals) -> None:
     from core.processes import WATCH_EVERY_S, process_alive
 
@@ -352,7 +357,15 @@ def test_stopping_a_large_demo_leaves_no_workers(tmp_path: Path, how: signal.Sig
         "import core.demo as d; d.SUBFOLDER_FROM = 10; d.CHUNK_IMAGES = 50; "
         f"d.make_demo({str(out)!r}, n=10**6, size=48, workers=2)"
     )
-    owner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, stderr=subprocess.PIPE)
+    # Ctrl-C as a terminal delivers it: whatever signal dispositions the test runner's process has
+    # picked up by now (a full CI run stopped this owner twice, never a run of this file), the owner
+    # starts with SIGINT at its default, as a person's shell starts it
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parent.parent,
+        stderr=subprocess.PIPE,
+        preexec_fn=_as_a_shell_starts_it,
+    )
     try:
         deadline = time.monotonic() + 30
         while not list(out.glob("*/dots_*.png")) and time.monotonic() < deadline:
@@ -360,7 +373,12 @@ def test_stopping_a_large_demo_leaves_no_workers(tmp_path: Path, how: signal.Sig
         workers = child_pids(owner.pid)
         assert len(workers) == 2
         owner.send_signal(how)
-        owner.wait(timeout=60)  # on a loaded machine (a full test run on 2 cores) the owner can take 10 s and more
+        try:
+            owner.wait(timeout=60)  # on a loaded machine (a full test run on 2 cores) the owner can take 10 s and more
+        except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{owner.pid}/status").read_text()
+            signals = [line for line in status.splitlines() if line.startswith(("State", "Sig", "Threads"))]
+            pytest.fail(f"the owner did not end within 60 s of {how.name}: {signals}")
         deadline = time.monotonic() + 4 * WATCH_EVERY_S + 2
         while any(process_alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
