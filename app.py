@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.backends import BACKEND_WORDS, BACKENDS, Where
-from core.clustering import ALGORITHM_WORDS, ALGORITHMS
+from core.clustering.algorithms import ALGORITHM_WORDS, ALGORITHMS
+from core.clustering.scoring import RECOMMENDATION_RULE
+from core.engine.backends import BACKEND_WORDS, BACKENDS, Where
+from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.errors import DotmapError
-from core.features import FEATURE_HELP, FEATURE_KINDS, feature_view
-from core.images import POLARITIES, pack_masks
-from core.names import shown
-from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
-from core.scoring import RECOMMENDATION_RULE
+from core.reading.images import POLARITIES, pack_masks
+from core.reading.names import shown
+from core.representation.features import FEATURE_HELP, FEATURE_KINDS, feature_view
 from pages.ui import charts, data, page, render, state, timing
 from pages.ui import jobs as ui_jobs
 

@@ -1,5 +1,5 @@
 """What running HDBSCAN on a sample costs: the groups found without a k on all images against those
-found on a sample and spread through the kNN graph (core.clustering.spread_labels).
+found on a sample and spread through the kNN graph (core.clustering.algorithms.spread_labels).
 
 Uses a set prepared by benchmarks/umap_sample.py (its cluster space and neighbours are cached).
 
@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import DATA  # noqa: E402
 from core import clustering  # noqa: E402
-from core.compare import agreement  # noqa: E402
-from core.images import read_labels  # noqa: E402
-from core.pipeline import Pipeline, Settings  # noqa: E402
+from core.engine.pipeline import Pipeline, Settings  # noqa: E402
+from core.outputs.compare import agreement  # noqa: E402
+from core.reading.images import read_labels  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

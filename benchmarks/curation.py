@@ -1,6 +1,6 @@
 """How fast each curation action answers on a large prepared set: the change itself and the save of the file.
 
-Every action of the Curate page is a core call (core.curation) followed by core.curation_file.save;
+Every action of the Curate page is a core call (core.curation.model) followed by core.curation.file.save;
 the page draws again after both. This times the two together per action (medians over --repeats),
 plus reading the file back (a new session, or a page run after another tab's change), the split's
 preview (clustering a group's members again) and the typical shape of a changed group.
@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import DATA, demo_folder  # noqa: E402
 from core import curation_file  # noqa: E402
-from core.curation import OUTLIER, Curation, from_clusters, group_shape, split_parts  # noqa: E402
-from core.pipeline import Pipeline, Settings  # noqa: E402
+from core.curation.model import OUTLIER, Curation, from_clusters, group_shape, split_parts  # noqa: E402
+from core.engine.pipeline import Pipeline, Settings  # noqa: E402
 
 TARGET_MS = 300  # the issue's bound for one action on the server
 

@@ -43,7 +43,7 @@ CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
 
 
 def prepare(folder: Path, cache: Path) -> None:
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
 
     pipeline = Pipeline(folder, Settings(), cache)
     start = time.perf_counter()
@@ -53,7 +53,7 @@ def prepare(folder: Path, cache: Path) -> None:
 
 
 def n_images(folder: Path) -> int:
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
 
     return len(Pipeline(folder, Settings()).image_meta()["paths"])
 
@@ -197,8 +197,8 @@ def map_figure_ms(folder: Path, repeats: int = 30) -> dict:
     """Milliseconds of `render.map_figure` at the recommended k without and with the typical shapes (medians)."""
     import numpy as np
 
-    from core.names import shown
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
+    from core.reading.names import shown
     from pages.ui import render
 
     pipeline = Pipeline(folder, Settings())
@@ -304,8 +304,8 @@ def browser_runs(env: dict, repeats: int, sample_files: list[Path], logs: Path) 
 
 
 def predict_core_ms(folder: Path, sample_file: Path, repeats: int) -> float:
-    from core.pipeline import Pipeline, Settings
-    from core.predict import Predictor
+    from core.engine.pipeline import Pipeline, Settings
+    from core.outputs.predict import Predictor
 
     predictor = Predictor(Pipeline(folder, Settings()))
     content = sample_file.read_bytes()

@@ -99,7 +99,7 @@ def compare_png(kind: str) -> list[dict]:
     from PIL import Image
 
     from core.demo import FAMILIES, HARD_FAMILIES, draw_demo_image
-    from core.images import MAX_PIXELS, decode_image
+    from core.reading.images import MAX_PIXELS, decode_image
 
     families = list(HARD_FAMILIES if kind == "hard-shapes" else FAMILIES)
     rng = np.random.default_rng(0)

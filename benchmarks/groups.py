@@ -15,7 +15,7 @@ over all sets, never by one.
     python3 benchmarks/groups.py --timing-only                  # only the 32,000 x 40 timings
 
 Data sets are made once by benchmarks/quality.py's data_folder under --work (default
-~/.cache/dotmap-quality) and prepared with core.pipeline, reusing its cache.
+~/.cache/dotmap-quality) and prepared with core.engine.pipeline, reusing its cache.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.quality import SETS, data_folder
-from core.group_model import DEFAULT_METHOD, GROUP_NEIGHBOURS, GROUP_SIZE_POWER, METHODS, GroupModel, fit_groups
-from core.images import read_labels
-from core.pipeline import Pipeline, Settings
+from core.curation.classifier import DEFAULT_METHOD, GROUP_NEIGHBOURS, GROUP_SIZE_POWER, METHODS, GroupModel, fit_groups
+from core.engine.pipeline import Pipeline, Settings
+from core.reading.images import read_labels
 
 HELD_OUT = 0.2  # share of the curated images held out, per group
 NEIGHBOUR_COUNTS = (1, 5, 10, 15, 25)  # each plain and weighted, at GROUP_SIZE_POWER

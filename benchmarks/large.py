@@ -29,8 +29,8 @@ from benchmarks.run import DATA  # noqa: E402
 
 STAGE_SCRIPT = """
 import json, resource, sys, time
-from core.backends import open_backend
-from core.pipeline import Pipeline, Settings
+from core.engine.backends import open_backend
+from core.engine.pipeline import Pipeline, Settings
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -50,7 +50,7 @@ if __name__ == "__main__":
 
 def measure(n: int, seed: int, backend: str = "local", workers: int = 0, keep: bool = False) -> dict:
     from core.demo import make_demo
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
 
     folder = DATA / f"demo-{n}-seed{seed}"
     if not (folder / "labels.csv").exists():

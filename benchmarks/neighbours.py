@@ -43,7 +43,7 @@ def _peak_mb() -> float:
 
 # ---- what runs inside a measured process -------------------------------------------------
 def child(z_path: str, method: str, repeats: int, out_path: str) -> dict:
-    from core.reduction import N_NEIGHBORS, nearest_neighbors
+    from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
     Z = np.load(z_path)
     loaded_mb = _peak_mb()
@@ -99,7 +99,7 @@ def points(n: int, Z: np.ndarray, scale: float, seed: int = SEED) -> np.ndarray:
 
 def time_queries(Z: np.ndarray, counts: tuple[int, ...], repeats: int) -> dict[int, float]:
     """Median seconds of exact searches of `count` new rows against Z."""
-    from core.reduction import N_NEIGHBORS, nearest_neighbors
+    from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
     rng = np.random.default_rng(SEED)
     medians = {}
@@ -123,8 +123,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from core.pipeline import Pipeline, Settings
-    from core.reduction import EXACT_NEIGHBOURS_UP_TO, N_NEIGHBORS
+    from core.engine.pipeline import Pipeline, Settings
+    from core.representation.reduction import EXACT_NEIGHBOURS_UP_TO, N_NEIGHBORS
 
     pipeline = Pipeline(FOLDER, Settings(), str(CACHE))
     Z32 = pipeline.reduction().Z

@@ -31,12 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.clustering import ALGORITHMS
-from core.compare import agreement
+from core.clustering.algorithms import ALGORITHMS
 from core.demo import make_demo
-from core.features import FEATURE_KINDS
-from core.images import read_labels
-from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
+from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
+from core.outputs.compare import agreement
+from core.reading.images import read_labels
+from core.representation.features import FEATURE_KINDS
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,8 @@ def odd_images(rng: np.random.Generator, size: int = 200) -> dict[str, list[np.n
 def novelty_rates(work: Path, name: str, settings: Settings, cache: Path) -> dict:
     """Hit rates of "unlike every cluster" on groups left out of the set and on odd images, and its
     false alarms on fresh members, for the flag and each of its measures."""
-    from core.images import decode_image
-    from core.predict import Predictor
+    from core.outputs.predict import Predictor
+    from core.reading.images import decode_image
 
     spec = SETS[name]
     kept = sorted(set(_labels_of(spec)) - set(spec.held_out))
@@ -180,9 +180,10 @@ def _labels_of(spec: DataSet) -> list[str]:
 
 
 def _parts(predictor, masks: np.ndarray) -> dict[str, np.ndarray]:
-    from core import features, images
-    from core.predict import N_SIMILAR
-    from core.reduction import N_NEIGHBORS, nearest_neighbors
+    from core.outputs.predict import N_SIMILAR
+    from core.reading import images
+    from core.representation import features
+    from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
     s = predictor.pipeline.settings
     X = features.features_from_packed(images.pack_masks(masks), s.grid, s.features)

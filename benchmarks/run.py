@@ -46,7 +46,7 @@ def _peak_mb() -> float:
 # ---- what runs inside a measured process -------------------------------------------------
 def child_prepare(folder: str, cache: str, space: str, with_map: bool, predict: bool) -> dict:
     start = time.perf_counter()
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
 
     pipeline = Pipeline(folder, Settings(cluster_space=space), cache)
     records = pipeline.prepare(with_map=with_map)
@@ -59,7 +59,7 @@ def child_prepare(folder: str, cache: str, space: str, with_map: bool, predict: 
         "computed": any(r.computed for r in records),
     }
     if predict:
-        from core.predict import Predictor
+        from core.outputs.predict import Predictor
 
         predictor = Predictor(pipeline)
         image = sorted(Path(folder).glob("*.png"))[0].read_bytes()
@@ -92,8 +92,8 @@ def child_naive(folder: str) -> dict:
     labels = {k: KMeans(k, n_init=1, random_state=0).fit(Z).labels_ for k in range(2, 21)}
     seconds = time.perf_counter() - start
     out = {"seconds": seconds, "read": read, "svd": svd, "peak_mb": _peak_mb()}
-    from core.compare import agreement
-    from core.images import read_labels
+    from core.outputs.compare import agreement
+    from core.reading.images import read_labels
 
     truth, names = read_labels(Path(folder) / "labels.csv", [f.name for f in files])
     out["ari_true_k"] = agreement(truth, labels[len(names)])[0]
@@ -101,9 +101,9 @@ def child_naive(folder: str) -> dict:
 
 
 def child_quality(folder: str, cache: str, features: str, space: str) -> dict:
-    from core.compare import agreement
-    from core.images import read_labels
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
+    from core.outputs.compare import agreement
+    from core.reading.images import read_labels
 
     pipeline = Pipeline(folder, Settings(features=features, cluster_space=space), cache)
     pipeline.prepare(with_map=False)

@@ -1,10 +1,10 @@
 """What fitting UMAP on a sample costs in cluster quality: the full fit against a fit on a sample with
-the other images placed through the kNN graph (core.embedding.place_through_graph).
+the other images placed through the kNN graph (core.representation.embedding.place_through_graph).
 
 On a demo set of --n images (made on first use, in parallel), with the default settings: the 10-D
 UMAP cluster space fitted on all images, and fitted on --sample of them; k-means at the true k
 (10 starts) in each; ARI of each against the true shape families, and between the two; the time of
-each fit. The engine fits on a sample above core.embedding.UMAP_FIT_UP_TO (200,000) images; here the
+each fit. The engine fits on a sample above core.representation.embedding.UMAP_FIT_UP_TO (200,000) images; here the
 sample is forced smaller so the comparison fits on one machine.
 
     python3 benchmarks/umap_sample.py                        # 100,000 images, a sample of 20,000
@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import DATA  # noqa: E402
 from core import clustering, embedding  # noqa: E402
-from core.compare import agreement  # noqa: E402
 from core.demo import FAMILIES, make_demo  # noqa: E402
-from core.images import read_labels  # noqa: E402
-from core.pipeline import Pipeline, Settings  # noqa: E402
-from core.reduction import nearest_neighbors  # noqa: E402
+from core.engine.pipeline import Pipeline, Settings  # noqa: E402
+from core.outputs.compare import agreement  # noqa: E402
+from core.reading.images import read_labels  # noqa: E402
+from core.representation.reduction import nearest_neighbors  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

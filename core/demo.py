@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.engine.processes import exit_with_owner, in_order, pool_context
 from core.errors import DotmapError
-from core.processes import exit_with_owner, in_order, pool_context
 
 CANVAS = 200
 MARGIN = 4
@@ -207,7 +207,7 @@ def builtin_demo_dir(cache_root: str | os.PathLike, on_progress: Callable[[int, 
     """The built-in demo set (BUILTIN_N images), made on first use inside the cache folder."""
     from filelock import FileLock
 
-    from core.cache import staging_prefix
+    from core.engine.cache import staging_prefix
 
     root = Path(cache_root).expanduser()
     root.mkdir(parents=True, exist_ok=True)

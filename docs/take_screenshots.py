@@ -19,11 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dashboard import CHROMIUM, healthy, open_page, start_server  # noqa: E402
 from core import curation_file  # noqa: E402
-from core.cache import default_cache_dir  # noqa: E402
-from core.curation import from_clusters  # noqa: E402
+from core.curation.model import from_clusters  # noqa: E402
 from core.demo import builtin_demo_dir  # noqa: E402
-from core.images import read_labels  # noqa: E402
-from core.pipeline import Pipeline, Settings  # noqa: E402
+from core.engine.cache import default_cache_dir  # noqa: E402
+from core.engine.pipeline import Pipeline, Settings  # noqa: E402
+from core.reading.images import read_labels  # noqa: E402
 
 OUT = ROOT / "docs"
 CARD = int(os.environ.get("CARD", "7"))  # the cluster whose card is shown: the triangles of the demo at k=8

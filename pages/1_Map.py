@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.export import assignments_csv_text
-from core.pipeline import Pipeline
+from core.engine.pipeline import Pipeline
+from core.outputs.export import assignments_csv_text
 from pages.ui import data, page, render, timing
 from pages.ui import jobs as ui_jobs
 from pages.ui.selection import map_rows

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.compare import overlap_table
-from core.scoring import RECOMMENDATION_RULE
+from core.clustering.scoring import RECOMMENDATION_RULE
+from core.outputs.compare import overlap_table
 from pages.ui import charts, data, page, render, state
 
 pipeline = page.start("Choose k", "Which k?")

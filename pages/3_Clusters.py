@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.pipeline import Pipeline
+from core.engine.pipeline import Pipeline
 from pages.ui import data, page, render, selection, timing
 
 CARD_THUMBS = 8  # typical and borderline members shown on a card

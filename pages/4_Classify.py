@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import group_model
-from core.export import predictions_csv_text
-from core.images import ImageReadError, decode_image
-from core.names import shown
-from core.pipeline import Pipeline
-from core.predict import Prediction, Predictor
+from core.curation import classifier as group_model
+from core.engine.pipeline import Pipeline
+from core.outputs.export import predictions_csv_text
+from core.outputs.predict import Prediction, Predictor
+from core.reading.images import ImageReadError, decode_image
+from core.reading.names import shown
 from pages.ui import curation as cur
 from pages.ui import data, page, render, timing
 

@@ -9,8 +9,8 @@ import numpy as np
 import streamlit as st
 
 from core.errors import DotmapError
-from core.export import FOLDER_CSV, GROUPS_CSV, export, groups_csv_text
-from core.names import shown
+from core.outputs.export import FOLDER_CSV, GROUPS_CSV, export, groups_csv_text
+from core.reading.names import shown
 from pages.ui import curation as cur
 from pages.ui import data, page
 

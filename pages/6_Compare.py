@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import compare
-from core.clustering import ALGORITHM_WORDS, ALGORITHMS
+from core.clustering.algorithms import ALGORITHM_WORDS, ALGORITHMS
+from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.errors import DotmapError
-from core.features import FEATURE_HELP, FEATURE_KINDS
-from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
+from core.outputs import compare
+from core.representation.features import FEATURE_HELP, FEATURE_KINDS
 from pages.ui import charts, data, page, render, state
 
 SHOWN_DISAGREEING = 20

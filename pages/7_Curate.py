@@ -7,8 +7,8 @@ import html
 import numpy as np
 import streamlit as st
 
-from core import curation_file
-from core.curation import (
+from core.curation import file as curation_file
+from core.curation.model import (
     OUTLIER,
     SPLIT_MAX,
     UNASSIGNED,
@@ -17,8 +17,8 @@ from core.curation import (
     group_story,
     split_parts,
 )
-from core.names import shown
-from core.pipeline import Pipeline
+from core.engine.pipeline import Pipeline
+from core.reading.names import shown
 from pages.ui import curation as cur
 from pages.ui import data, page, render, timing
 from pages.ui.selection import map_rows

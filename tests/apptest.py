@@ -5,8 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.cache import default_cache_dir
+from core.engine import jobs
+from core.engine.cache import default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 180  # a run that prepares a new setting computes stages (UMAP included)

@@ -78,9 +78,9 @@ def prepared_demo(tmp_path_factory: pytest.TempPathFactory):
     Returns (folder, cache folder). The cache is the default one the autouse fixture set, so the
     app finds everything prepared. Runs UMAP once per session: tests using it are ``slow``.
     """
-    from core.cache import default_cache_dir
     from core.demo import make_demo
-    from core.pipeline import Pipeline, Settings
+    from core.engine.cache import default_cache_dir
+    from core.engine.pipeline import Pipeline, Settings
 
     folder = make_demo(tmp_path_factory.mktemp("app-demo") / "images", n=APP_DEMO_N, seed=APP_DEMO_SEED)
     for name, content in APP_JUNK.items():
@@ -103,6 +103,6 @@ def demo(prepared_demo, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def recommended_k(demo) -> int:
-    from core.pipeline import Pipeline, Settings
+    from core.engine.pipeline import Pipeline, Settings
 
     return Pipeline(demo, Settings()).sweep().recommended_k

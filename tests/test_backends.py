@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import reduction
-from core.backends import Backend, DaskBackend, Where, open_backend
 from core.demo import make_demo
+from core.engine.backends import Backend, DaskBackend, Where, open_backend
+from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
-from core.pipeline import Pipeline, Settings
+from core.representation import reduction
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = Settings(k_min=2, k_max=8)
@@ -181,7 +181,7 @@ def test_where_is_carried_on_the_job_command_line():
 def test_a_job_on_an_unreachable_scheduler_fails_in_words(images, tmp_path):
     import json
 
-    from core.jobs import STATUS_FILE, run_job
+    from core.engine.jobs import STATUS_FILE, run_job
 
     address = f"tcp://127.0.0.1:{_free_port()}"
     code = run_job(str(images), SETTINGS, tmp_path / "cache", tmp_path / "job", where=Where("dask", address))
@@ -191,7 +191,7 @@ def test_a_job_on_an_unreachable_scheduler_fails_in_words(images, tmp_path):
 
 
 def test_a_prepared_set_does_not_need_the_cluster(images, tmp_path):
-    from core.jobs import run_job
+    from core.engine.jobs import run_job
 
     settings = Settings(k_min=2, k_max=4, cluster_space="pca")
     Pipeline(images, settings, tmp_path / "cache").prepare(with_map=False)

@@ -1,4 +1,4 @@
-"""Tests of core.cache: round trips, keys, broken entries, no pickle, locking, atomic writes."""
+"""Tests of core.engine.cache: round trips, keys, broken entries, no pickle, locking, atomic writes."""
 
 import ast
 import hashlib
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cache import MANIFEST, Cache, default_cache_dir, make_key
+from core.engine.cache import MANIFEST, Cache, default_cache_dir, make_key
 from core.errors import DotmapError
 
 CORE = Path(__file__).resolve().parents[1] / "core"
@@ -396,7 +396,7 @@ def test_staging_left_by_a_dead_writer_is_removed_and_a_live_ones_kept(tmp_path:
     import subprocess
     import sys
 
-    from core.cache import Cache, staging_prefix
+    from core.engine.cache import Cache, staging_prefix
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     cache = Cache(tmp_path / "cache")

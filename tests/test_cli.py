@@ -1,4 +1,4 @@
-"""Tests of core.cli: every command in-process, plus ``python -m core`` in a real subprocess."""
+"""Tests of core.cli.commands: every command in-process, plus ``python -m core`` in a real subprocess."""
 
 import csv
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from core.cli.commands import main
 from core.demo import FAMILIES, make_demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,7 +229,7 @@ def test_an_internal_bug_shows_where_it_failed_not_a_user_error(
     def broken(self):
         raise ValueError("operands could not be broadcast together")
 
-    monkeypatch.setattr("core.pipeline.Pipeline.sweep", broken)
+    monkeypatch.setattr("core.engine.pipeline.Pipeline.sweep", broken)
     assert main(["report", *args]) == 2
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core import curation_file
-from core.cli import main
+from core.cli.commands import main
+from core.curation import file as curation_file
 from core.demo import make_demo
 from tests.test_cli import settings_args
 

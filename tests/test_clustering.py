@@ -1,10 +1,10 @@
-"""Tests of core.clustering: k-means and spherical k-means, distances, and ids kept across k."""
+"""Tests of core.clustering.algorithms: k-means and spherical k-means, distances, and ids kept across k."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core.clustering import (
+from core.clustering.algorithms import (
     Fit,
     distances_to_centres,
     fit_clusters,
@@ -166,7 +166,7 @@ def test_match_to_previous_gives_new_ids_to_the_larger_unmatched_first() -> None
 
 
 def test_auto_groups_finds_the_blobs_and_leaves_strays_out(rng) -> None:
-    from core.clustering import auto_groups
+    from core.clustering.algorithms import auto_groups
 
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     sizes = [300, 200, 100]
@@ -182,14 +182,14 @@ def test_auto_groups_finds_the_blobs_and_leaves_strays_out(rng) -> None:
 
 
 def test_auto_groups_is_deterministic(rng) -> None:
-    from core.clustering import auto_groups
+    from core.clustering.algorithms import auto_groups
 
     X = np.concatenate([rng.normal(0, 1, (100, 3)), rng.normal(8, 1, (100, 3))])
     np.testing.assert_array_equal(auto_groups(X), auto_groups(X.copy()))
 
 
 def test_auto_groups_of_too_few_rows_is_all_noise() -> None:
-    from core.clustering import AUTO_MIN_SIZE, auto_groups
+    from core.clustering.algorithms import AUTO_MIN_SIZE, auto_groups
 
     np.testing.assert_array_equal(auto_groups(np.zeros((2 * AUTO_MIN_SIZE - 1, 2))), -1)
 
@@ -200,7 +200,7 @@ def test_auto_groups_of_too_few_rows_is_all_noise() -> None:
 def test_gmm_finds_groups_of_different_spread_and_gives_probabilities() -> None:
     from sklearn.metrics import adjusted_rand_score
 
-    from core.clustering import membership
+    from core.clustering.algorithms import membership
 
     rng = np.random.default_rng(SEED)
     tight, wide = rng.normal(0, 0.3, (300, 2)), rng.normal(0, 2.0, (300, 2)) + [4, 0]
@@ -216,7 +216,7 @@ def test_gmm_finds_groups_of_different_spread_and_gives_probabilities() -> None:
 
 
 def test_reordering_a_mixture_moves_its_components_along(rng) -> None:
-    from core.clustering import membership, order_by_size
+    from core.clustering.algorithms import membership, order_by_size
 
     X = np.concatenate([rng.normal(0, 1, (50, 2)), rng.normal(6, 1, (200, 2))])
     fit = fit_clusters(X, 2, "gmm", SEED)
@@ -226,7 +226,7 @@ def test_reordering_a_mixture_moves_its_components_along(rng) -> None:
 
 
 def test_spread_labels_gives_each_image_the_group_of_most_of_its_labelled_neighbours() -> None:
-    from core.clustering import spread_labels
+    from core.clustering.algorithms import spread_labels
 
     graph = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 4, 4], [4, 3, 2], [5, 5, 5], [6, 0, 4], [7, 2, 2]])
     out = spread_labels(np.array([0, 1, 4]), np.array([0, 0, -1]), graph)
@@ -236,9 +236,9 @@ def test_spread_labels_gives_each_image_the_group_of_most_of_its_labelled_neighb
 
 
 def test_auto_groups_on_a_sample_spread_through_the_graph_match_the_full_run() -> None:
-    from core.clustering import auto_groups
-    from core.compare import agreement
-    from core.reduction import nearest_neighbors
+    from core.clustering.algorithms import auto_groups
+    from core.outputs.compare import agreement
+    from core.representation.reduction import nearest_neighbors
 
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 30, (4, 5))

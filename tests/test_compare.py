@@ -1,4 +1,4 @@
-"""Tests of core.compare (agreement scores, overlap tables, two settings compared) and ``python -m core compare``."""
+"""Tests of core.outputs.compare (agreement scores, overlap tables, two settings compared) and ``python -m core compare``."""
 
 import json
 import re
@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from core.cli import main
-from core.compare import (
+from core.cli.commands import main
+from core.demo import make_demo
+from core.engine.pipeline import Pipeline, Settings
+from core.errors import DotmapError
+from core.outputs.compare import (
     DISAGREEMENTS_SHOWN,
     agreement,
     agreement_of_table,
@@ -21,9 +24,6 @@ from core.compare import (
     overlap_table,
     truth_scores,
 )
-from core.demo import make_demo
-from core.errors import DotmapError
-from core.pipeline import Pipeline, Settings
 
 N_IMAGES = 48
 K_MAX = 5

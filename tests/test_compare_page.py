@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.pipeline import Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
 from tests.apptest import assert_clean, open_page, settle, texts
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import curation_file
-from core.curation import OUTLIER
+from core.curation import file as curation_file
+from core.curation.model import OUTLIER
 from tests.apptest import assert_clean, open_page, texts
 
 pytestmark = pytest.mark.slow

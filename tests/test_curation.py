@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from core import curation_file
-from core.curation import (
+from core.curation import file as curation_file
+from core.curation.model import (
     HISTORY_LIMIT,
     OUTLIER,
     UNASSIGNED,

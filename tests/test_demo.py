@@ -14,8 +14,8 @@ from PIL import Image
 
 from core.demo import FAMILIES, draw_demo_image, make_demo
 from core.errors import DotmapError
-from core.folders import scan_folder
-from core.images import load_images, read_labels
+from core.reading.folders import scan_folder
+from core.reading.images import load_images, read_labels
 
 SIZE = 48  # small canvas for speed, still above 2 * (MIN_RADIUS + MARGIN)
 
@@ -350,7 +350,7 @@ def _as_a_shell_starts_it() -> None:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through /proc")
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_stopping_a_large_demo_leaves_no_workers(tmp_path: Path, how: signal.Signals) -> None:
-    from core.processes import WATCH_EVERY_S, process_alive
+    from core.engine.processes import WATCH_EVERY_S, process_alive
 
     out = tmp_path / "demo"
     code = (

@@ -1,4 +1,4 @@
-"""Tests of core.embedding: placing new points by their neighbours, and the seeded UMAP."""
+"""Tests of core.representation.embedding: placing new points by their neighbours, and the seeded UMAP."""
 
 import sys
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core.clustering import fit_clusters
-from core.embedding import UMAP_MIN_IMAGES, place_by_neighbours, umap_embedding
+from core.clustering.algorithms import fit_clusters
 from core.errors import UmapUnavailableError
-from core.reduction import nearest_neighbors
+from core.representation.embedding import UMAP_MIN_IMAGES, place_by_neighbours, umap_embedding
+from core.representation.reduction import nearest_neighbors
 
 SEED = 0
 PER_BLOB = 100
@@ -68,7 +68,7 @@ def test_umap_embedding_keeps_separated_blobs_apart_and_repeats_with_the_seed(rn
 
 
 def test_place_through_graph_fills_every_row_in_rounds_by_hand() -> None:
-    from core.embedding import place_through_graph
+    from core.representation.embedding import place_through_graph
 
     # a chain 0 - 1 - 2 - 3; only row 0 and row 3 are placed (at 0 and 30)
     indices = np.array([[0, 1], [1, 0], [2, 3], [3, 2]])
@@ -79,7 +79,7 @@ def test_place_through_graph_fills_every_row_in_rounds_by_hand() -> None:
 
 
 def test_place_through_graph_reaches_rows_whose_part_of_the_graph_has_no_sample() -> None:
-    from core.embedding import place_through_graph
+    from core.representation.embedding import place_through_graph
 
     indices = np.array([[0, 1], [1, 0], [2, 3], [3, 2]])  # two parts: {0, 1} and {2, 3}
     distances = np.ones((4, 2))

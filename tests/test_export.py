@@ -1,4 +1,4 @@
-"""Tests of core.export: the assignment CSV and per-cluster folders, never overwriting anything."""
+"""Tests of core.outputs.export: the assignment CSV and per-cluster folders, never overwriting anything."""
 
 import csv
 import io
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from core.demo import make_demo
+from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
-from core.export import (
+from core.outputs.export import (
     CSV_COLUMNS,
     assignment_rows,
     assignments_csv_text,
@@ -22,7 +23,6 @@ from core.export import (
     export_folders,
     zip_of_files,
 )
-from core.pipeline import Pipeline, Settings
 
 N_IMAGES = 48
 K = 4
@@ -267,8 +267,8 @@ def test_csv_cells_never_start_a_formula_and_still_open_the_file(formula_names: 
 
 
 def test_the_classify_csv_makes_upload_names_inert() -> None:
-    from core.export import predictions_csv_text
-    from core.predict import Prediction
+    from core.outputs.export import predictions_csv_text
+    from core.outputs.predict import Prediction
 
     p = Prediction(
         name="=cmd|' /C calc'!A0.png",
@@ -355,7 +355,7 @@ def test_a_failure_half_way_removes_what_the_export_created(pipeline: Pipeline, 
         copied.append(destination)
         return real_copy(source, destination)
 
-    monkeypatch.setattr("core.export.shutil.copy2", copy_then_fail)
+    monkeypatch.setattr("core.outputs.export.shutil.copy2", copy_then_fail)
     with pytest.raises(DotmapError, match=r"No space left on device\. What this export wrote was removed"):
         export(pipeline, K, csv_path=tmp_path / "new" / "out.csv", folders=tmp_path / "out")
     assert len(copied) == 10

@@ -1,10 +1,11 @@
-"""Tests of core.features: ink points, pixel densities and the pose-free shape descriptors."""
+"""Tests of core.representation.features: ink points, pixel densities and the pose-free shape descriptors."""
 
 import numpy as np
 import pytest
 
-import core.features
-from core.features import (
+import core.representation.features
+from core.reading.images import ImageSet, pack_masks
+from core.representation.features import (
     ANGULAR_BINS,
     FEATURE_KINDS,
     RADIAL_BINS,
@@ -17,7 +18,6 @@ from core.features import (
     polar_density,
     rotation_features,
 )
-from core.images import ImageSet, pack_masks
 
 GRID = 64
 
@@ -214,13 +214,13 @@ def image_set(rng: np.random.Generator) -> ImageSet:
 @pytest.mark.parametrize("kind", FEATURE_KINDS)
 def test_compute_features_in_chunks_equals_one_call(monkeypatch, image_set: ImageSet, kind: str) -> None:
     whole = features_from_packed(image_set.packed, image_set.grid, kind)
-    monkeypatch.setattr(core.features, "CHUNK_IMAGES", 3)
+    monkeypatch.setattr(core.representation.features, "CHUNK_IMAGES", 3)
     chunked = compute_features(image_set, kind)
     np.testing.assert_array_equal(chunked, whole)
 
 
 def test_compute_features_reports_progress_per_chunk(monkeypatch, image_set: ImageSet) -> None:
-    monkeypatch.setattr(core.features, "CHUNK_IMAGES", 3)
+    monkeypatch.setattr(core.representation.features, "CHUNK_IMAGES", 3)
     calls = []
     compute_features(image_set, "pixels", on_progress=lambda *a: calls.append(a))
     assert calls == [(3, 7, "features"), (6, 7, "features"), (7, 7, "features")]

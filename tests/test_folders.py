@@ -1,4 +1,4 @@
-"""Tests of core.folders: listing a data folder, what is skipped while listing it, its fingerprint."""
+"""Tests of core.reading.folders: listing a data folder, what is skipped while listing it, its fingerprint."""
 
 import io
 import os
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from core.errors import NoImagesError
-from core.folders import scan_folder
-from core.images import load_images
-from core.names import shown
+from core.reading.folders import scan_folder
+from core.reading.images import load_images
+from core.reading.names import shown
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_a_scan_sees_its_folders_unchanged_until_an_entry_comes_or_goes(tmp_path
     import os
     import time
 
-    from core.folders import folders_unchanged, scan_folder
+    from core.reading.folders import folders_unchanged, scan_folder
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "x.png").write_bytes(b"1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.group_model import (
+from core.curation.classifier import (
     DEFAULT_METHOD,
     GROUP_NEIGHBOURS,
     METHOD_WORDS,

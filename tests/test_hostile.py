@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from core.cache import FORMAT_VERSION, MANIFEST, Cache
-from core.cli import main
+from core.cli.commands import main
 from core.demo import make_demo
-from core.folders import scan_folder
-from core.images import decode_image
-from core.pipeline import Pipeline, Settings
+from core.engine.cache import FORMAT_VERSION, MANIFEST, Cache
+from core.engine.pipeline import Pipeline, Settings
+from core.reading.folders import scan_folder
+from core.reading.images import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -343,7 +343,7 @@ def noisy_jpeg() -> bytes:
     return encode(Image.fromarray(gray_of(mask)), "JPEG", quality=90)
 
 
-# name, bytes, a stable part of the reason (from core/images.py)
+# name, bytes, a stable part of the reason (from core/reading/images.py)
 SKIPPED = [
     pytest.param("empty.png", lambda: b"", "the file is empty (0 bytes)", id="empty-file"),
     pytest.param("words.png", lambda: b"only some words, not an image\n" * 4, NOT_AN_IMAGE, id="text-named-png"),
@@ -889,7 +889,7 @@ def test_issue_formula_names_export_inert_and_nothing_lands_in_the_folder(
     assert {"./=HYPERLINK(1).png", "./+1+1.png", "./@SUM(A1).png"} <= set(cells)
     assert all((good / cell).is_file() for cell in cells)
     pipeline = Pipeline(good, SETTINGS, cache)
-    from core.export import zip_of_files
+    from core.outputs.export import zip_of_files
 
     with zipfile.ZipFile(io.BytesIO(zip_of_files(pipeline, 2))) as archive:
         assert not any("\\" in name for name in archive.namelist())

@@ -1,4 +1,4 @@
-"""Tests of core.images: folder scans, safe decoding of good and bad files, masks, labels."""
+"""Tests of core.reading.images: folder scans, safe decoding of good and bad files, masks, labels."""
 
 import io
 import os
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-import core.images
-import core.processes
+import core.engine.processes
+import core.reading.images
 from core.errors import DotmapError
-from core.folders import scan_folder
-from core.images import (
+from core.reading.folders import scan_folder
+from core.reading.images import (
     ImageReadError,
     ImageSet,
     decode_image,
@@ -488,16 +488,16 @@ def many_files(tmp_path: Path, rng: np.random.Generator) -> Path:
 
 
 def test_parallel_load_equals_serial_load(monkeypatch, many_files: Path) -> None:
-    monkeypatch.setattr(core.images, "PARALLEL_FROM", 4)
-    monkeypatch.setattr(core.images, "CHUNK_FILES", 3)
+    monkeypatch.setattr(core.reading.images, "PARALLEL_FROM", 4)
+    monkeypatch.setattr(core.reading.images, "CHUNK_FILES", 3)
     pools = []
 
-    class SpyPool(core.images.ProcessPoolExecutor):
+    class SpyPool(core.reading.images.ProcessPoolExecutor):
         def __init__(self, *args, **kwargs):
             pools.append(args)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(core.images, "ProcessPoolExecutor", SpyPool)
+    monkeypatch.setattr(core.reading.images, "ProcessPoolExecutor", SpyPool)
     inventory = scan_folder(many_files)
     serial = load_images(inventory, grid=24, workers=1)
     assert pools == []
@@ -527,7 +527,7 @@ def test_load_images_of_an_empty_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("chunk_files", [2, 500])
 def test_progress_is_reported_up_to_the_total(monkeypatch, many_files: Path, chunk_files) -> None:
-    monkeypatch.setattr(core.images, "CHUNK_FILES", chunk_files)
+    monkeypatch.setattr(core.reading.images, "CHUNK_FILES", chunk_files)
     calls = []
     load_images(
         scan_folder(many_files),
@@ -624,12 +624,12 @@ def test_an_unreadable_labels_file_is_refused(tmp_path: Path) -> None:
 
 def test_any_decoder_failure_is_a_reason_not_a_crash(tmp_path: Path, good_png: bytes, monkeypatch) -> None:
     # malformed files can raise anything inside Pillow's plugins (struct.error, IndexError, ...)
-    import core.images
+    import core.reading.images
 
     def explode(im):
         raise IndexError("tile index out of range")
 
-    monkeypatch.setattr(core.images, "_to_gray", explode)
+    monkeypatch.setattr(core.reading.images, "_to_gray", explode)
     with pytest.raises(ImageReadError, match=r"cannot be decoded \(IndexError: tile index out of range\)"):
         decode_image(good_png, grid=16)
 
@@ -638,15 +638,15 @@ def test_parallel_load_in_a_threaded_process_uses_forkserver(monkeypatch, many_f
     # a web server runs threads; forking such a process can deadlock, so another start method is used
     import threading
 
-    monkeypatch.setattr(core.images, "PARALLEL_FROM", 4)
-    monkeypatch.setattr(core.images, "CHUNK_FILES", 3)
+    monkeypatch.setattr(core.reading.images, "PARALLEL_FROM", 4)
+    monkeypatch.setattr(core.reading.images, "CHUNK_FILES", 3)
     inventory = scan_folder(many_files)
     serial = load_images(inventory, grid=24, workers=1)
     release = threading.Event()
     server = threading.Thread(target=release.wait, daemon=True)
     server.start()
     try:
-        assert core.processes.pool_context().get_start_method() == "forkserver"
+        assert core.engine.processes.pool_context().get_start_method() == "forkserver"
         parallel = load_images(inventory, grid=24, workers=2)
     finally:
         release.set()
@@ -656,7 +656,7 @@ def test_parallel_load_in_a_threaded_process_uses_forkserver(monkeypatch, many_f
 
 
 def test_ink_counts_are_counted_on_the_packed_bytes_chunk_by_chunk(monkeypatch) -> None:
-    from core import images
+    from core.reading import images
 
     monkeypatch.setattr(images, "INK_CHUNK", 7)  # chunks end inside the set, and the last is short
     masks = np.random.default_rng(0).random((30, 11, 11)) < 0.3
@@ -666,7 +666,7 @@ def test_ink_counts_are_counted_on_the_packed_bytes_chunk_by_chunk(monkeypatch) 
 
 
 def test_count_distinct_counts_each_mask_once() -> None:
-    from core import images
+    from core.reading import images
 
     masks = np.random.default_rng(1).random((10, 9, 9)) < 0.5
     packed = images.pack_masks(np.concatenate([masks, masks[:3]]))

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
 from core.demo import make_demo
-from core.images import PARALLEL_FROM
-from core.pipeline import Pipeline, Settings
+from core.engine import jobs
+from core.engine.pipeline import Pipeline, Settings
+from core.reading.images import PARALLEL_FROM
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +169,7 @@ def test_a_killed_command_line_prepare_leaves_no_worker(many: Path, tmp_path: Pa
 def test_a_job_ends_when_the_process_that_started_it_dies(few: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     starter = (
-        "import sys, time\nfrom core import jobs\nfrom core.pipeline import Settings\n"
+        "import sys, time\nfrom core import jobs\nfrom core.engine.pipeline import Settings\n"
         f"print(jobs.start_job({str(few)!r}, Settings(cluster_space='pca', k_max=6), {str(cache)!r}), flush=True)\n"
         "time.sleep(600)\n"
     )

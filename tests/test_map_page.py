@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.pipeline import Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
 from tests.apptest import assert_clean, open_page
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,8 @@
-"""Tests of core.names: names shown escaped, CSV cells made inert, zip entries made safe."""
+"""Tests of core.reading.names: names shown escaped, CSV cells made inert, zip entries made safe."""
 
 import pytest
 
-from core.names import inert_cell, inert_path, is_valid_utf8, shown, zip_entry
+from core.reading.names import inert_cell, inert_path, is_valid_utf8, shown, zip_entry
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import ondisk
-from core.cache import Cache
 from core.demo import make_demo
-from core.folders import scan_folder
-from core.images import load_images, stream_images
-from core.pipeline import Pipeline, Settings
+from core.engine.cache import Cache
+from core.engine.pipeline import Pipeline, Settings
+from core.reading import ondisk
+from core.reading.folders import scan_folder
+from core.reading.images import load_images, stream_images
 
 
 def test_a_streamed_file_is_a_plain_npy_of_every_block(tmp_path, rng):
@@ -118,7 +118,7 @@ def test_a_mapped_set_gives_the_same_results(tmp_path, monkeypatch):
 
 
 def test_pca_above_its_fit_sample_projects_every_row(tmp_path, monkeypatch, rng):
-    from core import reduction
+    from core.representation import reduction
 
     X = rng.normal(size=(500, 12)).astype(np.float32)
     monkeypatch.setattr(reduction, "PCA_FIT_UP_TO", 200)

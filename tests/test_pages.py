@@ -21,11 +21,11 @@ from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.cache import default_cache_dir
 from core.demo import make_demo
+from core.engine import jobs
+from core.engine.cache import default_cache_dir
+from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
-from core.pipeline import Pipeline, Settings
 from tests.apptest import ROOT, TIMEOUT, assert_clean, open_page, settle, texts
 
 pytestmark = pytest.mark.slow
@@ -406,7 +406,7 @@ def test_a_cache_that_cannot_be_written_is_said_in_words(
     def read_only(data_dir, settings, root, where):
         raise PermissionError(13, "Permission denied", str(root / "jobs"))
 
-    monkeypatch.setattr("core.jobs._start_job", read_only)
+    monkeypatch.setattr("core.engine.jobs._start_job", read_only)
     at = open_page()
     at.session_state["settings"] = {**asdict(Settings()), "k_max": 7}  # not prepared: a job must start
     at.run()
@@ -631,7 +631,7 @@ def test_map_can_show_the_groups_found_without_a_k(demo: Path) -> None:
 
 
 def test_report_tells_the_groups_found_without_a_k(prepared_demo, capsys: pytest.CaptureFixture) -> None:
-    from core.cli import main
+    from core.cli.commands import main
 
     folder, cache = prepared_demo
     assert main(["report", str(folder), "--cache", str(cache), "--quiet"]) == 0

@@ -1,4 +1,4 @@
-"""Tests of core.pipeline: stage reuse from the cache, keys, bad inputs, and the sweep's content."""
+"""Tests of core.engine.pipeline: stage reuse from the cache, keys, bad inputs, and the sweep's content."""
 
 import dataclasses
 import os
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import core.clustering
-import core.features
-import core.images
-import core.typical
+import core.clustering.algorithms
+import core.reading.images
+import core.representation.features
+import core.representation.typical
 from core.demo import make_demo
+from core.engine.pipeline import Pipeline, Settings, Sweep
 from core.errors import DotmapError, NoImagesError, NoStructureError
-from core.pipeline import Pipeline, Settings, Sweep
-from core.typical import TYPICAL_CELLS
+from core.representation.typical import TYPICAL_CELLS
 
 N_IMAGES = 48
 PCA = Settings(cluster_space="pca", k_max=6)
@@ -70,9 +70,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
 def test_warm_pipeline_neither_decodes_nor_fits(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cold = Pipeline(demo, PCA, tmp_path / "cache")
     cold.prepare(with_map=False)
-    monkeypatch.setattr(core.images, "load_images", refuse("load_images"))
-    monkeypatch.setattr(core.features, "compute_features", refuse("compute_features"))
-    monkeypatch.setattr(core.clustering, "fit_clusters", refuse("fit_clusters"))
+    monkeypatch.setattr(core.reading.images, "load_images", refuse("load_images"))
+    monkeypatch.setattr(core.representation.features, "compute_features", refuse("compute_features"))
+    monkeypatch.setattr(core.clustering.algorithms, "fit_clusters", refuse("fit_clusters"))
     warm = Pipeline(demo, PCA, tmp_path / "cache")
     records = warm.prepare(with_map=False)
     warm.features()
@@ -344,7 +344,7 @@ def test_cluster_means_give_one_image_per_cluster_of_every_k(demo: Path, tmp_pat
 def test_cluster_means_are_those_of_the_sweep_labels(demo: Path, tmp_path: Path) -> None:
     pipeline = Pipeline(demo, SMALL, tmp_path / "cache")
     loaded = pipeline.images()
-    expected = core.typical.cluster_means(loaded.packed, loaded.grid, SMALL.features, pipeline.sweep().labels, SMALL.ks)
+    expected = core.representation.typical.cluster_means(loaded.packed, loaded.grid, SMALL.features, pipeline.sweep().labels, SMALL.ks)
     np.testing.assert_array_equal(np.concatenate(pipeline.cluster_means()), expected)
 
 
@@ -355,8 +355,8 @@ def test_cluster_means_are_computed_once_then_loaded(
     assert not cold.is_cached("typical")
     first = cold.cluster_means()
     assert (cold.records[-1].stage, cold.records[-1].computed) == ("typical", True)
-    monkeypatch.setattr(core.typical, "cluster_means", refuse("typical.cluster_means"))
-    monkeypatch.setattr(core.images, "load_images", refuse("load_images"))
+    monkeypatch.setattr(core.representation.typical, "cluster_means", refuse("typical.cluster_means"))
+    monkeypatch.setattr(core.reading.images, "load_images", refuse("load_images"))
     warm = Pipeline(demo, SMALL, tmp_path / "cache")
     assert warm.is_cached("typical")
     second = warm.cluster_means()

@@ -1,4 +1,4 @@
-"""Tests of core.predict: new images assigned to the clusters of a small prepared demo set."""
+"""Tests of core.outputs.predict: new images assigned to the clusters of a small prepared demo set."""
 
 import io
 from pathlib import Path
@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from core.demo import CANVAS, FAMILIES, draw_demo_image, make_demo
-from core.images import ImageReadError, decode_image, read_labels
-from core.pipeline import Pipeline, Settings
-from core.predict import N_SIMILAR, Predictor
+from core.engine.pipeline import Pipeline, Settings
+from core.outputs.predict import N_SIMILAR, Predictor
+from core.reading.images import ImageReadError, decode_image, read_labels
 
 SEED = 0
 N_IMAGES = 96  # 12 of each of the 8 families
@@ -188,7 +188,7 @@ def test_novelty_is_the_gap_to_the_nearest_images_against_the_sets_own(demo) -> 
 
 
 def test_a_gaussian_mixture_gives_its_posterior_as_the_confidence(tmp_path: Path) -> None:
-    from core.clustering import membership
+    from core.clustering.algorithms import membership
 
     data = make_demo(tmp_path / "d", n=160, seed=SEED)
     pipeline = Pipeline(data, Settings(cluster_space="pca", algorithm="gmm", k_max=9), tmp_path / "c")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from core.compare import agreement
 from core.demo import FAMILIES, make_demo
-from core.images import read_labels
-from core.pipeline import Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
+from core.outputs.compare import agreement
+from core.reading.images import read_labels
 
 N_IMAGES = 40 * len(FAMILIES)
 
@@ -60,7 +60,7 @@ def test_the_suite_sets_are_found_beyond_chance(tmp_path: Path, kind: str, featu
 def test_clutter_does_not_move_the_pose() -> None:
     import numpy as np
 
-    from core.features import _normalised_points
+    from core.representation.features import _normalised_points
 
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 2 * np.pi, 200)

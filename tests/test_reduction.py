@@ -1,10 +1,10 @@
-"""Tests of core.reduction: PCA to a few components, and exact or approximate nearest neighbours."""
+"""Tests of core.representation.reduction: PCA to a few components, and exact or approximate nearest neighbours."""
 
 import numpy as np
 import pytest
 
-from core import reduction
-from core.reduction import N_NEIGHBORS, nearest_neighbors, reduce_features
+from core.representation import reduction
+from core.representation.reduction import N_NEIGHBORS, nearest_neighbors, reduce_features
 
 SEED = 0
 

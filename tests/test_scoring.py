@@ -1,4 +1,4 @@
-"""Tests of core.scoring: silhouettes for many k at once, stability, and the recommended k."""
+"""Tests of core.clustering.scoring: silhouettes for many k at once, stability, and the recommended k."""
 
 import numpy as np
 import pytest
@@ -11,9 +11,8 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from core.clustering import fit_clusters
-from core.compare import agreement
-from core.scoring import (
+from core.clustering.algorithms import fit_clusters
+from core.clustering.scoring import (
     STABLE_ENOUGH,
     recommend_k,
     separation_scores,
@@ -21,6 +20,7 @@ from core.scoring import (
     silhouettes,
     stability,
 )
+from core.outputs.compare import agreement
 
 SEED = 0
 N = 24

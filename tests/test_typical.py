@@ -1,12 +1,12 @@
-"""Tests of core.typical: pose-free ink densities and the mean density of every cluster."""
+"""Tests of core.representation.typical: pose-free ink densities and the mean density of every cluster."""
 
 import numpy as np
 import pytest
 
-import core.typical
-from core.features import FEATURE_KINDS
-from core.images import pack_masks
-from core.typical import TYPICAL_CELLS, cluster_means, pose_free_densities
+import core.representation.typical
+from core.reading.images import pack_masks
+from core.representation.features import FEATURE_KINDS
+from core.representation.typical import TYPICAL_CELLS, cluster_means, pose_free_densities
 
 GRID = 64
 
@@ -192,7 +192,7 @@ def test_cluster_means_in_chunks_equal_one_pass(monkeypatch: pytest.MonkeyPatch,
     packed = pack_masks(four_masks)
     labels = np.array([[0, 1, 0, 1], [2, 0, 1, 1]])
     whole = cluster_means(packed, GRID, "shape-rotation", labels, [2, 3])
-    monkeypatch.setattr(core.typical, "CHUNK_IMAGES", 3)
+    monkeypatch.setattr(core.representation.typical, "CHUNK_IMAGES", 3)
     np.testing.assert_allclose(cluster_means(packed, GRID, "shape-rotation", labels, [2, 3]), whole, atol=1e-6)
 
 

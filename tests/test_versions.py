@@ -1,12 +1,12 @@
-"""Tests of core.versions: every stage's cache key follows its code and its libraries."""
+"""Tests of core.engine.versions: every stage's cache key follows its code and its libraries."""
 
 from pathlib import Path
 
 import pytest
 
-import core.versions
-from core.pipeline import Pipeline, Settings
-from core.versions import STAGE_CODE, code_fingerprint, stage_version
+import core.engine.versions
+from core.engine.pipeline import Pipeline, Settings
+from core.engine.versions import STAGE_CODE, code_fingerprint, stage_version
 
 SOURCE = '''
 """A module."""
@@ -50,12 +50,12 @@ def test_every_stage_of_the_plan_has_its_code_listed(tmp_path: Path) -> None:
 
 
 def test_a_stage_follows_the_core_modules_it_imports() -> None:
-    features_modules = core.versions._modules_with_imports(STAGE_CODE["features"][1])
-    assert {"core.features", "core.images"} <= set(features_modules)
+    features_modules = core.engine.versions._modules_with_imports(STAGE_CODE["features"][1])
+    assert {"core.representation.features", "core.reading.images"} <= set(features_modules)
 
 
 def test_an_unknown_stage_is_an_error() -> None:
-    with pytest.raises(KeyError, match=r"no entry in core.versions.STAGE_CODE"):
+    with pytest.raises(KeyError, match=r"no entry in core.engine.versions.STAGE_CODE"):
         stage_version("colour")
 
 
@@ -72,8 +72,8 @@ def test_a_new_code_version_changes_its_key_and_every_key_downstream(
     pipeline = Pipeline(tmp_path / "d", Settings(), tmp_path / "c")
     stages = ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map"]
     before = {stage: pipeline.key(stage) for stage in stages}
-    real = core.versions.stage_version
-    monkeypatch.setattr("core.pipeline.stage_version", lambda stage: real(stage) + ("-new" if stage == changed else ""))
+    real = core.engine.versions.stage_version
+    monkeypatch.setattr("core.engine.pipeline.stage_version", lambda stage: real(stage) + ("-new" if stage == changed else ""))
     after = {stage: pipeline.key(stage) for stage in stages}
     assert after[changed] != before[changed]
     downstream = {"images": stages, "features": stages[1:], "map": ["map"]}[changed]
@@ -85,8 +85,8 @@ def test_a_new_code_version_changes_its_key_and_every_key_downstream(
 def test_a_library_upgrade_changes_the_version(monkeypatch) -> None:
     before, typical_before = stage_version("reduction"), stage_version("typical")
     stage_version.cache_clear()
-    real = core.versions._library_version
-    monkeypatch.setattr(core.versions, "_library_version", lambda lib: "99.0" if lib == "scikit-learn" else real(lib))
+    real = core.engine.versions._library_version
+    monkeypatch.setattr(core.engine.versions, "_library_version", lambda lib: "99.0" if lib == "scikit-learn" else real(lib))
     try:
         assert stage_version("reduction") != before
         assert stage_version("typical") == typical_before  # it does not call scikit-learn
@@ -95,8 +95,8 @@ def test_a_library_upgrade_changes_the_version(monkeypatch) -> None:
 
 
 def test_where_a_stage_runs_is_not_part_of_its_key():
-    from core.versions import _modules_with_imports
+    from core.engine.versions import _modules_with_imports
 
-    followed = _modules_with_imports(("core.images", "core.features", "core.reduction", "core.typical"))
-    assert "core.ondisk" in followed  # how arrays are read and blocked: it counts
-    assert "core.backends" not in followed  # this machine or a Dask cluster: the same results
+    followed = _modules_with_imports(("core.reading.images", "core.representation.features", "core.representation.reduction", "core.representation.typical"))
+    assert "core.reading.ondisk" in followed  # how arrays are read and blocked: it counts
+    assert "core.engine.backends" not in followed  # this machine or a Dask cluster: the same results

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.pipeline import Sweep
+from core.engine.pipeline import Sweep
 from pages.ui.render import colour
 
 SILHOUETTE_POINTS = 300  # a cluster's band is drawn from at most this many quantiles

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import curation_file
-from core.curation import Curation, CurationError, from_clusters, group_shape, most_typical
-from core.names import shown
-from core.pipeline import Pipeline
+from core.curation import file as curation_file
+from core.curation.model import Curation, CurationError, from_clusters, group_shape, most_typical
+from core.engine.pipeline import Pipeline
+from core.reading.names import shown
 from pages.ui import page, render
 
 KEY = "curation"  # session: (file path, Curation)
@@ -229,7 +229,7 @@ def _shape(key: str, members: str, _pipeline: Pipeline, _rows: np.ndarray) -> np
 
 
 def shape(pipeline: Pipeline, rows: np.ndarray) -> np.ndarray:
-    """The typical shape of a group of images (a sample's mean, core.curation.group_shape), kept per membership."""
+    """The typical shape of a group of images (a sample's mean, core.curation.model.group_shape), kept per membership."""
     return _shape(pipeline.key("images"), _digest(rows), pipeline, rows)
 
 

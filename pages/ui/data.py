@@ -15,16 +15,18 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import compare, demo, export, typical
-from core.cache import default_cache_dir
+from core import demo
+from core.engine.cache import default_cache_dir
+from core.engine.jobs import JobStatus
+from core.engine.pipeline import Pipeline, Settings, Sweep
 from core.errors import DotmapError
-from core.folders import Inventory, folders_unchanged, scan_folder
-from core.images import ImageReadError, ImageSet, decode_image, read_labels
-from core.jobs import JobStatus
-from core.names import shown
-from core.pipeline import Pipeline, Settings, Sweep
-from core.predict import Predictor
-from core.reduction import Reduction
+from core.outputs import compare, export
+from core.outputs.predict import Predictor
+from core.reading.folders import Inventory, folders_unchanged, scan_folder
+from core.reading.images import ImageReadError, ImageSet, decode_image, read_labels
+from core.reading.names import shown
+from core.representation import typical
+from core.representation.reduction import Reduction
 from pages.ui import jobs as ui_jobs
 from pages.ui import state
 

@@ -1,6 +1,6 @@
 """The dashboard's side of core's preparation jobs: start or join one, follow its progress, cancel it.
 
-A page never prepares anything in its script thread: it asks core.jobs for a job (one per data set
+A page never prepares anything in its script thread: it asks core.engine.jobs for a job (one per data set
 and settings, shared by every tab and page) and polls its status from a fragment that reruns every
 POLL_S, so the page stays readable and the user can switch pages. When the stages a page needs are
 in the cache, or the job ends, the fragment reruns the whole page, which then draws from the cache.
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import jobs
-from core.cache import default_cache_dir
-from core.embedding import SETUP_WORDS
-from core.jobs import JobStatus, StageProgress
-from core.pipeline import Settings
+from core.engine import jobs
+from core.engine.cache import default_cache_dir
+from core.engine.jobs import JobStatus, StageProgress
+from core.engine.pipeline import Settings
+from core.representation.embedding import SETUP_WORDS
 from pages.ui import state
 
 POLL_S = 1.0

@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.curation import Curation
+from core.curation.model import Curation
+from core.engine.pipeline import Pipeline, Sweep
 from core.errors import DotmapError
-from core.export import zip_of_files
-from core.pipeline import Pipeline, Sweep
+from core.outputs.export import zip_of_files
 from pages.ui import data, state
 
 APP_NAME = "Dotmap"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.backends import Where
-from core.pipeline import Settings
+from core.engine.backends import Where
+from core.engine.pipeline import Settings
 
 DATA_ENV = "DOTMAP_DATA"
 MAIN_SCRIPT = "app.py"

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from browsing import assert_no_exception, drag_box, goto, settle, shoot
 
-from core.pipeline import Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
 
 pytestmark = pytest.mark.slow
 

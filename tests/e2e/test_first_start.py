@@ -16,7 +16,7 @@ from browsing import assert_no_exception, settle, shoot
 from conftest import new_tab, streamlit_server
 
 from core.demo import make_demo
-from core.images import PARALLEL_FROM
+from core.reading.images import PARALLEL_FROM
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from browsing import assert_no_exception, drag_box, goto, shoot
 from conftest import new_tab, streamlit_server
 
-from core.pipeline import Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from browsing import assert_no_exception, goto, settle, shoot
 
-from core.pipeline import Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
 
 pytestmark = pytest.mark.slow
 

@@ -52,7 +52,7 @@ def umap_embedding(
     n = len(Z)
     limit = UMAP_FIT_UP_TO if fit_up_to is None else fit_up_to
     if n > limit >= UMAP_MIN_IMAGES:
-        from core.reduction import nearest_neighbors
+        from core.representation.reduction import nearest_neighbors
 
         sample = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
         own_indices, own_distances = nearest_neighbors(Z[sample], knn_indices.shape[1], seed=seed)
@@ -151,7 +151,7 @@ def place_through_graph(
         known = done[indices[todo]]  # (m, k): which neighbours have a position
         ready = known.any(axis=1)
         if not ready.any():
-            from core.reduction import nearest_neighbors
+            from core.representation.reduction import nearest_neighbors
 
             near, gaps = nearest_neighbors(Z[sample], indices.shape[1], queries=Z[todo])
             positions[todo] = place_by_neighbours(placed, near, gaps)

@@ -1,7 +1,7 @@
 """The stages from a folder to clusterings for every k and a map, each cached on disk by its key.
 
 A stage's key is a hash of its settings, its upstream stages' keys and the version of its code and
-libraries (core.versions), never of their data, so finding that a stage is cached needs no upstream
+libraries (core.engine.versions), never of their data, so finding that a stage is cached needs no upstream
 work: a warm run reads only what it shows.
 """
 
@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from core import clustering, embedding, features, folders, images, reduction, scoring, typical
-from core.backends import Backend
-from core.cache import Cache, Entry, default_cache_dir, make_key
+from core.clustering import algorithms as clustering
+from core.clustering import scoring
+from core.engine.backends import Backend
+from core.engine.cache import Cache, Entry, default_cache_dir, make_key
+from core.engine.versions import stage_version
 from core.errors import DotmapError, NoImagesError, NoStructureError
-from core.names import shown
-from core.versions import stage_version
+from core.reading import folders, images
+from core.reading.names import shown
+from core.representation import embedding, features, reduction, typical
 
 CLUSTER_SPACES = ("umap", "pca")
 SKIPPED_NAMED = 5  # skipped files named in an error; the rest are counted
@@ -144,7 +147,7 @@ class Pipeline:
     cache_dir: str | Path | None = None
     on_progress: ProgressFn | None = None
     inventory: folders.Inventory | None = field(default=None, repr=False)  # a scan of data_dir made just now
-    backend: Backend | None = field(default=None, repr=False)  # where parallel work runs (core.backends)
+    backend: Backend | None = field(default=None, repr=False)  # where parallel work runs (core.engine.backends)
 
     def __post_init__(self) -> None:
         self.backend = self.backend or Backend()
@@ -442,7 +445,7 @@ class Pipeline:
         return self._stage("map", compute).arrays["xy"]
 
     def cluster_means(self) -> list[np.ndarray]:
-        """The typical shape of every cluster of every k (see core.typical): one (k, cells, cells) per k."""
+        """The typical shape of every cluster of every k (see core.representation.typical): one (k, cells, cells) per k."""
         ks = self.settings.ks
 
         def compute() -> tuple[dict, dict]:

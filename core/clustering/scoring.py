@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.clustering import distances_to_centres, fit_clusters, unit_rows
+from core.clustering.algorithms import distances_to_centres, fit_clusters, unit_rows
 
 SILHOUETTE_SAMPLE = 10_000  # silhouettes are taken against at most this many images
 STABILITY_RUNS = 5  # two runs let one lucky or unlucky start decide whether a k passes

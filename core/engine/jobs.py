@@ -29,11 +29,11 @@ from typing import Any
 from filelock import FileLock
 
 from core import demo
-from core.backends import Where
-from core.cache import Cache, make_key
+from core.engine.backends import Where
+from core.engine.cache import Cache, make_key
+from core.engine.pipeline import Pipeline, Settings, Step
+from core.engine.processes import process_alive, watch_parent
 from core.errors import DotmapError
-from core.pipeline import Pipeline, Settings, Step
-from core.processes import process_alive, watch_parent
 
 JOBS_FOLDER = ".jobs"
 STATUS_FILE = "status.json"
@@ -44,7 +44,7 @@ LOG_TAIL_LINES = 25
 OWNER_ENV = "DOTMAP_JOB_OWNER"  # the pid of the process that started the job
 ACTIVE = ("starting", "running")
 ENDED = ("done", "failed", "cancelled", "died")
-CORE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds the core package
+CORE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the core package
 
 _children: dict[int, subprocess.Popen] = {}  # jobs this process started, by pid: polled, so never zombies
 _start_lock = threading.Lock()

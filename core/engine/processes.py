@@ -63,7 +63,7 @@ def pool_context() -> BaseContext:
     if threading.active_count() == 1:
         return get_context("fork")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["core.images", "core.processes"])
+    context.set_forkserver_preload(["core.reading.images", "core.engine.processes"])
     return context
 
 

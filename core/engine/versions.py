@@ -18,24 +18,24 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 # stage -> (the Pipeline method that computes it, the core modules it calls, the libraries it calls).
-# The core modules those import are followed too (core.features brings core.images).
+# The core modules those import are followed too (core.representation.features brings core.reading.images).
 STAGE_CODE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "images": ("images", ("core.images",), ("pillow", "numpy")),
-    "features": ("features", ("core.features",), ("numpy",)),
-    "reduction": ("reduction", ("core.reduction",), ("scikit-learn", "numpy", "scipy")),
-    "neighbours": ("neighbours", ("core.reduction",), ("scikit-learn", "numpy")),
-    "space": ("space", ("core.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
-    "fit": ("fit", ("core.clustering", "core.scoring"), ("scikit-learn", "numpy")),
-    "sweep": ("sweep", ("core.clustering", "core.scoring"), ("scikit-learn", "numpy")),
-    "typical": ("cluster_means", ("core.typical",), ("numpy",)),
-    "auto": ("auto_groups", ("core.clustering",), ("scikit-learn", "numpy")),
-    "map": ("map", ("core.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
+    "images": ("images", ("core.reading.images",), ("pillow", "numpy")),
+    "features": ("features", ("core.representation.features",), ("numpy",)),
+    "reduction": ("reduction", ("core.representation.reduction",), ("scikit-learn", "numpy", "scipy")),
+    "neighbours": ("neighbours", ("core.representation.reduction",), ("scikit-learn", "numpy")),
+    "space": ("space", ("core.representation.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
+    "fit": ("fit", ("core.clustering.algorithms", "core.clustering.scoring"), ("scikit-learn", "numpy")),
+    "sweep": ("sweep", ("core.clustering.algorithms", "core.clustering.scoring"), ("scikit-learn", "numpy")),
+    "typical": ("cluster_means", ("core.representation.typical",), ("numpy",)),
+    "auto": ("auto_groups", ("core.clustering.algorithms",), ("scikit-learn", "numpy")),
+    "map": ("map", ("core.representation.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
 }
 
 
 # modules that decide where a stage runs, not what it computes: the same stage on this machine or
 # on a Dask cluster has one key (its tasks are functions of the stage's own modules, which count)
-WHERE_NOT_WHAT = {"core.backends"}
+WHERE_NOT_WHAT = {"core.engine.backends"}
 
 
 def code_fingerprint(source: str) -> str:
@@ -100,8 +100,8 @@ def _library_version(distribution: str) -> str:
 def stage_version(stage: str) -> str:
     """A hash of the code and library versions behind one stage's result."""
     if stage not in STAGE_CODE:
-        raise KeyError(f"stage {stage!r} has no entry in core.versions.STAGE_CODE")
-    from core.pipeline import Pipeline
+        raise KeyError(f"stage {stage!r} has no entry in core.engine.versions.STAGE_CODE")
+    from core.engine.pipeline import Pipeline
 
     method, modules, libraries = STAGE_CODE[stage]
     parts = [f"method {method} {code_fingerprint(inspect.getsource(getattr(Pipeline, method)))}"]

@@ -4,8 +4,8 @@ The one home of these scores: the truth scores (labels.csv), the splits between 
 comparison of two settings all go through :func:`overlap_table`. The label -1 means "noise / no
 label" and is left out everywhere.
 
-This module imports no other stage: core.scoring imports it, and the cache key of a clustering
-follows every core module core.scoring imports (core.versions). So pipelines and sweeps are
+This module imports no other stage: core.clustering.scoring imports it, and the cache key of a clustering
+follows every core module core.clustering.scoring imports (core.engine.versions). So pipelines and sweeps are
 described by the Protocols below, not imported.
 """
 
@@ -32,7 +32,7 @@ DISAGREE_RULE = (
 
 
 class SweepLike(Protocol):
-    """What is read of a core.pipeline.Sweep."""
+    """What is read of a core.engine.pipeline.Sweep."""
 
     ks: list[int]
     labels: np.ndarray  # (n_k, n_images)
@@ -41,10 +41,10 @@ class SweepLike(Protocol):
 
 
 class ResultLike(Protocol):
-    """What is read of a core.pipeline.Pipeline."""
+    """What is read of a core.engine.pipeline.Pipeline."""
 
-    inventory: Any  # core.folders.Inventory: its root
-    settings: Any  # core.pipeline.Settings: its ks
+    inventory: Any  # core.reading.folders.Inventory: its root
+    settings: Any  # core.engine.pipeline.Settings: its ks
 
     def sweep(self) -> SweepLike: ...
 

@@ -1,7 +1,7 @@
 """A curation: the user's named groups of the images of one folder, changed step by step, each step undoable.
 
 It starts from the clusters of one k and is then the user's: groups are named, merged, split,
-images moved between them or marked as outliers. Saving and reading the file is core.curation_file.
+images moved between them or marked as outliers. Saving and reading the file is core.curation.file.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from core import clustering
+from core.clustering import algorithms as clustering
 from core.errors import DotmapError
-from core.typical import TYPICAL_CELLS, pose_free_densities
+from core.representation.typical import TYPICAL_CELLS, pose_free_densities
 
 UNASSIGNED = -1  # an image in no group yet (added to the folder later, or moved out of a group)
 OUTLIER = -2  # an image the user marked as belonging to no group
@@ -59,7 +59,7 @@ class Curation:
         file no longer in the folder (dropped); set when a file is read.
     notes : what reading the file noticed and repaired, in words.
     stamp : (size, mtime_ns) of the file as last read or written: a file changed by hand since is not
-        overwritten (core.curation_file.save).
+        overwritten (core.curation.file.save).
     """
 
     paths: list[str]
@@ -320,7 +320,7 @@ SHAPE_SAMPLE = 256  # members averaged for a group's typical shape: a change red
 
 
 def group_shape(packed: np.ndarray, grid: int, kind: str, rows: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The typical shape of a group: the mean pose-free density (core.typical) of up to SHAPE_SAMPLE members.
+    """The typical shape of a group: the mean pose-free density (core.representation.typical) of up to SHAPE_SAMPLE members.
 
     A sample, not all members: the mean of 256 densities differs from the full mean by less than a
     grey level a person can see, and it costs the same for a group of 300 or of 30,000.

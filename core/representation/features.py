@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backends import Backend
-from core.images import ImageSet
-from core.ondisk import RowWriter, image_block_rows, let_go, map_rows, row_blocks
+from core.engine.backends import Backend
+from core.reading.images import ImageSet
+from core.reading.ondisk import RowWriter, image_block_rows, let_go, map_rows, row_blocks
 
 FEATURE_KINDS = ("pixels", "shape", "shape-rotation")
 FEATURE_HELP = {
@@ -41,7 +41,7 @@ RADIAL_EXTENT = 3.0
 POLAR_BLUR = (0.6, 1.0)  # (radial, angular) in bins
 POSE_TRIM = 2.0  # centre and radius are estimated again from the points within this many RMS radii
 POSE_PASSES = 2
-CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.ondisk)
+CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.reading.ondisk)
 
 ProgressFn = Callable[[int, int, str], None]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.reduction import nearest_neighbors
+from core.representation.reduction import nearest_neighbors
 
 METHODS: tuple[str, ...] = ("neighbours", "logistic")
 DEFAULT_METHOD = "neighbours"  # measured by benchmarks/groups.py over all its sets
@@ -124,7 +124,7 @@ class GroupModel:
 def _nearest(Z: np.ndarray, norms: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest rows of Z (n, d) to each query (m, d), nearest first (exact Euclidean).
 
-    A few queries are searched here: core.reduction.nearest_neighbors (scikit-learn) takes 3 ms for
+    A few queries are searched here: core.representation.reduction.nearest_neighbors (scikit-learn) takes 3 ms for
     one image against 32,000, and 7-20 ms on a busy machine, one BLAS thread on kept norms under
     1 ms. Many go to it: its parallel search is about 4x faster per image in a batch of 1,000.
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core import ondisk
-from core.backends import Backend
+from core.engine.backends import Backend
+from core.reading import ondisk
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from core.curation import OUTLIER, UNASSIGNED, Change, Curation, CurationError
-from core.names import shown
+from core.curation.model import OUTLIER, UNASSIGNED, Change, Curation, CurationError
+from core.reading.names import shown
 
 FORMAT = "dotmap-curation"
 VERSION = 1

@@ -16,16 +16,19 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TextIO
 
-from core import compare, demo, features, group_model
-from core.backends import BACKEND_HELP, BACKENDS, Where
-from core.cache import CACHE_ENV, default_cache_dir
-from core.cli_curation import add_curate_parser, add_curation_option, cmd_curate, open_curation
-from core.clustering import ALGORITHMS
+from core import demo
+from core.cli.curation import add_curate_parser, add_curation_option, cmd_curate, open_curation
+from core.clustering.algorithms import ALGORITHMS
+from core.clustering.scoring import RECOMMENDATION_RULE
+from core.curation import classifier as group_model
+from core.engine.backends import BACKEND_HELP, BACKENDS, Where
+from core.engine.cache import CACHE_ENV, default_cache_dir
+from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
 from core.errors import DotmapError
-from core.images import POLARITIES, ImageReadError, read_labels
-from core.names import shown
-from core.pipeline import CLUSTER_SPACES, Pipeline, Settings
-from core.scoring import RECOMMENDATION_RULE
+from core.outputs import compare
+from core.reading.images import POLARITIES, ImageReadError, read_labels
+from core.reading.names import shown
+from core.representation import features
 
 SKIPPED_SHOWN = 20
 
@@ -194,7 +197,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise DotmapError(f"--workers {args.workers}: give 1 or more worker processes.")
     where = Where(args.backend, args.scheduler, args.workers)
     if args.job is not None:  # started by the dashboard: progress and the outcome go to the job's folder
-        from core.jobs import run_job
+        from core.engine.jobs import run_job
 
         cache = args.cache or default_cache_dir()
         return run_job(args.data_dir, _settings(args), cache, args.job, _print_prepared, where)
@@ -301,7 +304,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export import export
+    from core.outputs.export import export
 
     if args.csv is None and args.folders is None:
         raise DotmapError("say what to export: --csv OUT.csv and/or --folders OUT_DIR.")
@@ -329,7 +332,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.predict import Predictor
+    from core.outputs.predict import Predictor
 
     pipeline, progress = _pipeline(args)
     pipeline.prepare(with_map=False)  # a new image's cluster never needs the 2-D map

@@ -2,7 +2,7 @@
 
 Every output is checked before anything is written: it must be new and outside the data folder
 (the data folder is only ever read). What a failed export created is removed again.
-A CSV cell never starts with a character a spreadsheet would run as a formula (core.names).
+A CSV cell never starts with a character a spreadsheet would run as a formula (core.reading.names).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.curation import OUTLIER, UNASSIGNED, Curation
+from core.curation.model import OUTLIER, UNASSIGNED, Curation
+from core.engine.pipeline import Pipeline
 from core.errors import DotmapError
-from core.names import inert_cell, inert_path, shown, zip_entry
-from core.pipeline import Pipeline
+from core.reading.names import inert_cell, inert_path, shown, zip_entry
 
 CSV_COLUMNS = ("path", "cluster", "distance", "silhouette")
 FOLDER_CSV = "clusters.csv"  # the assignments beside the cluster folders, in a zip or an exported folder
@@ -55,7 +55,7 @@ def assignments_csv_text(pipeline: Pipeline, k: int, rows: Sequence[int] | np.nd
 
 
 def predictions_csv_text(predictions: Sequence) -> str:
-    """The table of classified new images (core.predict.Prediction) as CSV text; names made inert.
+    """The table of classified new images (core.outputs.predict.Prediction) as CSV text; names made inert.
 
     Into a curation's named groups, the second column is ``group`` and holds the group's name.
     """
@@ -154,7 +154,7 @@ def zip_of_files(
 
     Images are stored as they are (no recompression: PNGs are compressed already). A file that
     has gone since the images were read is an error that names it. Entry names are made safe for
-    every unzip tool (core.names.zip_entry); two names made alike get ``~2``, ``~3`` before the suffix.
+    every unzip tool (core.reading.names.zip_entry); two names made alike get ``~2``, ``~3`` before the suffix.
     """
     plan = grouping(pipeline, k, curation)
     paths = pipeline.image_meta()["paths"]
@@ -230,7 +230,7 @@ def export(
     """Write the assignment CSV and/or the per-cluster folders of one k; returns what was written.
 
     With a ``curation`` (and k None) the CSV is ``path,group`` and the folders are named after the
-    groups (core.export.group_folders), with ``outlier`` and ``unassigned`` for images in no group.
+    groups (core.outputs.export.group_folders), with ``outlier`` and ``unassigned`` for images in no group.
     ``csv_in_folder`` also writes the CSV (``clusters.csv`` or ``groups.csv``) beside the folders.
 
     Everything is checked before anything is written (k, both outputs new, distinct and outside

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.backends import Backend
+from core.engine.backends import Backend
+from core.engine.processes import exit_with_owner, in_order, pool_context
 from core.errors import DotmapError
-from core.folders import Inventory, special_kind
-from core.ondisk import RowWriter
-from core.processes import exit_with_owner, in_order, pool_context
+from core.reading.folders import Inventory, special_kind
+from core.reading.ondisk import RowWriter
 
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or GIF"

@@ -8,12 +8,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core import features, group_model, images
-from core.clustering import distances_to_centres, membership
-from core.curation import Curation, CurationError
-from core.embedding import place_by_neighbours
-from core.pipeline import Pipeline
-from core.reduction import N_NEIGHBORS, nearest_neighbors
+from core.clustering.algorithms import distances_to_centres, membership
+from core.curation import classifier as group_model
+from core.curation.model import Curation, CurationError
+from core.engine.pipeline import Pipeline
+from core.reading import images
+from core.representation import features
+from core.representation.embedding import place_by_neighbours
+from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
 N_SIMILAR = 10  # nearest images reported for a prediction
 NOVELTY_NEIGHBORS = 5  # a new image's typical gap: its mean distance to this many nearest images (PCA)
@@ -38,7 +40,7 @@ class Prediction:
     map_layout : which map: "umap" (the 2-D map), or "pca" (the first two components) when the
         map is not made or not wanted; prediction itself never needs the map.
     group : into a curation's named groups: the group's name; ``cluster`` is then its index in the
-        curation's list, ``confidence`` the group model's (core.group_model), ``distance`` the one to
+        curation's list, ``confidence`` the group model's (core.curation.classifier), ``distance`` the one to
         the mean of the group's images in PCA space.
     """
 
@@ -78,7 +80,7 @@ class Predictor:
         curation: Curation | None = None,
         method: str = group_model.DEFAULT_METHOD,
     ) -> None:
-        """``curation``: assign to its named groups (with ``method``, core.group_model) instead of the clusters of k."""
+        """``curation``: assign to its named groups (with ``method``, core.curation.classifier) instead of the clusters of k."""
         self.pipeline = pipeline
         self.sweep = pipeline.sweep()
         self.k = self.sweep.recommended_k if k is None else k

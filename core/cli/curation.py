@@ -7,11 +7,11 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from core import curation_file
-from core.curation import Curation, from_clusters
+from core.curation import file as curation_file
+from core.curation.model import Curation, from_clusters
+from core.engine.pipeline import Pipeline
 from core.errors import DotmapError
-from core.names import shown
-from core.pipeline import Pipeline
+from core.reading.names import shown
 
 
 def default_file(pipeline: Pipeline) -> Path:

@@ -15,12 +15,12 @@ from functools import partial
 
 import numpy as np
 
-from core.backends import Backend
-from core.features import FEATURE_KINDS, SHAPE_EXTENT, _normalised_points, ink_points
-from core.ondisk import image_block_rows, let_go, map_rows, row_blocks
+from core.engine.backends import Backend
+from core.reading.ondisk import image_block_rows, let_go, map_rows, row_blocks
+from core.representation.features import FEATURE_KINDS, SHAPE_EXTENT, _normalised_points, ink_points
 
 TYPICAL_CELLS = 48  # side of a mean image
-CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.ondisk)
+CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.reading.ondisk)
 
 
 def _rotate_to_axes(image: np.ndarray, u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

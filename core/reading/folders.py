@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import DotmapError, NoImagesError
-from core.names import is_valid_utf8, shown
+from core.reading.names import is_valid_utf8, shown
 
 LABELS_FILE = "labels.csv"
 

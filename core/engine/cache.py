@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from core import ondisk
+from core.engine.processes import process_alive
 from core.errors import DotmapError
-from core.processes import process_alive
+from core.reading import ondisk
 
 FORMAT_VERSION = 1
 CACHE_ENV = "DOTMAP_CACHE"

@@ -1,0 +1,1 @@
+"""Clusterings of the images: the algorithms for one k, their scores, and agreement between labelings."""

@@ -1,0 +1,1 @@
+"""The user's own named groups: the curation model, its file, and the classifier into its groups."""

@@ -1,0 +1,1 @@
+"""What leaves the engine: new images assigned, exports, and two settings compared."""

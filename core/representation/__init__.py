@@ -1,0 +1,1 @@
+"""What an image becomes: features, PCA and neighbours, UMAP layouts, typical shapes."""
