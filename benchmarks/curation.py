@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from harness import DATA, demo_folder
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run import DATA, demo_folder  # noqa: E402
-from core import curation_file  # noqa: E402
-from core.curation.model import OUTLIER, Curation, from_clusters, group_shape, split_parts  # noqa: E402
-from core.engine.pipeline import Pipeline, Settings  # noqa: E402
+from core.curation import file as curation_file
+from core.curation.model import OUTLIER, Curation, from_clusters, split_parts
+from core.engine.pipeline import Pipeline, Settings
+from core.representation.typical import group_shape
 
 TARGET_MS = 300  # the bound for one action on the server
 

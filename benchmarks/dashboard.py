@@ -26,20 +26,12 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run import DATA, RESULTS, demo_folder  # noqa: E402
-
-CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
+from browser import CHROMIUM, healthy, open_page, settle, start_server
+from harness import DATA, RESULTS, ROOT, demo_folder, run_fresh
 
 
 def prepare(folder: Path, cache: Path) -> None:
@@ -58,42 +50,7 @@ def n_images(folder: Path) -> int:
     return len(Pipeline(folder, Settings()).image_meta()["paths"])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-            return response.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
 FLOOR_APP = 'import streamlit as st\nst.title("floor")\n'  # the least a Streamlit page can cost
-
-
-def start_server(env: dict, cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def settle(page) -> None:
-    page.wait_for_selector("[data-test-script-state='notRunning']", timeout=300_000)
-
-
-def open_page(page, url: str) -> None:
-    """Go to a page and wait for its first run to end (before it starts, the state also says notRunning)."""
-    page.goto(url)
-    page.locator("h1").first.wait_for(timeout=300_000)
-    settle(page)
 
 
 def timings(log: Path, part: str, since: int = 0) -> list[float]:
@@ -193,8 +150,12 @@ def shapes_runs(env: dict, repeats: int, logs: Path, moves: int = 6) -> dict:
     return report
 
 
-def map_figure_ms(folder: Path, repeats: int = 30) -> dict:
-    """Milliseconds of `render.map_figure` at the recommended k without and with the typical shapes (medians)."""
+def map_figure_ms(folder: str, repeats: int = 30) -> dict:
+    """Milliseconds of `render.map_figure` at the recommended k without and with the typical shapes (medians).
+
+    Run by `run_fresh` with the repository root on PYTHONPATH: pages/ is not installed (pytest finds
+    it the same way, by pyproject's ``pythonpath``).
+    """
     import numpy as np
 
     from core.engine.pipeline import Pipeline, Settings
@@ -337,7 +298,7 @@ def main() -> None:
     name = folder.name if args.folder else str(args.n)
     report = {"folder": str(folder), "n_images": n_images(folder), "repeats": args.repeats}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report.update(map_figure_ms(folder))
+    report.update(run_fresh("dashboard", "map_figure_ms", str(folder), env=dict(env, PYTHONPATH=str(ROOT))))
     report.update(shapes_runs(env, args.repeats, RESULTS))
     shapes_line = (
         f"  map shapes   k slider with the typical shapes off / on: {report['map_shapes_off_server_ms']:.0f} / "

@@ -24,16 +24,11 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import DATA, RESULTS, peak_mb, run_fresh
 
-DATA = ROOT / "benchmarks" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 PNG_SAMPLE = 1000  # images drawn for the PNG settings comparison
 
 
@@ -63,8 +58,8 @@ def child_make(out: str, n: int, workers: int, kind: str, seed: int) -> dict:
         "seconds": seconds,
         "user_s": own.ru_utime - before.ru_utime + children.ru_utime,
         "sys_s": own.ru_stime - before.ru_stime + children.ru_stime,
-        "owner_peak_mb": own.ru_maxrss / 1024,
-        "worker_peak_mb": children.ru_maxrss / 1024,
+        "owner_peak_mb": peak_mb(),
+        "worker_peak_mb": peak_mb(children=True),
     }
 
 
@@ -72,12 +67,7 @@ def measure(n: int, workers: int, kind: str, seed: int, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     os.sync()  # the writes and deletes of the run before are not billed to this one
     load = os.getloadavg()[0]
-    code = (
-        "import json, sys; from benchmarks.demo_speed import child_make; "
-        f"print(json.dumps(child_make({str(out)!r}, {n}, {workers}, {kind!r}, {seed})))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_fresh("demo_speed", "child_make", str(out.resolve()), n, workers, kind, seed)
     files, allocated, content = disk_usage(out)
     return {
         "n": n,
@@ -99,7 +89,7 @@ def compare_png(kind: str) -> list[dict]:
     from PIL import Image
 
     from core.demo import FAMILIES, HARD_FAMILIES, draw_demo_image
-    from core.reading.images import MAX_PIXELS, decode_image
+    from core.reading.decode import MAX_PIXELS, decode_image
 
     families = list(HARD_FAMILIES if kind == "hard-shapes" else FAMILIES)
     rng = np.random.default_rng(0)

@@ -22,11 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from the repository root
-from benchmarks.dashboard import free_port, healthy  # noqa: E402
+from browser import APP_FOLDER, CHROMIUM, free_port, healthy
 
-CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
 LIMIT_MS = 600_000
 
 
@@ -40,7 +37,7 @@ def one_run(numba_cache: Path, folder: str | None) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     launched = time.monotonic()
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    server = subprocess.Popen(command, cwd=APP_FOLDER, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                               start_new_session=True)  # fmt: skip
     out: dict[str, float] = {}
     try:

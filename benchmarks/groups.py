@@ -23,18 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from quality import SETS, data_folder
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.quality import SETS, data_folder
 from core.curation.classifier import DEFAULT_METHOD, GROUP_NEIGHBOURS, GROUP_SIZE_POWER, METHODS, GroupModel, fit_groups
 from core.engine.pipeline import Pipeline, Settings
-from core.reading.images import read_labels
+from core.reading.labels import read_labels
 
 HELD_OUT = 0.2  # share of the curated images held out, per group
 NEIGHBOUR_COUNTS = (1, 5, 10, 15, 25)  # each plain and weighted, at GROUP_SIZE_POWER

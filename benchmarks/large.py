@@ -15,66 +15,44 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import DATA, ChildFailed, demo_folder, peak_mb, run_fresh
 
-from benchmarks.run import DATA  # noqa: E402
 
-STAGE_SCRIPT = """
-import json, resource, sys, time
-from core.engine.backends import open_backend
-from core.engine.pipeline import Pipeline, Settings
+def child_stage(folder: str, cache: str, stage: str, backend: str, workers: int) -> dict:
+    """Inside the measured process: run one stage of the plan and say what it cost."""
+    from core.engine.backends import open_backend
+    from core.engine.pipeline import Pipeline, Settings
 
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-if __name__ == "__main__":
-    workers = int(sys.argv[5]) if sys.argv[5] != "0" else None
-    with open_backend(sys.argv[4], workers=workers) as backend:
-        pipeline = Pipeline(sys.argv[1], Settings(), sys.argv[2], backend=backend)
-        step = next(s for s in pipeline.plan() if s.stage == sys.argv[3])
+    with open_backend(backend, workers=workers or None) as running:
+        pipeline = Pipeline(folder, Settings(), cache, backend=running)
+        step = next(s for s in pipeline.plan() if s.stage == stage)
         start = time.perf_counter()
         step.run()
         seconds = time.perf_counter() - start
-        workers_mb = list(backend.client.run(peak_mb).values()) if backend.name == "dask" else []
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "worker_peak_mb": max(workers_mb, default=0)}))
-"""
+        # peak_mb travels by reference: Dask's workers import harness from the sys.path they inherit
+        workers_mb = list(running.client.run(peak_mb).values()) if running.name == "dask" else []
+    return {"seconds": seconds, "peak_mb": peak_mb(), "worker_peak_mb": max(workers_mb, default=0)}
 
 
 def measure(n: int, seed: int, backend: str = "local", workers: int = 0, keep: bool = False) -> dict:
-    from core.demo import make_demo
     from core.engine.pipeline import Pipeline, Settings
 
-    folder = DATA / f"demo-{n}-seed{seed}"
-    if not (folder / "labels.csv").exists():
-        print(f"making {n:,} demo images in {folder}", flush=True)
-        make_demo(folder, n=n, seed=seed)
+    folder = demo_folder(n, seed)
     cache = DATA / f"large-cache-{n}-{backend}"
     shutil.rmtree(cache, ignore_errors=True)
     stages = {}
-    script = DATA / "large_stage.py"  # a file, not -c: Dask's worker processes re-import the main script
-    script.write_text(STAGE_SCRIPT)
     for step in Pipeline(folder, Settings(), cache).plan():
-        done = subprocess.run(
-            [sys.executable, str(script), str(folder), str(cache), step.stage, backend, str(workers)],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            print(done.stderr[-2000:], file=sys.stderr)
-            raise SystemExit(f"the stage {step.stage} failed at {n:,} images")
-        stages[step.stage] = json.loads(done.stdout.strip().splitlines()[-1])
-        got = stages[step.stage]
+        try:
+            got = run_fresh("large", "child_stage", str(folder), str(cache), step.stage, backend, workers)
+        except ChildFailed as error:
+            print(error.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"the stage {step.stage} failed at {n:,} images") from None
+        stages[step.stage] = got
         workers_mb = f" (workers {got['worker_peak_mb']:.0f} MB)" if got["worker_peak_mb"] else ""
         print(f"{n:>9,} {step.words:<48} {got['seconds']:8.1f} s {got['peak_mb']:8.0f} MB{workers_mb}", flush=True)
     if not keep:

@@ -18,27 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from harness import DATA, peak_mb, run_fresh
 
-ROOT = Path(__file__).resolve().parent.parent
 FOLDER = "/work/data/d32k"
-CACHE = ROOT / "benchmarks" / "data" / "dashboard-cache-d32k"
+CACHE = DATA / "dashboard-cache-d32k"
 SEED = 0
 JIT_ROWS = 500
 QUERY_ROWS = 1_000_000
 MIN_RECALL = 0.95  # issue 11
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---- what runs inside a measured process -------------------------------------------------
@@ -46,13 +39,13 @@ def child(z_path: str, method: str, repeats: int, out_path: str) -> dict:
     from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
     Z = np.load(z_path)
-    loaded_mb = _peak_mb()
+    loaded_mb = peak_mb()
     jit = 0.0
     if method == "approximate":
         start = time.perf_counter()
         nearest_neighbors(Z[:JIT_ROWS], N_NEIGHBORS, method=method, seed=SEED)
         jit = time.perf_counter() - start
-    before_mb = _peak_mb()
+    before_mb = peak_mb()
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -67,17 +60,8 @@ def child(z_path: str, method: str, repeats: int, out_path: str) -> dict:
         "median_s": round(statistics.median(seconds), 2),
         "loaded_mb": round(loaded_mb),
         "before_mb": round(before_mb),
-        "peak_mb": round(_peak_mb()),
+        "peak_mb": round(peak_mb()),
     }
-
-
-def run_child(z_path: Path, method: str, repeats: int, out_path: Path) -> dict:
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.neighbours import child; "
-        f"print(json.dumps(child({str(z_path)!r}, {method!r}, {repeats}, {str(out_path)!r})))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ---- the parent ----------------------------------------------------------------------------
@@ -122,7 +106,6 @@ def main() -> None:
     parser.add_argument("--no-queries", action="store_true")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT))
     from core.engine.pipeline import Pipeline, Settings
     from core.representation.reduction import EXACT_NEIGHBOURS_UP_TO, N_NEIGHBORS
 
@@ -142,7 +125,7 @@ def main() -> None:
             for method in ("exact", "approximate"):
                 repeats = args.repeats if method == "approximate" or n <= 32_000 else args.exact_repeats_above_32k
                 out = Path(tmp) / f"{method}{n}.npy"
-                row[method] = run_child(z_path, method, repeats, out)
+                row[method] = run_fresh("neighbours", "child", str(z_path), method, repeats, str(out))
                 print(json.dumps(row[method]), flush=True)
             found = recall(np.load(Path(tmp) / f"approximate{n}.npy"), np.load(Path(tmp) / f"exact{n}.npy"))
             row["recall"] = round(found, 4)

@@ -22,20 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import make_demo_once
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from core.clustering.agreement import agreement
 from core.clustering.algorithms import ALGORITHMS
-from core.demo import make_demo
 from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
-from core.outputs.compare import agreement
-from core.reading.images import read_labels
+from core.reading.labels import read_labels
 from core.representation.features import FEATURE_KINDS
 
 
@@ -61,13 +58,7 @@ def data_folder(work: Path, name: str, scale: float = 1.0) -> Path:
     """The set's folder, made on first use (labels.csv last, so a half-made folder is redone)."""
     spec = SETS[name]
     n = max(spec.true_k * 20, int(spec.n * scale))
-    folder = work / f"{name}-{n}-seed{spec.seed}"
-    if not (folder / "labels.csv").exists():
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
-        make_demo(folder, n=n, seed=spec.seed, kind=spec.kind)
-    return folder
+    return make_demo_once(work / f"{name}-{n}-seed{spec.seed}", n, spec.seed, say=False, kind=spec.kind)
 
 
 def evaluate(folder: Path, true_k: int, settings: Settings, cache: Path) -> dict:
@@ -136,22 +127,14 @@ def novelty_rates(work: Path, name: str, settings: Settings, cache: Path) -> dic
     """Hit rates of "unlike every cluster" on groups left out of the set and on odd images, and its
     false alarms on fresh members, for the flag and each of its measures."""
     from core.outputs.predict import Predictor
-    from core.reading.images import decode_image
+    from core.reading.decode import decode_image
 
     spec = SETS[name]
     kept = sorted(set(_labels_of(spec)) - set(spec.held_out))
-    train = work / f"novelty-{name}-train"
-    if not (train / "labels.csv").exists():
-        import shutil
-
-        shutil.rmtree(train, ignore_errors=True)
-        make_demo(train, n=NOVELTY_TRAIN, seed=spec.seed + 1, families=kept, kind=spec.kind)
-    fresh = work / f"novelty-{name}-fresh"
-    if not (fresh / "labels.csv").exists():
-        import shutil
-
-        shutil.rmtree(fresh, ignore_errors=True)
-        make_demo(fresh, n=NOVELTY_FRESH, seed=spec.seed + 2, kind=spec.kind)
+    train = make_demo_once(
+        work / f"novelty-{name}-train", NOVELTY_TRAIN, spec.seed + 1, say=False, families=kept, kind=spec.kind
+    )
+    fresh = make_demo_once(work / f"novelty-{name}-fresh", NOVELTY_FRESH, spec.seed + 2, say=False, kind=spec.kind)
     predictor = Predictor(Pipeline(train, settings, cache), k=len(kept), use_umap_map=False)
     truth, names = read_labels(fresh / "labels.csv", sorted(p.name for p in fresh.glob("*.png")))
     masks = np.stack([decode_image(fresh / f"dots_{i:03d}.png") for i in range(len(truth))])

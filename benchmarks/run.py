@@ -13,34 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "benchmarks" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def demo_folder(n: int, seed: int) -> Path:
-    """Generated once per size and kept under benchmarks/data (git-ignored)."""
-    from core.demo import make_demo
-
-    folder = DATA / f"demo-{n}-seed{seed}"
-    if not (folder / "labels.csv").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        print(f"generating {n} demo images in {folder} ...", flush=True)
-        make_demo(folder, n=n, seed=seed)
-    return folder
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from harness import RESULTS, ChildFailed, demo_folder, peak_mb, run_fresh
 
 
 # ---- what runs inside a measured process -------------------------------------------------
@@ -53,7 +32,7 @@ def child_prepare(folder: str, cache: str, space: str, with_map: bool, predict: 
     seconds = time.perf_counter() - start
     out = {
         "seconds": seconds,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
         "stages": {r.stage: round(r.seconds, 3) for r in records if not r.stage.startswith("fit-")},
         "kmeans_all_k": round(sum(r.seconds for r in records if r.stage.startswith("fit-")), 3),
         "computed": any(r.computed for r in records),
@@ -91,9 +70,9 @@ def child_naive(folder: str) -> dict:
     svd = time.perf_counter() - start - read
     labels = {k: KMeans(k, n_init=1, random_state=0).fit(Z).labels_ for k in range(2, 21)}
     seconds = time.perf_counter() - start
-    out = {"seconds": seconds, "read": read, "svd": svd, "peak_mb": _peak_mb()}
-    from core.outputs.compare import agreement
-    from core.reading.images import read_labels
+    out = {"seconds": seconds, "read": read, "svd": svd, "peak_mb": peak_mb()}
+    from core.clustering.agreement import agreement
+    from core.reading.labels import read_labels
 
     truth, names = read_labels(Path(folder) / "labels.csv", [f.name for f in files])
     out["ari_true_k"] = agreement(truth, labels[len(names)])[0]
@@ -101,9 +80,9 @@ def child_naive(folder: str) -> dict:
 
 
 def child_quality(folder: str, cache: str, features: str, space: str) -> dict:
+    from core.clustering.agreement import agreement
     from core.engine.pipeline import Pipeline, Settings
-    from core.outputs.compare import agreement
-    from core.reading.images import read_labels
+    from core.reading.labels import read_labels
 
     pipeline = Pipeline(folder, Settings(features=features, cluster_space=space), cache)
     pipeline.prepare(with_map=False)
@@ -124,32 +103,19 @@ def child_quality(folder: str, cache: str, features: str, space: str) -> dict:
 def run_child(function: str, *args: object, memory_limit: int | None = None, cold_jit: bool = False) -> dict:
     """Run one measurement in a fresh process; ``cold_jit`` gives numba an empty cache folder,
     so UMAP's compilation is paid in full, as on a machine that never ran it."""
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.run import {function} as f; "
-        f"print('RESULT' + json.dumps(f(*{args!r})))"
-    )
-
-    def limit() -> None:  # a MemoryError in the child rather than the kernel's OOM killer
-        if memory_limit is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
     env = dict(os.environ)
     jit_cache = tempfile.mkdtemp(prefix="dotmap-numba-") if cold_jit else None
     if jit_cache is not None:
         env["NUMBA_CACHE_DIR"] = jit_cache
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, preexec_fn=limit, env=env
-        )
+        return run_fresh("run", function, *args, env=env, memory_limit=memory_limit)
+    except ChildFailed as error:
+        if memory_limit is not None and "MemoryError" in error.stderr:
+            return {"error": f"ran out of memory (limit {memory_limit / 2**30:.1f} GiB)"}
+        raise
     finally:
         if jit_cache is not None:
             shutil.rmtree(jit_cache, ignore_errors=True)
-    if proc.returncode != 0 and "MemoryError" in proc.stderr:
-        return {"error": f"ran out of memory (limit {memory_limit / 2**30:.1f} GiB)"}
-    if proc.returncode != 0:
-        raise RuntimeError(f"{function}{args} failed:\n{proc.stderr[-3000:]}")
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT") :])
 
 
 def median_of(runs: list[dict], key: str) -> float:
@@ -164,7 +130,6 @@ def main() -> None:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
     parser.add_argument("--no-quality", action="store_true", help="skip the quality runs")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     report: dict = {"sizes": {}, "quality": {}, "repeats": args.repeats, "cpus": os.cpu_count()}
     for n in args.sizes:
         folder = str(demo_folder(n, seed=1))

@@ -14,34 +14,39 @@ sample is forced smaller so the comparison fits on one machine.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import DATA, demo_folder
 
-from benchmarks.run import DATA  # noqa: E402
-from core import clustering, embedding  # noqa: E402
-from core.demo import FAMILIES, make_demo  # noqa: E402
-from core.engine.pipeline import Pipeline, Settings  # noqa: E402
-from core.outputs.compare import agreement  # noqa: E402
-from core.reading.images import read_labels  # noqa: E402
-from core.representation.reduction import nearest_neighbors  # noqa: E402
+from core.clustering.agreement import agreement
+from core.clustering.algorithms import fit_clusters
+from core.demo import FAMILIES
+from core.engine.pipeline import Pipeline, Settings
+from core.reading.labels import read_labels
+from core.representation import embedding
+from core.representation.reduction import nearest_neighbors
+
+
+def set_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the options that name the set; auto_sample.py reuses the set and its cache."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def set_pipeline(folder: Path, n: int) -> Pipeline:
+    """The pipeline of the demo set of ``n`` images in ``folder``, with the cache auto_sample.py reuses."""
+    return Pipeline(folder, Settings(), DATA / f"umap-sample-cache-{n}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
+    parser = set_parser(__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    folder = DATA / f"demo-{args.n}-seed{args.seed}"
-    if not (folder / "labels.csv").exists():
-        print(f"making {args.n:,} demo images in {folder}", flush=True)
-        make_demo(folder, n=args.n, seed=args.seed)
-    pipeline = Pipeline(folder, Settings(), DATA / f"umap-sample-cache-{args.n}")
+    pipeline = set_pipeline(demo_folder(args.n, args.seed), args.n)
     start = time.perf_counter()
     Z = pipeline.reduction().Z
     indices, distances = pipeline.neighbours()
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             fit_up_to=limit,
         )
         seconds = time.perf_counter() - start
-        found[name] = clustering.fit_clusters(U, k, "kmeans", args.seed).labels
+        found[name] = fit_clusters(U, k, "kmeans", args.seed).labels
         ari, nmi = agreement(truth, found[name])
         print(f"{name:>16}: {seconds:6.0f} s, ARI {ari:.3f}, NMI {nmi:.3f} against the true families", flush=True)
     a, b = found.values()

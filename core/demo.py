@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.engine.atomic import atomic_file
 from core.engine.processes import exit_with_owner, in_order, pool_context
 from core.errors import DotmapError
 
@@ -377,10 +378,8 @@ def make_demo(
             done = _write_images(str(out), plan, range(start, min(start + PROGRESS_EVERY, n)), stream)
             if on_progress is not None:
                 on_progress(start + done, n, "demo")
-    staging = out / ".labels.csv.tmp"
-    with open(staging, "w", newline="") as f:
+    with atomic_file(out / "labels.csv", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["filename", "label"])
         writer.writerows(_label_rows(plan))
-    os.replace(staging, out / "labels.csv")
     return out

@@ -1,31 +1,29 @@
 """Refresh the README's screenshots from the built-in demo set (prepared first if it is not yet).
 
-    python docs/take_screenshots.py        # writes docs/map.png, docs/cluster-card.png, docs/choose-k.png,
+Run from the repository root, as a module (so that ``benchmarks`` imports):
+
+    python -m docs.take_screenshots        # writes docs/map.png, docs/cluster-card.png, docs/choose-k.png,
                                            # docs/curate.png (a curation named after the demo's families)
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.browser import CHROMIUM, healthy, open_page, start_server
+from core.curation import file as curation_file
+from core.curation.model import from_clusters
+from core.demo import builtin_demo_dir
+from core.engine.cache import default_cache_dir
+from core.engine.pipeline import Pipeline, Settings
+from core.reading.labels import read_labels
 
-from benchmarks.dashboard import CHROMIUM, healthy, open_page, start_server  # noqa: E402
-from core import curation_file  # noqa: E402
-from core.curation.model import from_clusters  # noqa: E402
-from core.demo import builtin_demo_dir  # noqa: E402
-from core.engine.cache import default_cache_dir  # noqa: E402
-from core.engine.pipeline import Pipeline, Settings  # noqa: E402
-from core.reading.images import read_labels  # noqa: E402
-
-OUT = ROOT / "docs"
+OUT = Path(__file__).resolve().parent
 CARD = int(os.environ.get("CARD", "7"))  # the cluster whose card is shown: the triangles of the demo at k=8
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.engine.pipeline import Pipeline
 from core.outputs.export import assignments_csv_text
-from pages.ui import data, page, render, timing
+from pages.ui import data, page, render, thumbnails, timing
 from pages.ui import jobs as ui_jobs
 from pages.ui.selection import map_rows
 
@@ -58,13 +58,12 @@ def show_selection(pipeline: Pipeline, rows: np.ndarray, labels: np.ndarray, sho
     if np.any(picked < 0):
         summary += f", in no group: {int(np.sum(picked < 0))}"
     st.markdown(f"**{len(rows):,} images selected** ({summary})")
-    pages = -(-len(rows) // SHOWN_SELECTED)
-    number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="selection_page") if pages > 1 else 1
-    shown = rows[(number - 1) * SHOWN_SELECTED : number * SHOWN_SELECTED]
-    masks = data.image_set(pipeline).unpack(shown)
-    captions = [f"{names[r].rsplit('/', 1)[-1]} ·{labels[r] if labels[r] >= 0 else '-'}" for r in shown]
-    st.image(render.montage(masks, captions, columns=12, frames=[render.colour(c) for c in labels[shown]]))
-    if pages > 1:
+
+    def tag(row: int) -> str:
+        return str(labels[row]) if labels[row] >= 0 else "-"
+
+    thumbnails.show_page(pipeline, rows, SHOWN_SELECTED, "selection_page", tag=tag, groups=labels)
+    if len(rows) > SHOWN_SELECTED:
         st.caption(f"{SHOWN_SELECTED} images a page; the export has all {len(rows):,}.")
 
 

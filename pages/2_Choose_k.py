@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.clustering.agreement import overlap_table
 from core.clustering.scoring import RECOMMENDATION_RULE
-from core.outputs.compare import overlap_table
 from pages.ui import charts, data, page, render, state
 
 pipeline = page.start("Choose k", "Which k?")
@@ -23,12 +23,12 @@ st.caption(
     "Davies-Bouldin: spread within clusters over distance between them (lower is better). "
     "Calinski-Harabasz: between- over within-cluster variance (higher is better). Inertia: the k-means cost; "
     "look for its elbow. Stability: agreement (ARI) of clusterings from other seeds on 80% subsamples."
-    + (f" ARI/NMI: agreement with labels.csv ({truth['known']:,} labelled images)." if truth else "")
+    + (f" ARI/NMI: agreement with labels.csv ({truth.known:,} labelled images)." if truth else "")
 )
 with st.expander("All scores as a table"):
     table = pd.DataFrame([{key: v for key, v in row.items() if key != "sizes"} for row in sweep.table])
     if truth:
-        table["ARI"], table["NMI"] = truth["ari"], truth["nmi"]
+        table["ARI"], table["NMI"] = truth.ari, truth.nmi
     st.dataframe(table.set_index("k"), width="stretch")
 
 st.markdown("### Silhouette of every image")

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.engine.pipeline import Pipeline
-from pages.ui import data, page, render, selection, timing
+from pages.ui import data, page, render, selection, thumbnails, timing
 
 CARD_THUMBS = 8  # typical and borderline members shown on a card
 PAGE_THUMBS = 48  # members per page when browsing a whole cluster
@@ -17,7 +17,7 @@ pipeline = page.start("Clusters", "The clusters", need=("sweep", "typical"))
 def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndarray) -> None:
     sweep = data.sweep(pipeline)
     row = sweep.row(k)
-    images, names = data.image_set(pipeline), data.paths(pipeline)
+    images = data.image_set(pipeline)
     n = sweep.labels.shape[1]
     silhouette = sweep.silhouette[row, members]
     distance = sweep.distance[row, members]
@@ -25,12 +25,8 @@ def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndar
     lowest = selection.smallest(silhouette, CARD_THUMBS)
     borderline = members[lowest]
     with st.container(border=True, key=f"card-{c}"):
-        st.markdown(
-            f"<span style='color:{render.colour(c)};font-size:1.3em'>&#9632;</span> "
-            f"**Cluster {c}** · {len(members):,} images ({len(members) / n:.1%}) · "
-            f"mean silhouette {silhouette.mean():.2f}",
-            unsafe_allow_html=True,
-        )
+        details = f"{len(members):,} images ({len(members) / n:.1%}) · mean silhouette {silhouette.mean():.2f}"
+        st.markdown(render.swatch_header(c, f"Cluster {c}", details), unsafe_allow_html=True)
         left, middle, right = st.columns([1, 2, 2])
         left.image(render.density_image(means[c], 140), caption="typical shape (mean density)")
         typical = members[selection.smallest(distance, CARD_THUMBS)]
@@ -43,13 +39,7 @@ def card(pipeline: Pipeline, k: int, c: int, members: np.ndarray, means: np.ndar
         )
         if st.toggle(f"All {len(members):,} members", key=f"all_{k}_{c}"):
             by_distance = members[np.argsort(distance, kind="stable")]
-            pages = -(-len(members) // PAGE_THUMBS)
-            number = 1
-            if pages > 1:
-                number = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page_{k}_{c}")
-            chunk = by_distance[(number - 1) * PAGE_THUMBS : number * PAGE_THUMBS]
-            captions = [names[r].rsplit("/", 1)[-1] for r in chunk]
-            st.image(render.montage(images.unpack(chunk), captions, columns=8, side=84))
+            thumbnails.show_page(pipeline, by_distance, PAGE_THUMBS, f"page_{k}_{c}", columns=8, side=84)
             st.caption("Ordered from the most typical member to the least.")
 
 

@@ -200,7 +200,7 @@ def test_malformed_manifest_files_are_treated_as_broken(cache: Cache, stored: Co
 
 def core_sources() -> dict[str, str]:
     sources = {p.relative_to(CORE).as_posix(): p.read_text() for p in sorted(CORE.rglob("*.py"))}
-    assert "cache.py" in sources
+    assert "engine/cache.py" in sources
     return sources
 
 

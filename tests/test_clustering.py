@@ -236,8 +236,8 @@ def test_spread_labels_gives_each_image_the_group_of_most_of_its_labelled_neighb
 
 
 def test_auto_groups_on_a_sample_spread_through_the_graph_match_the_full_run() -> None:
+    from core.clustering.agreement import agreement
     from core.clustering.algorithms import auto_groups
-    from core.outputs.compare import agreement
     from core.representation.reduction import nearest_neighbors
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Tests of core.outputs.compare (agreement scores, overlap tables, two settings compared) and ``python -m core compare``."""
+"""Tests of core.clustering.agreement, core.outputs.compare (two settings compared) and ``python -m core compare``."""
 
 import json
 import re
@@ -10,20 +10,18 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from core.cli.commands import main
-from core.demo import make_demo
-from core.engine.pipeline import Pipeline, Settings
-from core.errors import DotmapError
-from core.outputs.compare import (
-    DISAGREEMENTS_SHOWN,
+from core.clustering.agreement import (
     agreement,
     agreement_of_table,
-    compare_results,
-    compare_sweeps,
     disagreeing_rows,
     matched_clusters,
     overlap_table,
     truth_scores,
 )
+from core.demo import make_demo
+from core.engine.pipeline import Pipeline, Settings
+from core.errors import DotmapError
+from core.outputs.compare import DISAGREEMENTS_SHOWN, compare_results, compare_sweeps
 
 N_IMAGES = 48
 K_MAX = 5

@@ -16,7 +16,7 @@ from tests.apptest import assert_clean, open_page, settle, texts
 
 pytestmark = pytest.mark.slow
 
-PAGE = "pages/6_Compare.py"
+PAGE = "pages/7_Compare.py"
 PREPARED_B = Settings(cluster_space="pca")  # same features and components as A: B's 2-D map is A's
 
 

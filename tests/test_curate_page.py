@@ -21,7 +21,7 @@ from tests.apptest import assert_clean, open_page, texts
 
 pytestmark = pytest.mark.slow
 
-PAGE = "pages/7_Curate.py"
+PAGE = "pages/4_Curate.py"
 
 
 def started(recommended_k: int) -> AppTest:
@@ -193,7 +193,7 @@ def test_export_by_group_name(demo: Path, recommended_k: int, tmp_path: Path) ->
     (name,) = [t for t in at.text_input if t.label == "Name"]
     name.set_value("rings/ovals").run()
     at.button(key="rename_0").click().run()
-    at.switch_page("pages/5_Export.py").run()
+    at.switch_page("pages/6_Export.py").run()
     assert_clean(at)
     assert at.radio(key="export_what").value == "groups"
     (download,) = [d for d in at.get("download_button") if d.proto.label.startswith("Assignments")]
@@ -214,7 +214,7 @@ def test_classify_into_the_named_groups(demo: Path, recommended_k: int) -> None:
     name.set_value("rings").run()
     at.button(key="rename_0").click().run()
     member = saved()["groups"][0]["images"][0]
-    at.switch_page("pages/4_Classify.py").run()
+    at.switch_page("pages/5_Classify.py").run()
     assert_clean(at)
     assert at.radio(key="classify_into").value == "groups"
     upload = (demo / member).read_bytes()
@@ -256,7 +256,7 @@ def test_a_group_name_is_shown_as_text_never_as_html(demo: Path, recommended_k: 
 def test_an_unreadable_curation_leaves_export_and_classify_on_the_clusters(demo: Path, recommended_k: int) -> None:
     started(recommended_k)
     the_file().write_text("{ cut short")
-    for path in ("pages/5_Export.py", "pages/4_Classify.py"):
+    for path in ("pages/6_Export.py", "pages/5_Classify.py"):
         at = open_page(path)
         assert not at.exception
         assert "Your named groups cannot be used now" in texts(at, "warning")

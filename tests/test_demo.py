@@ -15,7 +15,8 @@ from PIL import Image
 from core.demo import FAMILIES, draw_demo_image, make_demo
 from core.errors import DotmapError
 from core.reading.folders import scan_folder
-from core.reading.images import load_images, read_labels
+from core.reading.images import load_images
+from core.reading.labels import read_labels
 
 SIZE = 48  # small canvas for speed, still above 2 * (MIN_RADIUS + MARGIN)
 

@@ -25,8 +25,8 @@ from core.cli.commands import main
 from core.demo import make_demo
 from core.engine.cache import FORMAT_VERSION, MANIFEST, Cache
 from core.engine.pipeline import Pipeline, Settings
+from core.reading.decode import decode_image
 from core.reading.folders import scan_folder
-from core.reading.images import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0

@@ -14,16 +14,10 @@ from PIL import Image, features
 import core.engine.processes
 import core.reading.images
 from core.errors import DotmapError
+from core.reading.decode import ImageReadError, decode_image
 from core.reading.folders import scan_folder
-from core.reading.images import (
-    ImageReadError,
-    ImageSet,
-    decode_image,
-    load_images,
-    pack_masks,
-    read_labels,
-    unpack_masks,
-)
+from core.reading.images import ImageSet, load_images, pack_masks, unpack_masks
+from core.reading.labels import read_labels
 
 INK, GROUND = 0, 255
 NOT_AN_IMAGE = r"not a PNG, JPEG, BMP, TIFF or GIF image"
@@ -624,12 +618,12 @@ def test_an_unreadable_labels_file_is_refused(tmp_path: Path) -> None:
 
 def test_any_decoder_failure_is_a_reason_not_a_crash(tmp_path: Path, good_png: bytes, monkeypatch) -> None:
     # malformed files can raise anything inside Pillow's plugins (struct.error, IndexError, ...)
-    import core.reading.images
+    import core.reading.decode
 
     def explode(im):
         raise IndexError("tile index out of range")
 
-    monkeypatch.setattr(core.reading.images, "_to_gray", explode)
+    monkeypatch.setattr(core.reading.decode, "_to_gray", explode)
     with pytest.raises(ImageReadError, match=r"cannot be decoded \(IndexError: tile index out of range\)"):
         decode_image(good_png, grid=16)
 

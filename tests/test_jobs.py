@@ -188,7 +188,7 @@ def test_a_job_that_cannot_prepare_says_why(tmp_path: Path) -> None:
     job = jobs.start_job(folder, Settings(), cache)
     status = jobs.wait_for_job(cache, job, JOB_S)
     assert status.state == "failed"
-    assert status.error_kind == "NoStructureError"
+    assert status.problem == jobs.Problem.DATA
     assert "k_max=20 is more than the data allows" in status.error
     assert status.failed_stage == "images"
     assert any("k_max=20" in line for line in status.log_tail)

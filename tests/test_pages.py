@@ -35,9 +35,9 @@ PAGES = {
     "pages/1_Map.py": "Map of the images",
     "pages/2_Choose_k.py": "Which k?",
     "pages/3_Clusters.py": "The clusters",
-    "pages/4_Classify.py": "Classify new images",
-    "pages/5_Export.py": "Export the clusters or your groups",
-    "pages/7_Curate.py": "Curate your groups",
+    "pages/4_Curate.py": "Curate your groups",
+    "pages/5_Classify.py": "Classify new images",
+    "pages/6_Export.py": "Export the clusters or your groups",
 }
 
 
@@ -48,7 +48,7 @@ def png(image: np.ndarray) -> bytes:
 
 
 def cards(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if "**Cluster " in m.value and "images (" in m.value]
+    return [m.value for m in at.markdown if "<b>Cluster " in m.value and "images (" in m.value]
 
 
 # ---- every page ------------------------------------------------------------------------------
@@ -265,12 +265,12 @@ def test_clusters_all_members_in_pages(demo: Path) -> None:
 
 # ---- classify --------------------------------------------------------------------------------
 def test_classify_asks_for_images_first(demo: Path) -> None:
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     assert "Drop one or more images" in texts(at, "info")
 
 
 def test_classify_a_good_image(demo: Path) -> None:
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     at.file_uploader(key="uploads").set_value(("new.png", (demo / "dots_001.png").read_bytes(), "image/png")).run()
     assert_clean(at)
     assert "<b>Cluster " in texts(at, "markdown")
@@ -279,7 +279,7 @@ def test_classify_a_good_image(demo: Path) -> None:
 
 def test_classify_flags_an_image_unlike_every_cluster(demo: Path) -> None:
     noise = np.where(np.random.default_rng(0).random((200, 200)) < 0.3, 0, 255).astype(np.uint8)
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     at.file_uploader(key="uploads").set_value(("noise.png", png(noise), "image/png")).run()
     assert_clean(at)
     assert "Unlike every cluster" in texts(at, "warning")
@@ -296,7 +296,7 @@ def test_classify_flags_an_image_unlike_every_cluster(demo: Path) -> None:
 )
 def test_classify_bad_upload_is_named_and_the_rest_classified(demo: Path, name, content, reason) -> None:
     good = (demo / "dots_002.png").read_bytes()
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     at.file_uploader(key="uploads").set_value([(name, content, "image/png"), ("good.png", good, "image/png")]).run()
     assert not at.exception
     errors = texts(at, "error")
@@ -306,7 +306,7 @@ def test_classify_bad_upload_is_named_and_the_rest_classified(demo: Path, name, 
 
 def test_classify_truncated_upload_is_named(demo: Path) -> None:
     good = (demo / "dots_003.png").read_bytes()
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     at.file_uploader(key="uploads").set_value(("cut.png", good[: len(good) // 2], "image/png")).run()
     assert not at.exception
     assert "cut.png" in texts(at, "error")
@@ -316,7 +316,7 @@ def test_classify_truncated_upload_is_named(demo: Path) -> None:
 def test_classify_too_large_upload_is_refused(demo: Path) -> None:
     huge = io.BytesIO()
     Image.new("1", (7000, 6000), 1).save(huge, format="PNG")  # 42 million pixels, a few kB on disk
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     at.file_uploader(key="uploads").set_value(("huge.png", huge.getvalue(), "image/png")).run()
     assert not at.exception
     assert "huge.png" in texts(at, "error")
@@ -325,7 +325,7 @@ def test_classify_too_large_upload_is_refused(demo: Path) -> None:
 
 def test_classify_several_give_a_table_and_a_csv(demo: Path) -> None:
     uploads = [(f"n{i}.png", (demo / f"dots_{i:03d}.png").read_bytes(), "image/png") for i in range(3)]
-    at = open_page("pages/4_Classify.py")
+    at = open_page("pages/5_Classify.py")
     at.file_uploader(key="uploads").set_value(uploads).run()
     assert_clean(at)
     table = at.dataframe[0].value
@@ -350,7 +350,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
 
 
 def test_export_csv_download_holds_every_image(demo: Path, downloads: dict, recommended_k: int) -> None:
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     assert_clean(at)
     rows = list(csv.reader(io.StringIO(downloads[f"dotmap-k{recommended_k}.csv"].decode())))
     assert rows[0] == ["path", "cluster", "distance", "silhouette"]
@@ -359,7 +359,7 @@ def test_export_csv_download_holds_every_image(demo: Path, downloads: dict, reco
 
 
 def test_export_csv_follows_the_chosen_k(demo: Path, downloads: dict) -> None:
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     at.selectbox(key="k_export").set_value(3).run()
     rows = list(csv.reader(io.StringIO(downloads["dotmap-k3.csv"].decode())))
     assert {int(r[1]) for r in rows[1:]} == {0, 1, 2}
@@ -367,7 +367,7 @@ def test_export_csv_follows_the_chosen_k(demo: Path, downloads: dict) -> None:
 
 def test_export_writes_a_new_folder(demo: Path, tmp_path: Path, recommended_k: int) -> None:
     target = tmp_path / "out"
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     at.text_input(key="export_target").set_value(str(target))
     at.button(key="write").click().run()
     assert_clean(at)
@@ -381,7 +381,7 @@ def test_export_never_overwrites_a_folder(demo: Path, tmp_path: Path) -> None:
     target = tmp_path / "mine"
     target.mkdir()
     (target / "keep.txt").write_text("my work")
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     at.text_input(key="export_target").set_value(str(target))
     at.button(key="write").click().run()
     assert not at.exception
@@ -392,7 +392,7 @@ def test_export_never_overwrites_a_folder(demo: Path, tmp_path: Path) -> None:
 
 def test_export_refuses_a_folder_inside_the_image_folder(demo: Path) -> None:
     before = sorted(p.name for p in demo.iterdir())
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     at.text_input(key="export_target").set_value(str(demo / "by-cluster"))
     at.button(key="write").click().run()
     assert not at.exception
@@ -417,7 +417,7 @@ def test_a_cache_that_cannot_be_written_is_said_in_words(
 
 @pytest.mark.parametrize("target", ["", "relative/folder"])
 def test_export_needs_a_full_path(demo: Path, target: str) -> None:
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     at.text_input(key="export_target").set_value(target)
     at.button(key="write").click().run()
     assert not at.exception
@@ -425,7 +425,7 @@ def test_export_needs_a_full_path(demo: Path, target: str) -> None:
 
 
 def test_export_zip_is_made_on_request_and_holds_every_image(demo: Path, downloads: dict, recommended_k: int) -> None:
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     assert f"dotmap-k{recommended_k}.zip" not in downloads  # nothing is packed before it is asked for
     at.button(key="export_zip_make").click().run()
     assert_clean(at)
@@ -440,7 +440,7 @@ def test_export_zip_problem_is_a_message(demo: Path, monkeypatch: pytest.MonkeyP
         raise DotmapError("Cannot add dots_007.png to the zip: No such file or directory.")
 
     monkeypatch.setattr("pages.ui.page.zip_of_files", vanished)
-    at = open_page("pages/5_Export.py")
+    at = open_page("pages/6_Export.py")
     at.button(key="export_zip_make").click().run()
     assert not at.exception
     assert "dots_007.png" in texts(at, "error")

@@ -344,7 +344,8 @@ def test_cluster_means_give_one_image_per_cluster_of_every_k(demo: Path, tmp_pat
 def test_cluster_means_are_those_of_the_sweep_labels(demo: Path, tmp_path: Path) -> None:
     pipeline = Pipeline(demo, SMALL, tmp_path / "cache")
     loaded = pipeline.images()
-    expected = core.representation.typical.cluster_means(loaded.packed, loaded.grid, SMALL.features, pipeline.sweep().labels, SMALL.ks)
+    labels = pipeline.sweep().labels
+    expected = core.representation.typical.cluster_means(loaded.packed, loaded.grid, SMALL.features, labels, SMALL.ks)
     np.testing.assert_array_equal(np.concatenate(pipeline.cluster_means()), expected)
 
 

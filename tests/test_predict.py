@@ -10,7 +10,8 @@ from PIL import Image
 from core.demo import CANVAS, FAMILIES, draw_demo_image, make_demo
 from core.engine.pipeline import Pipeline, Settings
 from core.outputs.predict import N_SIMILAR, Predictor
-from core.reading.images import ImageReadError, decode_image, read_labels
+from core.reading.decode import ImageReadError, decode_image
+from core.reading.labels import read_labels
 
 SEED = 0
 N_IMAGES = 96  # 12 of each of the 8 families

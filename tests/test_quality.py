@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from core.clustering.agreement import agreement
 from core.demo import FAMILIES, make_demo
 from core.engine.pipeline import Pipeline, Settings
-from core.outputs.compare import agreement
-from core.reading.images import read_labels
+from core.reading.labels import read_labels
 
 N_IMAGES = 40 * len(FAMILIES)
 

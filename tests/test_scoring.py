@@ -11,6 +11,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
+from core.clustering.agreement import agreement
 from core.clustering.algorithms import fit_clusters
 from core.clustering.scoring import (
     STABLE_ENOUGH,
@@ -20,7 +21,6 @@ from core.clustering.scoring import (
     silhouettes,
     stability,
 )
-from core.outputs.compare import agreement
 
 SEED = 0
 N = 24

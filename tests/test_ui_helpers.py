@@ -9,12 +9,15 @@ from pages.ui.render import (
     CAPTION_PX,
     GAP_PX,
     INK,
+    NOISE_COLOUR,
     PALETTE,
     THUMB_PX,
     colour,
     density_image,
     montage,
+    png_data_uri,
     shrink_keeping_dots,
+    swatch_header,
 )
 from pages.ui.selection import selected_rows
 
@@ -217,6 +220,60 @@ def test_colours_cycle_through_the_palette() -> None:
     assert [colour(c) for c in range(n)] == list(PALETTE)
     assert colour(n) == colour(0)
     assert colour(2 * n + 3) == PALETTE[3]
+
+
+# ---------------------------------------------------------------- swatch headers and data URIs
+
+
+def test_a_swatch_header_is_a_square_in_the_groups_colour_then_its_name_in_bold() -> None:
+    header = swatch_header(3, "Cluster 3", "12 images (0.6%)")
+    assert header.startswith(f"<span style='color:{PALETTE[3]};")
+    assert header.endswith("&#9632;</span> <b>Cluster 3</b> · 12 images (0.6%)")
+
+
+def test_a_swatch_header_of_no_group_is_grey() -> None:
+    assert f"color:{NOISE_COLOUR};" in swatch_header(-1, "outliers", "4 images")
+
+
+def test_a_swatch_header_shows_a_name_as_text_never_as_html() -> None:
+    header = swatch_header(0, "<img src=x onerror=alert(1)>", "a & b")
+    assert "<b>&lt;img src=x onerror=alert(1)&gt;</b> · a &amp; b" in header and "<img" not in header
+
+
+def page_of_app() -> None:
+    import numpy as np
+    import streamlit as st
+
+    from pages.ui.thumbnails import page_of
+
+    st.markdown(f"rows {page_of(np.arange(st.session_state['n']), 4, key='page').tolist()}")
+
+
+@pytest.mark.parametrize(("n", "pickers"), [(0, 0), (4, 0), (5, 1)])
+def test_a_page_picker_is_drawn_only_when_there_is_more_than_one_page(n: int, pickers: int) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(page_of_app)
+    at.session_state["n"] = n
+    assert len(at.run().number_input) == pickers
+    assert at.markdown[0].value == f"rows {list(range(min(n, 4)))}"
+
+
+def test_the_page_picked_holds_its_rows() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(page_of_app)
+    at.session_state["n"] = 10
+    at.run().number_input(key="page").set_value(3).run()
+    assert not at.exception
+    assert at.number_input(key="page").label == "Page (of 3)" and at.markdown[0].value == "rows [8, 9]"
+
+
+def test_a_png_data_uri_decodes_to_the_same_bytes() -> None:
+    import base64
+
+    head, encoded = png_data_uri(b"\x89PNG bytes").split(",", 1)
+    assert head == "data:image/png;base64" and base64.b64decode(encoded) == b"\x89PNG bytes"
 
 
 # ---------------------------------------------------------------- splits (overlap tables: test_compare.py)

@@ -1,12 +1,14 @@
-"""Tests of core.engine.versions: every stage's cache key follows its code and its libraries."""
+"""Tests of core.engine.versions: every stage's cache key follows its code and its libraries, derived from its code."""
 
 from pathlib import Path
 
 import pytest
 
 import core.engine.versions
+from core.engine import stages as stage_table
 from core.engine.pipeline import Pipeline, Settings
-from core.engine.versions import STAGE_CODE, code_fingerprint, stage_version
+from core.engine.stages import STAGES, stage_version
+from core.engine.versions import code_fingerprint, code_reached, core_modules_reached, libraries_of
 
 SOURCE = '''
 """A module."""
@@ -42,26 +44,56 @@ def test_comments_docstrings_and_layout_keep_the_fingerprint(edit) -> None:
     assert code_fingerprint(edit(SOURCE)) == code_fingerprint(SOURCE)
 
 
-def test_every_stage_of_the_plan_has_its_code_listed(tmp_path: Path) -> None:
-    (tmp_path / "d").mkdir()
-    for settings in (Settings(), Settings(cluster_space="pca")):
-        stages = {step.stage for step in Pipeline(tmp_path / "d", settings, tmp_path / "c").plan()}
-        assert stages | {"fit"} <= set(STAGE_CODE)
+def libraries(stage: str) -> set[str]:
+    return set(code_reached(STAGES[stage].compute)[2])
 
 
-def test_a_stage_follows_the_core_modules_it_imports() -> None:
-    features_modules = core.engine.versions._modules_with_imports(STAGE_CODE["features"][1])
-    assert {"core.representation.features", "core.reading.images"} <= set(features_modules)
+def modules(stage: str) -> set[str]:
+    return set(code_reached(STAGES[stage].compute)[1])
+
+
+def test_a_stage_follows_the_core_modules_its_code_reaches() -> None:
+    assert {"core.representation.features", "core.reading.images", "core.reading.ondisk"} <= modules("features")
+    assert "core.clustering.sweep" in modules("sweep") and "core.clustering.agreement" in modules("sweep")
+    assert not any(m.startswith("core.representation") for m in modules("fit"))  # clustering alone
+
+
+@pytest.mark.parametrize(
+    ("stage", "library"),
+    [
+        ("images", "pillow"),
+        ("features", "scipy"),  # scipy.ndimage, imported by the features module
+        ("neighbours", "pynndescent"),  # above 100,000 images the neighbours are pynndescent's
+        ("neighbours", "scikit-learn"),
+        ("space", "umap-learn"),
+        ("space", "numba"),  # what umap-learn needs counts too
+        ("sweep", "scipy"),  # the Hungarian matching of ids from k to k+1
+        ("auto", "scikit-learn"),
+    ],
+)
+def test_the_libraries_of_a_stage_are_derived_from_the_imports_its_code_reaches(stage: str, library: str) -> None:
+    assert library in libraries(stage)
+
+
+def test_a_stage_lists_no_library_its_code_does_not_reach() -> None:
+    assert "umap-learn" not in libraries("sweep")
+    assert "scikit-learn" not in libraries("typical") and "pillow" not in libraries("fit")
+    assert not {"streamlit", "dask", "distributed", "plotly"} & set().union(*(libraries(s) for s in STAGES))
+
+
+def test_libraries_follow_what_a_library_needs() -> None:
+    assert {"scikit-learn", "scipy", "numpy", "joblib", "threadpoolctl"} <= set(libraries_of({"sklearn"}))
+    assert libraries_of({"json", "os"}) == ()  # the standard library has no version of its own
 
 
 def test_an_unknown_stage_is_an_error() -> None:
-    with pytest.raises(KeyError, match=r"no entry in core.engine.versions.STAGE_CODE"):
+    with pytest.raises(KeyError, match=r"not in the stage table"):
         stage_version("colour")
 
 
 def test_stage_versions_differ_between_stages() -> None:
-    versions = {stage_version(stage) for stage in STAGE_CODE}
-    assert len(versions) == len(STAGE_CODE)
+    versions = {stage_version(stage) for stage in STAGES}
+    assert len(versions) == len(STAGES)
 
 
 @pytest.mark.parametrize(("changed", "unchanged"), [("features", "images"), ("images", None), ("map", "sweep")])
@@ -72,8 +104,10 @@ def test_a_new_code_version_changes_its_key_and_every_key_downstream(
     pipeline = Pipeline(tmp_path / "d", Settings(), tmp_path / "c")
     stages = ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map"]
     before = {stage: pipeline.key(stage) for stage in stages}
-    real = core.engine.versions.stage_version
-    monkeypatch.setattr("core.engine.pipeline.stage_version", lambda stage: real(stage) + ("-new" if stage == changed else ""))
+    real = stage_table.stage_version
+    monkeypatch.setattr(
+        "core.engine.pipeline.stage_version", lambda stage: real(stage) + ("-new" if stage == changed else "")
+    )
     after = {stage: pipeline.key(stage) for stage in stages}
     assert after[changed] != before[changed]
     downstream = {"images": stages, "features": stages[1:], "map": ["map"]}[changed]
@@ -85,18 +119,42 @@ def test_a_new_code_version_changes_its_key_and_every_key_downstream(
 def test_a_library_upgrade_changes_the_version(monkeypatch) -> None:
     before, typical_before = stage_version("reduction"), stage_version("typical")
     stage_version.cache_clear()
+    core.engine.versions.code_version.cache_clear()
     real = core.engine.versions._library_version
-    monkeypatch.setattr(core.engine.versions, "_library_version", lambda lib: "99.0" if lib == "scikit-learn" else real(lib))
+    monkeypatch.setattr(core.engine.versions, "_library_version", lambda lib: "99.0" if lib == "scipy" else real(lib))
     try:
-        assert stage_version("reduction") != before
-        assert stage_version("typical") == typical_before  # it does not call scikit-learn
+        assert stage_version("reduction") != before  # scikit-learn's PCA needs scipy
+        assert stage_version("typical") != typical_before  # the features module imports scipy.ndimage
     finally:
         stage_version.cache_clear()
+        core.engine.versions.code_version.cache_clear()
 
 
-def test_where_a_stage_runs_is_not_part_of_its_key():
-    from core.engine.versions import _modules_with_imports
+def test_a_library_no_stage_reaches_changes_no_version(monkeypatch) -> None:
+    before = {stage: stage_version(stage) for stage in STAGES}
+    stage_version.cache_clear()
+    core.engine.versions.code_version.cache_clear()
+    real = core.engine.versions._library_version
+    monkeypatch.setattr(
+        core.engine.versions, "_library_version", lambda lib: "99.0" if lib == "umap-learn" else real(lib)
+    )
+    try:
+        after = {stage: stage_version(stage) for stage in STAGES}
+        assert {s for s in STAGES if after[s] != before[s]} == {"space", "map"}
+    finally:
+        stage_version.cache_clear()
+        core.engine.versions.code_version.cache_clear()
 
-    followed = _modules_with_imports(("core.reading.images", "core.representation.features", "core.representation.reduction", "core.representation.typical"))
+
+def test_where_a_stage_runs_is_not_part_of_its_key() -> None:
+    followed = core_modules_reached(
+        ("core.reading.images", "core.representation.features", "core.representation.reduction")
+    )
     assert "core.reading.ondisk" in followed  # how arrays are read and blocked: it counts
     assert "core.engine.backends" not in followed  # this machine or a Dask cluster: the same results
+
+
+def test_a_helper_of_the_stage_table_counts_as_part_of_the_stage_that_calls_it() -> None:
+    functions = code_reached(STAGES["map"].compute)[0]
+    assert "_umap" in functions and "two_d_map" in functions
+    assert "read_images" not in functions  # another stage's work is not this one's

@@ -4,23 +4,19 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from pathlib import Path
 
 from core.curation import file as curation_file
-from core.curation.model import Curation, from_clusters
+from core.curation import prepared
+from core.curation.model import Curation
 from core.engine.pipeline import Pipeline
 from core.errors import DotmapError
 from core.reading.names import shown
 
 
-def default_file(pipeline: Pipeline) -> Path:
-    return curation_file.curation_path(pipeline.inventory.root, asdict(pipeline.settings))
-
-
 def open_curation(pipeline: Pipeline, path: str | None) -> Curation:
     """The curation in ``path`` (default: the folder's own file) fitted to the images of the pipeline."""
-    target = Path(path) if path else default_file(pipeline)
+    target = Path(path) if path else prepared.default_path(pipeline)
     if not path and not target.exists():
         raise DotmapError(
             f"This folder has no curation with these settings yet ({shown(str(target))}). Start one with "
@@ -44,17 +40,14 @@ def summary_lines(curation: Curation, path: Path) -> list[str]:
 
 
 def cmd_curate(args: argparse.Namespace, pipeline: Pipeline) -> int:
-    target = Path(args.file) if args.file else default_file(pipeline)
+    target = Path(args.file) if args.file else prepared.default_path(pipeline)
     if args.from_k is not None:
         if target.exists() or target.is_symlink():
             raise DotmapError(
                 f"{shown(str(target))} already exists (nothing was overwritten). Open it in the dashboard, "
                 "or give --file NEW.json for another curation."
             )
-        sweep = pipeline.sweep()
-        about = {"folder": str(pipeline.inventory.root), "settings": asdict(pipeline.settings)}
-        labels = sweep.labels[sweep.row(args.from_k)]
-        curation = from_clusters(pipeline.image_meta()["paths"], labels, args.from_k, **about)
+        curation = prepared.from_k(pipeline, args.from_k)
         curation_file.save(curation, target)
     else:
         curation = open_curation(pipeline, args.file)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.clustering.agreement import matched_clusters, overlap_table
+
 ALGORITHMS = ("kmeans", "spherical", "gmm")
 ALGORITHM_WORDS = {"kmeans": "k-means", "spherical": "spherical k-means (by angle)", "gmm": "Gaussian mixture"}
 GMM_N_INIT = 1  # EM runs per k, from a k-means++ start: each costs as much as ~20 k-means starts
@@ -254,14 +256,12 @@ def match_to_previous(previous: np.ndarray, fit: Fit) -> tuple[Fit, np.ndarray]:
     fit : the renumbered clustering.
     contingency : ndarray of shape (k_prev, k), int64: images in previous cluster i and new j.
     """
-    from scipy.optimize import linear_sum_assignment
-
     k_prev, k = int(previous.max()) + 1, len(fit.centres)
-    table = np.zeros((k_prev, k), np.int64)
-    np.add.at(table, (previous, fit.labels), 1)
-    rows, cols = linear_sum_assignment(-table)
+    table = overlap_table(previous, fit.labels, k_prev, k)
+    match = matched_clusters(table)
+    rows = np.flatnonzero(match >= 0)
     new_id = np.full(k, -1, np.int64)
-    new_id[cols] = rows
+    new_id[match[rows]] = rows
     rest = np.flatnonzero(new_id < 0)
     rest = rest[np.argsort(-table[:, rest].sum(0), kind="stable")]
     new_id[rest] = np.arange(len(rows), len(rows) + len(rest))

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from core.clustering.agreement import adjusted_rand
 from core.clustering.algorithms import distances_to_centres, fit_clusters, unit_rows
 
 SILHOUETTE_SAMPLE = 10_000  # silhouettes are taken against at most this many images
@@ -114,8 +115,6 @@ def stability(
 
     1 means the same groups come back whatever the seed and whichever images are left out.
     """
-    from sklearn.metrics import adjusted_rand_score
-
     rng = np.random.default_rng(seed + 7919)
     n = len(X)
     size = max(k, int(round(STABILITY_FRACTION * n)))
@@ -124,7 +123,7 @@ def stability(
         rows = np.sort(rng.choice(n, size, replace=False))
         other = fit_clusters(X[rows], k, algorithm, seed + run + 1, n_init)
         predicted = distances_to_centres(X, other.centres, algorithm).argmin(1)
-        agreement.append(adjusted_rand_score(labels, predicted))
+        agreement.append(adjusted_rand(labels, predicted))
     return float(np.mean(agreement)), float(np.std(agreement))
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.curation.model import OUTLIER, UNASSIGNED, Change, Curation, CurationError
+from core.engine import atomic
 from core.reading.names import shown
 
 FORMAT = "dotmap-curation"
@@ -118,14 +118,9 @@ def save(curation: Curation, path: str | os.PathLike) -> Path:
     text = to_text(curation)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         if current is not None:  # the file this curation last read or wrote: good by construction
             _keep_copy(path, last_good(path))
-        os.replace(tmp, path)
+        atomic.write_text(path, text, durable=True)
     except OSError as exc:
         raise CurationError(f"Cannot save the curation to {shown(str(path))}: {exc.strerror or exc}.") from None
     curation.stamp = stamp_of(path)

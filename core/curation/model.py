@@ -14,7 +14,6 @@ import numpy as np
 
 from core.clustering import algorithms as clustering
 from core.errors import DotmapError
-from core.representation.typical import TYPICAL_CELLS, pose_free_densities
 
 UNASSIGNED = -1  # an image in no group yet (added to the folder later, or moved out of a group)
 OUTLIER = -2  # an image the user marked as belonging to no group
@@ -314,26 +313,6 @@ def group_story(
             )
         story.append(parts)
     return story
-
-
-SHAPE_SAMPLE = 256  # members averaged for a group's typical shape: a change redraws it in ~0.1 s at any size
-
-
-def group_shape(packed: np.ndarray, grid: int, kind: str, rows: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The typical shape of a group: the mean pose-free density (core.representation.typical) of up to SHAPE_SAMPLE members.
-
-    A sample, not all members: the mean of 256 densities differs from the full mean by less than a
-    grey level a person can see, and it costs the same for a group of 300 or of 30,000.
-    Returns (cells, cells) float32 scaled to a maximum of 1 (zeros for an empty group).
-    """
-    rows = np.asarray(rows, np.int64)
-    if len(rows) == 0:
-        return np.zeros((TYPICAL_CELLS, TYPICAL_CELLS), np.float32)
-    if len(rows) > SHAPE_SAMPLE:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, SHAPE_SAMPLE, replace=False))
-    mean = pose_free_densities(packed[rows], grid, kind).mean(axis=0)
-    top = float(mean.max())
-    return (mean / top if top > 0 else mean).reshape(TYPICAL_CELLS, TYPICAL_CELLS).astype(np.float32)
 
 
 def most_typical(points: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:

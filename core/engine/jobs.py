@@ -22,17 +22,20 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from core import demo
+from core.engine import atomic
 from core.engine.backends import Where
 from core.engine.cache import Cache, make_key
+from core.engine.job_status import JobStatus, Problem, StageProgress, State, problem_of
 from core.engine.pipeline import Pipeline, Settings, Step
 from core.engine.processes import process_alive, watch_parent
+from core.engine.settings import setting_flags
 from core.errors import DotmapError
 
 JOBS_FOLDER = ".jobs"
@@ -42,8 +45,6 @@ WRITE_EVERY_S = 0.25  # progress is written at most this often (a stage change a
 CANCEL_GRACE_S = 5.0  # after this, a job that has not ended on SIGTERM is killed
 LOG_TAIL_LINES = 25
 OWNER_ENV = "DOTMAP_JOB_OWNER"  # the pid of the process that started the job
-ACTIVE = ("starting", "running")
-ENDED = ("done", "failed", "cancelled", "died")
 CORE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the core package
 
 _children: dict[int, subprocess.Popen] = {}  # jobs this process started, by pid: polled, so never zombies
@@ -54,56 +55,6 @@ class JobCancelled(BaseException):
     """Raised in a job's main thread by SIGTERM: unwinds it so nothing half-written stays."""
 
 
-@dataclass
-class StageProgress:
-    """One stage of a job: ``waiting``, ``running``, ``done`` or ``cached``; ``total`` 0 means uncountable."""
-
-    stage: str
-    words: str
-    state: str = "waiting"
-    done: int = 0
-    total: int = 0
-    detail: str = ""
-    started: float = 0.0  # wall-clock time it began
-    seconds: float = 0.0  # how long it took, once done
-
-
-@dataclass
-class JobStatus:
-    """What a job is doing or how it ended, as read from its folder."""
-
-    job_id: str
-    state: str = "none"  # none | starting | running | done | failed | cancelled | died
-    pid: int | None = None
-    data_dir: str | None = None
-    fingerprint: str = ""
-    stages: list[StageProgress] = field(default_factory=list)
-    error: str = ""
-    error_kind: str = ""
-    failed_stage: str = ""
-    started: float = 0.0
-    updated: float = 0.0
-    ended: float = 0.0
-    log_tail: list[str] = field(default_factory=list)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE
-
-    def stage(self, name: str) -> StageProgress | None:
-        return next((s for s in self.stages if s.stage == name), None)
-
-    def finished(self, stage: str) -> bool:
-        """Whether the job has this stage in the cache (computed now or found there)."""
-        progress = self.stage(stage)
-        return progress is not None and progress.state in ("done", "cached")
-
-    @property
-    def elapsed(self) -> float:
-        return (self.ended or time.time()) - self.started if self.started else 0.0
-
-
-# ---- where a job lives --------------------------------------------------------------------
 def job_id(data_dir: str | os.PathLike | None, settings: Settings) -> str:
     """One job per data folder (None: the built-in demo) and settings."""
     folder = "builtin-demo" if data_dir is None else str(Path(data_dir).expanduser().resolve())
@@ -119,17 +70,18 @@ def read_status(cache_root: str | os.PathLike, job: str) -> JobStatus:
     folder = job_folder(cache_root, job)
     try:
         raw = json.loads((folder / STATUS_FILE).read_text())
-        raw["stages"] = [StageProgress(**s) for s in raw.get("stages", [])]
+        stages = [StageProgress(**{**s, "state": State(s["state"])}) for s in raw.get("stages", [])]
+        raw.update(stages=stages, state=State(raw.get("state", "none")), problem=Problem(raw.get("problem", "")))
         status = JobStatus(**raw)
     except FileNotFoundError:
         return JobStatus(job)
     except (OSError, ValueError, TypeError) as exc:
-        return JobStatus(job, state="died", error=f"its status file cannot be read ({exc})")
+        return JobStatus(job, state=State.DIED, error=f"its status file cannot be read ({exc})")
     if status.active and (status.pid is None or not _alive(status.pid)):
-        status.state = "died"
+        status.state = State.DIED
         status.error = _death_words(status.pid)
         status.ended = status.updated
-    if status.state in ("failed", "died"):
+    if status.state in (State.FAILED, State.DIED):
         status.log_tail = log_tail(folder)
     return status
 
@@ -211,7 +163,7 @@ def _start_job(data_dir: str | os.PathLike | None, settings: Settings, root: Pat
         command = [sys.executable, "-m", "core", "prepare"]
         if data_dir is not None:
             command.append(str(Path(data_dir).expanduser().resolve()))
-        command += settings_arguments(settings) + where.arguments() + ["--cache", str(root), "--job", str(folder)]
+        command += setting_flags(settings) + where.arguments() + ["--cache", str(root), "--job", str(folder)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(CORE_ROOT), os.environ.get("PYTHONPATH")])))
         env["PYTHONUNBUFFERED"] = "1"
         env[OWNER_ENV] = str(os.getpid())  # the job ends when this process does, however early that is
@@ -227,16 +179,8 @@ def _start_job(data_dir: str | os.PathLike | None, settings: Settings, root: Pat
             )
         _children[child.pid] = child
         named = None if data_dir is None else str(data_dir)
-        _write_json(folder / STATUS_FILE, asdict(JobStatus(job, "starting", child.pid, named, started=time.time())))
+        _write_json(folder / STATUS_FILE, asdict(JobStatus(job, State.STARTING, child.pid, named, started=time.time())))
     return job
-
-
-def settings_arguments(settings: Settings) -> list[str]:
-    """The command-line flags of ``python -m core`` that give these settings."""
-    out = []
-    for name, value in asdict(settings).items():
-        out += [f"--{name.replace('_', '-')}", str(value)]
-    return out
 
 
 def cancel_job(cache_root: str | os.PathLike, job: str) -> JobStatus:
@@ -253,9 +197,9 @@ def cancel_job(cache_root: str | os.PathLike, job: str) -> JobStatus:
         while _alive(status.pid) and time.monotonic() < deadline + CANCEL_GRACE_S:
             time.sleep(0.05)
     after = read_status(cache_root, job)
-    if after.state != "cancelled":  # it could not say so itself (killed, or it never got that far)
-        after.state, after.ended, after.error, after.log_tail = "cancelled", time.time(), "Cancelled.", []
-        running = [s.stage for s in after.stages if s.state == "running"]
+    if after.state != State.CANCELLED:  # it could not say so itself (killed, or it never got that far)
+        after.state, after.ended, after.error, after.log_tail = State.CANCELLED, time.time(), "Cancelled.", []
+        running = [s.stage for s in after.stages if s.state == State.RUNNING]
         after.failed_stage = after.failed_stage or (running[0] if running else "")  # what was cut off
         _write_json(job_folder(cache_root, job) / STATUS_FILE, asdict(after))
     Cache(Path(cache_root)).remove_orphaned_staging()
@@ -313,18 +257,18 @@ class _Reporter:
         known = {s.stage for s in self.status.stages}
         for stage, words, cached in steps:
             if stage not in known:
-                self.status.stages.append(StageProgress(stage, words, "cached" if cached else "waiting"))
+                self.status.stages.append(StageProgress(stage, words, State.CACHED if cached else State.WAITING))
         self.write(force=True)
 
     def begin(self, stage: str) -> None:
         self.current = self.status.stage(stage)
-        self.current.state, self.current.done, self.current.total = "running", 0, 0
+        self.current.state, self.current.done, self.current.total = State.RUNNING, 0, 0
         self.current.started = time.time()
         self.write(force=True)
 
     def end(self) -> None:
         if self.current is not None:
-            self.current.state = "done"
+            self.current.state = State.DONE
             self.current.seconds = round(time.time() - self.current.started, 2)
             self.write(force=True)
             self.current = None
@@ -337,9 +281,9 @@ class _Reporter:
         current.detail = what
         self.write()
 
-    def finish(self, state: str, error: str = "", kind: str = "") -> None:
-        self.status.state, self.status.error, self.status.error_kind = state, error, kind
-        if self.current is not None and state != "done":
+    def finish(self, state: State, error: str = "", problem: Problem = Problem.NONE) -> None:
+        self.status.state, self.status.error, self.status.problem = state, error, problem
+        if self.current is not None and state != State.DONE:
             self.status.failed_stage = self.current.stage
             self.current.state = state
             self.current.seconds = round(time.time() - self.current.started, 2)
@@ -366,7 +310,7 @@ def run_job(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     root = Path(cache_root).expanduser()
-    status = JobStatus(folder.name, "running", os.getpid(), data_dir, started=time.time())
+    status = JobStatus(folder.name, State.RUNNING, os.getpid(), data_dir, started=time.time())
     reporter = _Reporter(folder, status)
     signal.signal(signal.SIGTERM, _on_sigterm)
     # the server that started the job is gone (even by SIGKILL): end as if cancelled, no orphan computes on
@@ -397,25 +341,23 @@ def run_job(
         pipeline.prepare(on_step=on_step)
         if on_done is not None:
             on_done(pipeline)
-        reporter.finish("done")
+        reporter.finish(State.DONE)
         return 0
     except JobCancelled:
-        reporter.finish("cancelled", "Cancelled. Finished stages are kept; the next start resumes from them.")
+        reporter.finish(State.CANCELLED, "Cancelled. Finished stages are kept; the next start resumes from them.")
         return 130
     except DotmapError as exc:
-        reporter.finish("failed", str(exc), type(exc).__name__)
+        reporter.finish(State.FAILED, str(exc), problem_of(exc))
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: its place goes to the log, its words to the page
         traceback.print_exc()
         words = f"Internal error ({type(exc).__name__}: {exc}); the log below shows where."
-        reporter.finish("failed", words, "internal")
+        reporter.finish(State.FAILED, words, Problem.INTERNAL)
         return 1
     finally:
         stack.close()
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temp.write_text(json.dumps(data))
-    os.replace(temp, path)
+    atomic.write_text(path, json.dumps(data))

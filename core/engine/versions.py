@@ -1,10 +1,16 @@
 """What a cached stage's result depends on beyond its settings: the code that makes it and the libraries it calls.
 
-Every stage's cache key includes :func:`stage_version`, so a changed constant (``RADIAL_BINS``), a
-changed function or an upgraded scikit-learn or umap-learn computes the stage again instead of
-reusing a result the code would no longer make. The code's part is a fingerprint of its syntax
-tree without docstrings, so editing a comment or a docstring keeps the cache; nothing has to be
-remembered by hand. A stage missing from ``STAGE_CODE`` is an error (and a test lists the plan's).
+A stage's key includes :func:`code_version` of its compute function, derived, never listed by hand:
+
+- the fingerprint of the function's own source, and of the functions of its own module it calls;
+- the fingerprint of every core module it names, and of every core module those import, followed
+  to the end (``core.representation.features`` brings ``core.reading.images``);
+- the installed version of every third-party library those modules import (``import umap`` inside a
+  function counts), and of the libraries those depend on (umap-learn brings pynndescent and numba).
+
+A fingerprint is a hash of the syntax tree without docstrings, so editing a comment or a docstring
+keeps the cache, while a changed constant (``RADIAL_BINS``), a changed function or an upgraded
+scipy computes exactly the stages whose code reaches it.
 """
 
 from __future__ import annotations
@@ -13,25 +19,13 @@ import ast
 import hashlib
 import importlib.util
 import inspect
+import re
+import sys
 import textwrap
+from collections.abc import Callable
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
-
-# stage -> (the Pipeline method that computes it, the core modules it calls, the libraries it calls).
-# The core modules those import are followed too (core.representation.features brings core.reading.images).
-STAGE_CODE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "images": ("images", ("core.reading.images",), ("pillow", "numpy")),
-    "features": ("features", ("core.representation.features",), ("numpy",)),
-    "reduction": ("reduction", ("core.representation.reduction",), ("scikit-learn", "numpy", "scipy")),
-    "neighbours": ("neighbours", ("core.representation.reduction",), ("scikit-learn", "numpy")),
-    "space": ("space", ("core.representation.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
-    "fit": ("fit", ("core.clustering.algorithms", "core.clustering.scoring"), ("scikit-learn", "numpy")),
-    "sweep": ("sweep", ("core.clustering.algorithms", "core.clustering.scoring"), ("scikit-learn", "numpy")),
-    "typical": ("cluster_means", ("core.representation.typical",), ("numpy",)),
-    "auto": ("auto_groups", ("core.clustering.algorithms",), ("scikit-learn", "numpy")),
-    "map": ("map", ("core.representation.embedding",), ("umap-learn", "pynndescent", "numba", "numpy")),
-}
-
+from importlib.metadata import PackageNotFoundError, packages_distributions, requires, version
+from types import FunctionType, ModuleType
 
 # modules that decide where a stage runs, not what it computes: the same stage on this machine or
 # on a Dask cluster has one key (its tasks are functions of the stage's own modules, which count)
@@ -62,30 +56,137 @@ def _module_source(name: str) -> str:
         return f.read()
 
 
-def _core_imports(source: str) -> set[str]:
-    """The core modules a module's source imports (``from core.x import``, ``from core import x``)."""
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "core":
-                found.update(f"core.{alias.name}" for alias in node.names)
-            elif node.module.startswith("core."):
-                found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.startswith("core."))
-    return found
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @cache
-def _modules_with_imports(modules: tuple[str, ...]) -> tuple[str, ...]:
+def _module_imports(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    core, others = _imports(_module_source(name))
+    return frozenset(core), frozenset(others)
+
+
+@cache
+def _module_fingerprint(name: str) -> str:
+    return code_fingerprint(_module_source(name))
+
+
+def _imports(source: str) -> tuple[set[str], set[str]]:
+    """The core modules and the top-level third-party packages that a module's source imports, anywhere in it."""
+    core, others = set(), set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "core" or node.module.startswith("core."):
+                for alias in node.names:  # ``from core.reading import images`` names a module
+                    sub = f"{node.module}.{alias.name}"
+                    core.add(sub if _is_module(sub) else node.module)
+            else:
+                others.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                (core if alias.name.split(".")[0] == "core" else others).add(alias.name)
+    return core, {name.split(".")[0] for name in others}
+
+
+@cache
+def core_modules_reached(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """These core modules and every core module they import, followed to the end (less WHERE_NOT_WHAT)."""
     seen: set[str] = set()
-    todo = list(modules)
+    todo = [m for m in modules if m not in WHERE_NOT_WHAT]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo.extend(_core_imports(_module_source(name)) - seen - WHERE_NOT_WHAT)
+            todo.extend(_module_imports(name)[0] - seen - WHERE_NOT_WHAT)
     return tuple(sorted(seen))
+
+
+def _distribution(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@cache
+def _installed(distribution: str) -> bool:
+    try:
+        version(distribution)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+@cache
+def _requirements(distribution: str) -> tuple[str, ...]:
+    """The installed distributions that this one needs (extras left out)."""
+    out = []
+    for line in requires(distribution) or []:
+        if "extra ==" in line or "extra==" in line:
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if match and _installed(_distribution(match.group())):
+            out.append(_distribution(match.group()))
+    return tuple(out)
+
+
+@cache
+def _owners() -> dict[str, list[str]]:
+    return packages_distributions()  # reads every installed distribution's file list: once
+
+
+def libraries_of(packages: set[str]) -> tuple[str, ...]:
+    """The distributions that provide these top-level import names, with every distribution they need."""
+    owners = _owners()
+    found = {_distribution(d) for p in packages if p not in sys.stdlib_module_names for d in owners.get(p, [])}
+    todo = list(found)
+    while todo:
+        for needed in _requirements(todo.pop()):
+            if needed not in found:
+                found.add(needed)
+                todo.append(needed)
+    return tuple(sorted(found))
+
+
+def _names_used(fn: FunctionType) -> set[str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+@cache
+def code_reached(fn: Callable) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """What a compute function's result depends on: (its own module's functions it calls, by qualified name,
+    and its module's constants it names, as ``NAME=value``; the core modules it reaches; the third-party
+    distributions they import and need)."""
+    home = fn.__module__
+    functions, modules, packages = [], set(), set()
+    todo = [fn]
+    while todo:
+        f = todo.pop()
+        if f.__qualname__ in functions:
+            continue
+        functions.append(f.__qualname__)
+        for name in _names_used(f):
+            if name not in f.__globals__:
+                continue
+            obj = f.__globals__[name]
+            if isinstance(obj, int | float | str | bytes | tuple | frozenset) and f.__module__ == home:
+                functions.append(f"{name}={obj!r}")  # a constant of the table's module: its value counts
+                continue
+            where = obj.__name__ if isinstance(obj, ModuleType) else getattr(obj, "__module__", None)
+            if not isinstance(where, str) or where == "builtins":
+                continue
+            if where == home:
+                if isinstance(obj, FunctionType):
+                    todo.append(obj)  # the stage table's own helpers count as the function, not its module
+            elif where == "core" or where.startswith("core."):
+                modules.add(where)
+            else:
+                packages.add(where.split(".")[0])
+    reached = core_modules_reached(tuple(sorted(modules)))
+    for module in reached:
+        packages |= _module_imports(module)[1]
+    return tuple(sorted(functions)), reached, libraries_of(packages)
 
 
 @cache
@@ -97,14 +198,21 @@ def _library_version(distribution: str) -> str:
 
 
 @cache
-def stage_version(stage: str) -> str:
-    """A hash of the code and library versions behind one stage's result."""
-    if stage not in STAGE_CODE:
-        raise KeyError(f"stage {stage!r} has no entry in core.engine.versions.STAGE_CODE")
-    from core.engine.pipeline import Pipeline
-
-    method, modules, libraries = STAGE_CODE[stage]
-    parts = [f"method {method} {code_fingerprint(inspect.getsource(getattr(Pipeline, method)))}"]
-    parts += [f"module {m} {code_fingerprint(_module_source(m))}" for m in _modules_with_imports(modules)]
+def code_version(fn: Callable) -> str:
+    """A hash of the code and library versions behind a compute function's result."""
+    functions, modules, libraries = code_reached(fn)
+    home = sys.modules[fn.__module__]
+    parts = [
+        f"constant {q}" if "=" in q else f"function {q} {code_fingerprint(inspect.getsource(_qualified(home, q)))}"
+        for q in functions
+    ]
+    parts += [f"module {m} {_module_fingerprint(m)}" for m in modules]
     parts += [f"library {lib} {_library_version(lib)}" for lib in libraries]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _qualified(module: ModuleType, qualname: str) -> Callable:
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj

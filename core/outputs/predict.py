@@ -80,7 +80,7 @@ class Predictor:
         curation: Curation | None = None,
         method: str = group_model.DEFAULT_METHOD,
     ) -> None:
-        """``curation``: assign to its named groups (with ``method``, core.curation.classifier) instead of the clusters of k."""
+        """``curation``: assign to its named groups (``method``: see curation.classifier), not the clusters of k."""
         self.pipeline = pipeline
         self.sweep = pipeline.sweep()
         self.k = self.sweep.recommended_k if k is None else k

@@ -3,13 +3,12 @@ agreement of two settings (Compare)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.engine.pipeline import Sweep
+from core.outputs.truth import Truth
 from pages.ui.render import colour
 
 SILHOUETTE_POINTS = 300  # a cluster's band is drawn from at most this many quantiles
@@ -24,7 +23,7 @@ CURVES = (  # (table key, title, which way is better)
 )
 
 
-def score_curves(sweep: Sweep, truth: dict[str, Any] | None, chosen: int | None) -> go.Figure:
+def score_curves(sweep: Sweep, truth: Truth | None, chosen: int | None) -> go.Figure:
     """One small chart per score against k, the recommended k marked on each."""
     panels = [(key, f"{title} ({hint})", [row[key] for row in sweep.table]) for key, title, hint in CURVES]
     if truth:
@@ -35,7 +34,7 @@ def score_curves(sweep: Sweep, truth: dict[str, Any] | None, chosen: int | None)
     for i, (key, _, values) in enumerate(panels):
         r, c = divmod(i, cols)
         if key == "truth":
-            for name, series, dash in (("ARI", truth["ari"], "solid"), ("NMI", truth["nmi"], "dot")):
+            for name, series, dash in (("ARI", truth.ari, "solid"), ("NMI", truth.nmi, "dot")):
                 fig.add_scatter(
                     x=sweep.ks, y=series, name=name, mode="lines+markers", line_dash=dash, row=r + 1, col=c + 1
                 )

@@ -7,7 +7,6 @@ the session and shown once.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 from collections.abc import Callable
@@ -18,9 +17,11 @@ import numpy as np
 import streamlit as st
 
 from core.curation import file as curation_file
-from core.curation.model import Curation, CurationError, from_clusters, group_shape, most_typical
+from core.curation import prepared
+from core.curation.model import Curation, CurationError, most_typical
 from core.engine.pipeline import Pipeline
 from core.reading.names import shown
+from core.representation.typical import group_shape
 from pages.ui import page, render
 
 KEY = "curation"  # session: (file path, Curation)
@@ -29,7 +30,7 @@ VERSION = "curation_version"  # session: bumped by every change; keys the map so
 
 
 def file_of(pipeline: Pipeline) -> Path:
-    return curation_file.curation_path(pipeline.inventory.root, asdict(pipeline.settings))
+    return prepared.default_path(pipeline)
 
 
 def current(pipeline: Pipeline) -> Curation | None:
@@ -129,9 +130,7 @@ def choose_groups(pipeline: Pipeline, label: str, key: str, column=st) -> Curati
 
 # ---- starting, importing, mending: the page before there is a curation to draw -----------------
 def start_from_k(pipeline: Pipeline, k: int) -> None:
-    sweep = pipeline.sweep()
-    about = {"folder": str(pipeline.inventory.root), "settings": asdict(pipeline.settings)}
-    curation = from_clusters(pipeline.image_meta()["paths"], sweep.labels[sweep.row(k)], k, **about)
+    curation = prepared.from_k(pipeline, k)
     adopt(pipeline, curation, f"Started from the {k} clusters of k = {k}")
 
 
@@ -182,7 +181,7 @@ def copy_other(pipeline: Pipeline, path: str) -> None:
 
 def other_settings_panel(pipeline: Pipeline) -> None:
     """Curations of this folder made with other settings: the groups are of images, so they can be copied here."""
-    others = curation_file.other_curations(pipeline.inventory.root, asdict(pipeline.settings))
+    others = prepared.others(pipeline)
     if not others:
         return
     st.markdown(f"This folder has {len(others)} curation(s) made with other settings:")
@@ -229,7 +228,7 @@ def _shape(key: str, members: str, _pipeline: Pipeline, _rows: np.ndarray) -> np
 
 
 def shape(pipeline: Pipeline, rows: np.ndarray) -> np.ndarray:
-    """The typical shape of a group of images (a sample's mean, core.curation.model.group_shape), kept per membership."""
+    """The typical shape of a group of images (a sample's mean: typical.group_shape), kept per membership."""
     return _shape(pipeline.key("images"), _digest(rows), pipeline, rows)
 
 
@@ -251,5 +250,5 @@ def thumbnail_uris(masks: np.ndarray, side: int = 56) -> list[str]:
     for small in render.shrink_keeping_dots(np.asarray(masks, bool), side):
         out = io.BytesIO()
         Image.fromarray(np.where(small, render.INK, 255).astype(np.uint8)).save(out, format="PNG")
-        uris.append("data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii"))
+        uris.append(render.png_data_uri(out.getvalue()))
     return uris

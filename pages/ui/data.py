@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -20,10 +19,12 @@ from core.engine.cache import default_cache_dir
 from core.engine.jobs import JobStatus
 from core.engine.pipeline import Pipeline, Settings, Sweep
 from core.errors import DotmapError
-from core.outputs import compare, export
+from core.outputs import export
 from core.outputs.predict import Predictor
+from core.outputs.truth import Truth, truth_of
+from core.reading.decode import ImageReadError, decode_image
 from core.reading.folders import Inventory, folders_unchanged, scan_folder
-from core.reading.images import ImageReadError, ImageSet, decode_image, read_labels
+from core.reading.images import ImageSet
 from core.reading.names import shown
 from core.representation import typical
 from core.representation.reduction import Reduction
@@ -198,13 +199,8 @@ def auto_groups(pipeline: Pipeline) -> tuple[np.ndarray, dict]:
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _auto_group_means(key: str, _pipeline: Pipeline) -> np.ndarray:
     labels, found = _pipeline.auto_groups()
-    groups = found["groups"]
-    # the images in no group are summed apart, as one more cluster, and dropped: the images are
-    # walked a block at a time, never copied (a million of them are 5 GB)
-    apart = np.where(labels >= 0, labels, groups)[None, :]
     loaded = _pipeline.images()
-    means = typical.cluster_means(loaded.packed, loaded.grid, _pipeline.settings.features, apart, [groups + 1])
-    return means[:groups]
+    return typical.group_means(loaded.packed, loaded.grid, _pipeline.settings.features, labels, found["groups"])
 
 
 def auto_group_means(pipeline: Pipeline) -> np.ndarray:
@@ -234,23 +230,11 @@ def layout(pipeline: Pipeline, kind: str) -> np.ndarray:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _truth(key: str, _pipeline: Pipeline) -> dict[str, Any] | None:
-    inventory = _pipeline.inventory
-    if inventory.labels_path is None:
-        return None
-    codes, names = read_labels(inventory.labels_path, _pipeline.image_meta()["paths"])
-    if (codes >= 0).sum() < 2:
-        return None
-    pairs = compare.truth_scores(codes, _pipeline.sweep().labels)
-    return {
-        "names": names,
-        "ari": [a for a, _ in pairs],
-        "nmi": [b for _, b in pairs],
-        "known": int((codes >= 0).sum()),
-    }
+def _truth(key: str, _pipeline: Pipeline) -> Truth | None:
+    return truth_of(_pipeline)
 
 
-def truth_scores(pipeline: Pipeline) -> dict[str, Any] | None:
+def truth_scores(pipeline: Pipeline) -> Truth | None:
     """ARI and NMI of every k against labels.csv, or None when the folder has no usable labels.
 
     A malformed labels.csv stops nothing: it is reported and the curves are left out.

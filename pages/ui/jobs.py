@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.engine import jobs
 from core.engine.cache import default_cache_dir
-from core.engine.jobs import JobStatus, StageProgress
+from core.engine.job_status import JobStatus, Problem, StageProgress, State
 from core.engine.pipeline import Settings
 from core.representation.embedding import SETUP_WORDS
 from pages.ui import state
@@ -42,8 +42,7 @@ def should_start(status: JobStatus, fingerprint: str) -> bool:
     (that is shown with a button to start again, not retried behind the user's back)."""
     if status.active:
         return False
-    stopped = status.state in ("failed", "died", "cancelled")
-    return not (stopped and status.fingerprint in ("", fingerprint))
+    return not (status.state.stopped and status.fingerprint in ("", fingerprint))
 
 
 def start(data_dir: str | None, settings: Settings) -> str:
@@ -52,13 +51,13 @@ def start(data_dir: str | None, settings: Settings) -> str:
 
 # ---- drawing a job --------------------------------------------------------------------------
 def _stage_line(s: StageProgress, now: float) -> str:
-    if s.state == "done":
+    if s.state == State.DONE:
         return f":material/check_circle: {s.words}: {s.seconds:.1f} s"
-    if s.state == "cached":
+    if s.state == State.CACHED:
         return f":material/check_circle: {s.words}: from the cache"
-    if s.state == "running":
+    if s.state == State.RUNNING:
         return f":material/progress_activity: **{s.words}**: running for {now - s.started:.0f} s"
-    if s.state in ("failed", "died", "cancelled"):
+    if s.state.stopped:
         return f":material/cancel: {s.words}: {s.state} after {s.seconds:.1f} s"
     return f":material/radio_button_unchecked: {s.words}"
 
@@ -77,21 +76,21 @@ def draw_status(status: JobStatus) -> None:
     now = time.time()
     for s in status.stages:
         st.markdown(_stage_line(s, now))
-        if s.state == "running":
+        if s.state == State.RUNNING:
             _running_bar(s, now)
 
 
 def draw_stopped(status: JobStatus, data_dir: str | None, settings: Settings, key: str) -> None:
     """A job that failed, died or was cancelled: what happened in words, the end of its log, and a button."""
-    if status.state == "cancelled":
+    if status.state == State.CANCELLED:
         st.info(f"Preparing was cancelled. {status.error or ''} The finished stages are kept.")
         label = "Resume preparing"
     else:
         where = f" (at: {status.stage(status.failed_stage).words})" if status.stage(status.failed_stage) else ""
         st.error(f"Preparing stopped{where}: {status.error}")
-        if status.error_kind == "UmapUnavailableError":
+        if status.problem == Problem.SETUP:
             st.info(PCA_HINT)
-        elif status.error_kind in ("NoImagesError", "NoStructureError", "DotmapError"):
+        elif status.problem == Problem.DATA:
             st.info("Change the folder or the settings on the **Overview** page.")
         if status.log_tail:
             with st.expander("The end of its log"):
@@ -119,7 +118,7 @@ def follow(
     def panel() -> None:
         status = status_of(job)
         if not status.active:
-            if rerun_when_ready or status.state != "done":
+            if rerun_when_ready or status.state != State.DONE:
                 st.rerun()
             return
         if rerun_when_ready and ready():

@@ -1,4 +1,4 @@
-"""What every page does first (page config, session defaults, the sidebar) and the shared k picker."""
+"""The menu of pages, what every page does first (config, session defaults, the sidebar) and the shared k picker."""
 
 from __future__ import annotations
 
@@ -16,32 +16,29 @@ from pages.ui import data, state
 APP_NAME = "Dotmap"
 
 
-PAGES = (  # (file, label, icon) of the navigation; Streamlit would label app.py "app"
-    ("app.py", "Overview", ":material/home:"),
-    ("pages/1_Map.py", "Map", ":material/scatter_plot:"),
-    ("pages/2_Choose_k.py", "Choose k", ":material/query_stats:"),
-    ("pages/3_Clusters.py", "Clusters", ":material/grid_view:"),
-    ("pages/7_Curate.py", "Curate", ":material/edit_note:"),
-    ("pages/4_Classify.py", "Classify", ":material/upload:"),
-    ("pages/5_Export.py", "Export", ":material/download:"),
-    ("pages/6_Compare.py", "Compare", ":material/compare_arrows:"),
+PAGES = (  # (file, icon), the menu of app.py in its order; a page is named after its file (2_Choose_k.py: "Choose k")
+    ("pages/0_Overview.py", ":material/home:"),
+    ("pages/1_Map.py", ":material/scatter_plot:"),
+    ("pages/2_Choose_k.py", ":material/query_stats:"),
+    ("pages/3_Clusters.py", ":material/grid_view:"),
+    ("pages/4_Curate.py", ":material/edit_note:"),
+    ("pages/5_Classify.py", ":material/upload:"),
+    ("pages/6_Export.py", ":material/download:"),
+    ("pages/7_Compare.py", ":material/compare_arrows:"),
 )
 
 
-def setup(title: str, icon: str = ":material/scatter_plot:") -> None:
-    st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=icon, layout="wide")
+def setup(title: str) -> None:
+    """What every page does first, itself rather than app.py: while app.py has not run once in a server, a
+    page opened by its address runs alone (Streamlit's rule for a folder named pages/), and in AppTest always."""
+    st.set_page_config(page_title=f"{title} · {APP_NAME}", layout="wide")
     state.init_session()
-    with st.sidebar:
-        st.markdown(f"### {APP_NAME}")
-        for path, label, page_icon in PAGES:
-            st.page_link(path, label=label, icon=page_icon)
-        st.divider()
 
 
 def start(label: str, heading: str, need: tuple[str, ...] = ("sweep",)) -> Pipeline:
-    """A page's opening: its config and navigation, its heading, and the data with the stages it ``need``s
+    """A page's opening: its config, its heading, and the data with the stages it ``need``s
     (until they are prepared, the page shows the background job's progress and stops)."""
-    setup(label, next(icon for _, name, icon in PAGES if name == label))
+    setup(label)
     st.title(heading)
     pipeline = data.ready_pipeline(need)
     sidebar(pipeline, data.is_demo(pipeline))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ DENSITY_SAMPLE = 20_000  # points drawn over the density image
 DENSITY_PX = 640  # the density image's larger side, in bins
 DENSITY_MIN_ALPHA = 0.35  # a bin with one image; the fullest bin is opaque
 NOISE_COLOUR = "#c8c8c8"  # images in no group (automatic groups): light grey, never a group's colour
+SWATCH_EM = 1.3  # the square in a group's colour before its name, in the text's size
 
 # typical shapes drawn on the map: small, see-through where there is no ink, framed in the group's colour
 SHAPE_SHARE = 0.075  # a shape's side as a share of the map's larger span (about 70 px on a 950 px map)
@@ -49,6 +51,20 @@ SHAPE_PLACE_SAMPLE = 100_000  # above DENSITY_ABOVE images, the shapes are place
 
 def colour(cluster: int) -> str:
     return NOISE_COLOUR if cluster < 0 else PALETTE[cluster % len(PALETTE)]
+
+
+def swatch_header(group: int, title: str, details: str) -> str:
+    """A cluster's or group's header as HTML for st.markdown: a square in the colour of ``group`` (-1: grey,
+    in no group), the ``title`` in bold, then `` · details``. Both are escaped: a name is text, never HTML."""
+    return (
+        f"<span style='color:{colour(group)};font-size:{SWATCH_EM}em'>&#9632;</span> "
+        f"<b>{html.escape(title)}</b> · {html.escape(details)}"
+    )
+
+
+def png_data_uri(png_bytes: bytes) -> str:
+    """PNG bytes as a data URI: the source of a plotly layout image or of an image in a table cell."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes).decode("ascii")
 
 
 def shrink_keeping_dots(masks: np.ndarray, side: int = THUMB_PX) -> np.ndarray:
@@ -211,10 +227,9 @@ def shape_images(xy: np.ndarray, labels: np.ndarray, shapes: np.ndarray) -> list
     side = SHAPE_SHARE * max(float((xy.max(axis=0) - xy.min(axis=0)).max()), 1e-12)
     images = []
     for c in np.flatnonzero(~np.isnan(positions[:, 0])):
-        uri = "data:image/png;base64," + base64.b64encode(shape_png(shapes[c], colour(int(c)))).decode("ascii")
         images.append(
             {
-                "source": uri,
+                "source": png_data_uri(shape_png(shapes[c], colour(int(c)))),
                 "xref": "x",
                 "yref": "y",
                 "x": float(positions[c, 0]),
@@ -278,7 +293,7 @@ def density_layer(xy: np.ndarray, labels: np.ndarray, k: int) -> dict:
     out = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(out, format="PNG", compress_level=1)  # 2x faster than the default
     return {
-        "source": "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii"),
+        "source": png_data_uri(out.getvalue()),
         "xref": "x",
         "yref": "y",
         "x": float(low[0]),

@@ -21,6 +21,7 @@ PAGES = {
     "Export": "Export the clusters or your groups",
     "Curate": "Curate your groups",
 }
+MENU = ["Overview", "Map", "Choose k", "Clusters", "Curate", "Classify", "Export", "Compare"]  # app.py's, in order
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,13 @@ def test_every_page_shows_its_content(page, server, path) -> None:
     if path in ("Map", "Choose_k"):
         page.wait_for_selector(".js-plotly-plot")
     shoot(page, f"page-{path or 'Overview'}")
+
+
+def test_the_menu_names_every_page_in_the_order_of_its_file(page, server) -> None:
+    goto(page, server, "")  # until app.py has run once in a server, a page opened first shows Streamlit's folder menu
+    goto(page, server, "Choose_k")
+    links = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
+    assert [text.rsplit("\n", 1)[-1] for text in links] == MENU  # each text: its icon's name, then its label
 
 
 def test_a_page_loaded_twice_replays_its_caches(page, server, recommended_k) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import streamlit as st
 
@@ -20,12 +18,12 @@ from core.curation.model import (
 from core.engine.pipeline import Pipeline
 from core.reading.names import shown
 from pages.ui import curation as cur
-from pages.ui import data, page, render, timing
+from pages.ui import data, page, render, thumbnails, timing
 from pages.ui.selection import map_rows
 
 STORY_WHOLE = 0.9  # "in one cluster" at a k: at least this share of the group's images
 STORY_ALONE = 0.8  # a cluster "is this group" when at least this share of its images are the group's
-SHOWN_SELECTED = 48  # thumbnails of a map selection
+SHOWN_SELECTED = 48  # thumbnails a page of a map selection (a move takes all of it)
 CARD_THUMBS = 8  # most typical members on a group's card
 BROWSE_PAGE = 60  # members per page when browsing a group to pick images
 NEW_GROUP = "new"
@@ -175,17 +173,12 @@ class View:
         st.markdown(
             f"**{len(rows):,} images selected** (" + ", ".join(f"{shown(g)}: {c}" for g, c in counts.items()) + ")"
         )
-        shown_rows = rows[:SHOWN_SELECTED]
-        st.image(
-            render.montage(
-                data.image_set(pipeline).unpack(shown_rows),
-                [f"{names[r].rsplit('/', 1)[-1]} ·{groups_of[int(curation.labels[r])]}" for r in shown_rows],
-                columns=12,
-                frames=[render.colour(int(g)) if g >= 0 else render.NOISE_COLOUR for g in dense[shown_rows]],
-            )
-        )
+        thumbnails.show_page(
+            pipeline, rows, SHOWN_SELECTED, "selection_page", tag=lambda r: groups_of[int(curation.labels[r])],
+            groups=dense,
+        )  # fmt: skip
         if len(rows) > SHOWN_SELECTED:
-            st.caption(f"The first {SHOWN_SELECTED} of {len(rows):,} are shown; a move takes all of them.")
+            st.caption(f"{SHOWN_SELECTED} images a page; a move takes all {len(rows):,}.")
         self.move_bar(rows, "map_move")
 
     def merge_bar(self) -> None:
@@ -254,9 +247,7 @@ class View:
 
     def browse(self, group: int, rows: np.ndarray) -> None:
         """A page of the group's members as a table of thumbnails; ticked rows can be moved."""
-        pages = max(1, -(-len(rows) // BROWSE_PAGE))
-        number = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"browse_page_{group}") if pages > 1 else 1
-        chunk = rows[(number - 1) * BROWSE_PAGE : number * BROWSE_PAGE]
+        chunk = thumbnails.page_of(rows, BROWSE_PAGE, f"browse_page_{group}")
         table = {
             "image": cur.thumbnail_uris(data.image_set(pipeline).unpack(chunk)),
             "file": [names[r] for r in chunk],
@@ -268,7 +259,7 @@ class View:
             selection_mode="multi-row",
             hide_index=True,
             row_height=64,
-            key=f"browse_{group}_{number}_{cur.version()}",
+            key=f"browse_{group}_{chunk[0]}_{cur.version()}",  # each page its own ticks
         )
         ticked = chunk[np.asarray(event.selection.rows, np.int64)] if event and event.selection.rows else chunk[:0]
         if len(ticked):
@@ -281,14 +272,9 @@ class View:
         rows = curation.members(group)
         is_named = index is not None
         title = shown(curation.names[group]) if is_named else curation.describe(group)
-        swatch = render.colour(index) if is_named else render.NOISE_COLOUR
+        details = f"{len(rows):,} images ({len(rows) / max(len(names), 1):.1%})"
         with st.container(border=True, key=f"group-{group}"):
-            st.markdown(
-                f"<span style='color:{swatch};font-size:1.3em'>&#9632;</span> <b>{html.escape(title)}</b> · "
-                f"{len(rows):,} images "
-                f"({len(rows) / max(len(names), 1):.1%})",
-                unsafe_allow_html=True,
-            )
+            st.markdown(render.swatch_header(index if is_named else -1, title, details), unsafe_allow_html=True)
             if len(rows) == 0:
                 st.caption("Empty: move images here, or merge it into another group.")
             else:

@@ -3,8 +3,6 @@ images, its place."""
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -13,7 +11,7 @@ from core.curation import classifier as group_model
 from core.engine.pipeline import Pipeline
 from core.outputs.export import predictions_csv_text
 from core.outputs.predict import Prediction, Predictor
-from core.reading.images import ImageReadError, decode_image
+from core.reading.decode import ImageReadError, decode_image
 from core.reading.names import shown
 from pages.ui import curation as cur
 from pages.ui import data, page, render, timing
@@ -117,11 +115,8 @@ def show_result(result: Prediction, mask: np.ndarray, names: list[str]) -> None:
         left.image(render.montage(mask[None], side=140), caption=result.name)
         middle.image(render.density_image(means[result.cluster], 140), caption=f"typical shape of {title}")
         with right:
-            st.markdown(  # a group's name is text, never HTML
-                f"<span style='color:{render.colour(result.cluster)};font-size:1.4em'>&#9632;</span> "
-                f"<b>{html.escape(title)}</b> · confidence {result.confidence:.2f}",
-                unsafe_allow_html=True,
-            )
+            header = render.swatch_header(result.cluster, title, f"confidence {result.confidence:.2f}")
+            st.markdown(header, unsafe_allow_html=True)
             st.caption(how)
             if result.unusual:
                 st.warning(

@@ -1,0 +1,54 @@
+"""The dashboard served and opened in Chromium: a Streamlit server on a free port, its health, its pages.
+
+It imports nothing from the other benchmarks, so docs/take_screenshots.py, run as a module from the
+repository root, can import it as ``benchmarks.browser``; the benchmarks import it as ``browser``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+APP_FOLDER = Path(__file__).resolve().parent.parent  # the repository root, where app.py is
+CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
+PAGE_TIMEOUT_MS = 300_000  # a first run on a large set can take minutes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+            return response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+def start_server(env: dict, cwd: Path = APP_FOLDER) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` in ``cwd`` on a free port of 127.0.0.1: (the process, its URL)."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def settle(page) -> None:
+    page.wait_for_selector("[data-test-script-state='notRunning']", timeout=PAGE_TIMEOUT_MS)
+
+
+def open_page(page, url: str) -> None:
+    """Go to a page and wait for its first run to end (before it starts, the state also says notRunning)."""
+    page.goto(url)
+    page.locator("h1").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)

@@ -1,0 +1,52 @@
+"""A prepared set's clusters scored against its ``labels.csv``: ARI and NMI of every k and of the groups without a k."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.clustering.agreement import agreement, truth_scores
+from core.engine.pipeline import Pipeline
+from core.reading.labels import read_labels
+
+MIN_LABELLED = 2  # fewer labelled images cannot be compared with anything
+
+
+@dataclass
+class Truth:
+    """The true classes of a prepared set and how far its clusterings agree with them.
+
+    codes : ndarray of shape (n_images,), int64; -1 where an image has no label.
+    names : the class names, in code order.
+    ari, nmi : one per k of the sweep.
+    """
+
+    codes: np.ndarray
+    names: list[str]
+    ari: list[float]
+    nmi: list[float]
+
+    @property
+    def known(self) -> int:
+        """How many images have a label."""
+        return int((self.codes >= 0).sum())
+
+    def of(self, labels: np.ndarray) -> tuple[float, float]:
+        """(ARI, NMI) of another labelling (n_images,) against the classes; -1 (noise) is left out."""
+        return agreement(self.codes, labels)
+
+
+def truth_of(pipeline: Pipeline) -> Truth | None:
+    """The agreement of every k with the folder's labels.csv, or None when it has none or labels too few images.
+
+    Raises DotmapError (in words) when labels.csv cannot be read or has no ``filename,label`` header.
+    """
+    path = pipeline.inventory.labels_path
+    if path is None:
+        return None
+    codes, names = read_labels(path, pipeline.image_meta()["paths"])
+    if (codes >= 0).sum() < MIN_LABELLED:
+        return None
+    pairs = truth_scores(codes, pipeline.sweep().labels)
+    return Truth(codes, names, [a for a, _ in pairs], [b for _, b in pairs])
