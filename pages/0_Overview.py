@@ -5,23 +5,17 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.clustering.algorithms import ALGORITHM_WORDS, ALGORITHMS
 from core.clustering.scoring import RECOMMENDATION_RULE
 from core.engine.backends import BACKEND_WORDS, BACKENDS, Where
-from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
+from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
 from core.reading.decode import POLARITIES
 from core.reading.images import pack_masks
 from core.reading.names import shown
-from core.representation.features import FEATURE_HELP, FEATURE_KINDS, feature_view
+from core.representation.features import FEATURE_KINDS, feature_view
 from pages.ui import charts, data, page, render, state, timing
 from pages.ui import jobs as ui_jobs
-
-ALGORITHM_HELP = (
-    "k-means: round groups of similar size, fast (the default). Spherical k-means compares by angle. "
-    "A Gaussian mixture allows elongated groups of different sizes, and its confidence for a new image "
-    "is a probability; it is much slower (about 4 minutes for k = 2..20 at 32,000 images, k-means 17 s)."
-)
+from pages.ui import settings_widgets as widgets
 
 SAMPLE_GRID = 24
 
@@ -46,34 +40,17 @@ def settings_form() -> None:
         )
         left, right = st.columns([3, 2], gap="large")
         with left:
-            features = st.radio(
-                "What makes two images the same shape?",
-                FEATURE_KINDS,
-                index=FEATURE_KINDS.index(current.features),
-                captions=[FEATURE_HELP[kind] for kind in FEATURE_KINDS],
-                key="form_features",
-                help="Pose-free features rescue shapes drawn anywhere at any angle, but they would put "
-                "a 6 with a 9 (a turned 6). Choose what must NOT count for your images.",
-            )
+            features = widgets.features(current.features, key="form_features")
         with right:
-            components = st.number_input(
-                "PCA components", 2, 200, current.components, key="form_components",
-                help="The features are reduced to this many numbers before clustering.",
-            )  # fmt: skip
+            components = widgets.components(current.components, key="form_components")
             k_range = st.slider(
                 "Range of k (number of clusters) to try", 2, state.K_LIMIT, (current.k_min, current.k_max), key="form_k"
             )
-            algorithm = st.selectbox(
-                "Clustering", ALGORITHMS, index=ALGORITHMS.index(current.algorithm), key="form_algorithm",
-                format_func=ALGORITHM_WORDS.get, help=ALGORITHM_HELP,
-            )  # fmt: skip
+            algorithm = widgets.algorithm(current.algorithm, key="form_algorithm")
         with st.expander("More settings"):
             a, b, c, d = st.columns(4)
-            space = a.selectbox(
-                "Cluster space", CLUSTER_SPACES, index=CLUSTER_SPACES.index(current.cluster_space), key="form_space",
-                help="umap: cluster in a 10-D UMAP of the components (best groups, needs UMAP); "
-                "pca: cluster the components themselves (no UMAP needed).",
-            )  # fmt: skip
+            with a:
+                space = widgets.cluster_space(current.cluster_space, key="form_space")
             polarity = b.selectbox(
                 "Ink", POLARITIES, index=POLARITIES.index(current.polarity), key="form_polarity",
                 help="auto: each image's majority tone is its ground.",

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.clustering.algorithms import ALGORITHM_WORDS, ALGORITHMS
-from core.engine.pipeline import CLUSTER_SPACES, Pipeline, Settings
+from core.clustering.algorithms import ALGORITHM_WORDS
+from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
 from core.outputs import compare
-from core.representation.features import FEATURE_HELP, FEATURE_KINDS
 from pages.ui import charts, data, page, render, state
+from pages.ui import settings_widgets as widgets
 
 SHOWN_DISAGREEING = 20
 THUMB_COLUMNS = 10
@@ -38,20 +38,12 @@ def pick_b(a: Settings) -> Settings | None:
     with st.form("compare_form", border=True):
         st.markdown("**B**: the setting to compare with (the k range, grid, ink and seed are A's)")
         left, right = st.columns([3, 2], gap="large")
-        features = left.radio(
-            "What makes two images the same shape?", FEATURE_KINDS, index=FEATURE_KINDS.index(offer["features"]),
-            captions=[FEATURE_HELP[kind] for kind in FEATURE_KINDS], key="b_features",
-        )  # fmt: skip
+        with left:
+            features = widgets.features(offer["features"], key="b_features")
         with right:
-            space = st.selectbox(
-                "Cluster space", CLUSTER_SPACES, index=CLUSTER_SPACES.index(offer["cluster_space"]), key="b_space",
-                help="umap: a 10-D UMAP of the components (needs UMAP); pca: the components themselves (faster).",
-            )  # fmt: skip
-            algorithm = st.selectbox(
-                "Clustering", ALGORITHMS, index=ALGORITHMS.index(offer["algorithm"]), key="b_algorithm",
-                format_func=ALGORITHM_WORDS.get,
-            )  # fmt: skip
-            components = st.number_input("PCA components", 2, 200, offer["components"], key="b_components")
+            space = widgets.cluster_space(offer["cluster_space"], key="b_space")
+            algorithm = widgets.algorithm(offer["algorithm"], key="b_algorithm")
+            components = widgets.components(offer["components"], key="b_components")
         if st.form_submit_button("Compare", type="primary", key="compare", icon=":material/compare_arrows:"):
             st.session_state["compare_b"] = {
                 "features": features,
