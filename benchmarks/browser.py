@@ -1,7 +1,8 @@
 """The dashboard served and opened in Chromium: a Streamlit server on a free port, its health, its pages.
 
-It imports nothing from the other benchmarks, so docs/take_screenshots.py, run as a module from the
-repository root, can import it as ``benchmarks.browser``; the benchmarks import it as ``browser``.
+It imports nothing from the other benchmarks, so docs/take_screenshots.py (run as a module from the
+repository root) and the browser tests can import it as ``benchmarks.browser``; the benchmarks
+import it as ``browser``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ PAGE_TIMEOUT_MS = 300_000  # a first run on a large set can take minutes
 
 
 def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, timeout: float = 1.0) -> bool:
+    """Whether the Streamlit server at ``url`` answers its health check."""
     try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=timeout) as response:
             return response.read().strip() == b"ok"
     except OSError:
         return False

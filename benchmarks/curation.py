@@ -17,14 +17,14 @@ import argparse
 import statistics
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from harness import DATA, demo_folder
 
 from core.curation import file as curation_file
-from core.curation.model import OUTLIER, Curation, from_clusters, split_parts
+from core.curation import prepared
+from core.curation.model import OUTLIER, Curation, split_parts
 from core.engine.pipeline import Pipeline, Settings
 from core.representation.typical import group_shape
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(paths)
     print(f"{n:,} images, curation started from k = {k}, median of {args.repeats} runs, ms", flush=True)
     path = Path(tempfile.mkdtemp()) / "curation.json"
-    curation = from_clusters(paths, sweep.labels[sweep.row(k)], k, folder=folder, settings=asdict(pipeline.settings))
+    curation = prepared.from_k(pipeline, k)
     curation_file.save(curation, path)
     rng = np.random.default_rng(0)
 

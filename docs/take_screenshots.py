@@ -12,12 +12,11 @@ import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.browser import CHROMIUM, healthy, open_page, start_server
 from core.curation import file as curation_file
-from core.curation.model import from_clusters
+from core.curation import prepared
 from core.demo import builtin_demo_dir
 from core.engine.cache import default_cache_dir
 from core.engine.pipeline import Pipeline, Settings
@@ -75,14 +74,13 @@ def named_curation(pipeline: Pipeline) -> None:
     """A curation of the demo from the recommended k, each group named after the family most of it is."""
     sweep, paths = pipeline.sweep(), pipeline.image_meta()["paths"]
     k = sweep.recommended_k
-    about = {"folder": str(pipeline.inventory.root), "settings": asdict(pipeline.settings)}
-    curation = from_clusters(paths, sweep.labels[sweep.row(k)], k, **about)
+    curation = prepared.from_k(pipeline, k)
     codes, families = read_labels(pipeline.inventory.labels_path, paths)
     for group in list(curation.names):
         family = Counter(codes[curation.members(group)].tolist()).most_common(1)[0][0]
         curation.rename(group, curation._unique_name(families[family]))
     curation.history.clear()
-    curation_file.save(curation, curation_file.curation_path(pipeline.inventory.root, about["settings"]))
+    curation_file.save(curation, prepared.default_path(pipeline))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from core.engine.pipeline import Pipeline
 from core.outputs.export import assignments_csv_text
 from pages.ui import data, page, render, thumbnails, timing
 from pages.ui import jobs as ui_jobs
-from pages.ui.selection import map_rows
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
 CLICKED_PX = 288  # one clicked image, drawn large
@@ -105,18 +104,13 @@ def map_view(pipeline: Pipeline) -> None:
         if len(xy) > render.DENSITY_ABOVE:
             title += f" (every image in the colours, {min(len(xy), render.DENSITY_SAMPLE):,} of them as points)"
         fig = render.map_figure(xy, labels, shown_k, data.path_array(pipeline), title, word=word, shapes=shapes)
-        event = st.plotly_chart(
+        rows = page.selectable_map(
             fig,
-            key="map",
-            on_select="rerun",
-            selection_mode=("points", "box", "lasso"),
-            config={"displaylogo": False},
-        )
-        st.caption(
+            xy,
+            "map",
             "Drag a box (or pick the lasso in the chart's toolbar) to select images; double-click to clear. "
-            "To see one image large, pick Pan (the cross of arrows) in the toolbar, then click a point."
+            "To see one image large, pick Pan (the cross of arrows) in the toolbar, then click a point.",
         )  # Streamlit selects a clicked point only while the drag pans or zooms: in box mode a drag selects
-        rows = map_rows(event.selection if event else None, xy, render.DENSITY_ABOVE)
         if len(rows) == 0:
             return
         if len(rows) == 1:  # a click on a point

@@ -19,7 +19,6 @@ from core.engine.pipeline import Pipeline
 from core.reading.names import shown
 from pages.ui import curation as cur
 from pages.ui import data, page, render, thumbnails, timing
-from pages.ui.selection import map_rows
 
 STORY_WHOLE = 0.9  # "in one cluster" at a k: at least this share of the group's images
 STORY_ALONE = 0.8  # a cluster "is this group" when at least this share of its images are the group's
@@ -153,18 +152,13 @@ class View:
                 shapes=cur.shapes(pipeline, dense, len(group_names)) if with_shapes else None,
                 group_names=[shown(name) for name in group_names],
             )
-            event = st.plotly_chart(
+            rows = page.selectable_map(
                 fig,
-                key=f"curate_map_{cur.version()}",  # a change clears the selection it acted on
-                on_select="rerun",
-                selection_mode=("points", "box", "lasso"),
-                config={"displaylogo": False},
-            )
-            st.caption(
+                xy,
+                f"curate_map_{cur.version()}",  # a change clears the selection it acted on
                 "Colours follow the list of groups below. Drag a box or a lasso (toolbar) to select images, "
-                "then move them; double-click to clear."
+                "then move them; double-click to clear.",
             )
-            rows = map_rows(event.selection if event else None, xy, render.DENSITY_ABOVE)
         if len(rows) == 0:
             return
         groups_of = {**curation.names, OUTLIER: "outlier", UNASSIGNED: "unassigned"}

@@ -4,6 +4,7 @@ These start real processes (``python -m core prepare --job``) and kill them for 
 ends with UMAP's 2-D map, so they are ``slow``.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -169,7 +170,7 @@ def test_a_killed_command_line_prepare_leaves_no_worker(many: Path, tmp_path: Pa
 def test_a_job_ends_when_the_process_that_started_it_dies(few: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     starter = (
-        "import sys, time\nfrom core import jobs\nfrom core.engine.pipeline import Settings\n"
+        "import sys, time\nfrom core.engine import jobs\nfrom core.engine.pipeline import Settings\n"
         f"print(jobs.start_job({str(few)!r}, Settings(cluster_space='pca', k_max=6), {str(cache)!r}), flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -201,6 +202,35 @@ def test_a_status_file_that_cannot_be_read_is_a_stopped_job(tmp_path: Path) -> N
     status = jobs.read_status(tmp_path, "abc")
     assert status.state == "died" and "cannot be read" in status.error
     assert jobs.read_status(tmp_path, "never-ran").state == "none"
+
+
+def test_a_status_file_of_an_older_version_is_still_read(tmp_path: Path) -> None:
+    import json
+
+    folder = jobs.job_folder(tmp_path, "old")
+    folder.mkdir(parents=True)
+    stage = {"stage": "images", "words": "Read the images", "state": "done", "seconds": 1.5, "gone": 1}
+    old = {"job_id": "old", "state": "done", "error_kind": "", "stages": [stage]}  # error_kind: a field of before
+    (folder / jobs.STATUS_FILE).write_text(json.dumps(old))
+    status = jobs.read_status(tmp_path, "old")
+    assert status.state == jobs.State.DONE and status.problem == jobs.Problem.NONE
+    assert status.finished("images") and status.stages[0].seconds == 1.5
+
+
+def test_job_states_say_what_a_page_needs_to_know() -> None:
+    State = jobs.State
+    assert [s for s in State if s.active] == [State.STARTING, State.RUNNING]
+    assert [s for s in State if s.stopped] == [State.FAILED, State.CANCELLED, State.DIED]
+    assert [s for s in State if s.finished] == [State.DONE, State.CACHED]
+    assert json.loads(json.dumps({"state": State.DIED})) == {"state": "died"}  # the file holds the plain word
+
+
+def test_an_error_is_a_kind_of_problem_by_its_class() -> None:
+    from core.errors import NoStructureError, UmapUnavailableError
+
+    assert jobs.problem_of(UmapUnavailableError("no umap")) == jobs.Problem.SETUP
+    assert jobs.problem_of(NoStructureError("all the same")) == jobs.Problem.DATA
+    assert jobs.problem_of(KeyError("x")) == jobs.Problem.INTERNAL
 
 
 def test_a_job_killed_on_cancel_is_told_which_stage_was_cut_off(tmp_path: Path, monkeypatch) -> None:

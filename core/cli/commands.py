@@ -218,8 +218,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    prog = "dotmap" if Path(sys.argv[0]).name == "dotmap" else "python -m core"  # the installed command, or -m
     parser = argparse.ArgumentParser(
-        prog="python -m core", description="Dotmap: find and explore clusters of black-and-white dot images."
+        prog=prog, description="Dotmap: find and explore clusters of black-and-white dot images."
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

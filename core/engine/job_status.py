@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 from core.errors import DotmapError, UmapUnavailableError
 
@@ -104,3 +105,18 @@ class JobStatus:
 
 
 # ---- where a job lives --------------------------------------------------------------------
+
+
+def status_from_json(raw: dict[str, Any]) -> JobStatus:
+    """A JobStatus from its status file's JSON; a field this version does not know (an older file's) is left out.
+
+    Raises ValueError or TypeError for a file that is not a status.
+    """
+    known, stage_known = {f.name for f in fields(JobStatus)}, {f.name for f in fields(StageProgress)}
+    stages = [
+        StageProgress(**{**{k: v for k, v in s.items() if k in stage_known}, "state": State(s.get("state", "waiting"))})
+        for s in raw.get("stages", [])
+    ]
+    kept = {k: v for k, v in raw.items() if k in known}
+    kept.update(stages=stages, state=State(raw.get("state", "none")), problem=Problem(raw.get("problem", "")))
+    return JobStatus(**kept)

@@ -32,7 +32,7 @@ from core import demo
 from core.engine import atomic
 from core.engine.backends import Where
 from core.engine.cache import Cache, make_key
-from core.engine.job_status import JobStatus, Problem, StageProgress, State, problem_of
+from core.engine.job_status import JobStatus, Problem, StageProgress, State, problem_of, status_from_json
 from core.engine.pipeline import Pipeline, Settings, Step
 from core.engine.processes import process_alive, watch_parent
 from core.engine.settings import setting_flags
@@ -70,9 +70,7 @@ def read_status(cache_root: str | os.PathLike, job: str) -> JobStatus:
     folder = job_folder(cache_root, job)
     try:
         raw = json.loads((folder / STATUS_FILE).read_text())
-        stages = [StageProgress(**{**s, "state": State(s["state"])}) for s in raw.get("stages", [])]
-        raw.update(stages=stages, state=State(raw.get("state", "none")), problem=Problem(raw.get("problem", "")))
-        status = JobStatus(**raw)
+        status = status_from_json(raw)
     except FileNotFoundError:
         return JobStatus(job)
     except (OSError, ValueError, TypeError) as exc:

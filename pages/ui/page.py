@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.curation.model import Curation
 from core.engine.pipeline import Pipeline, Sweep
 from core.errors import DotmapError
 from core.outputs.export import zip_of_files
-from pages.ui import data, state
+from pages.ui import data, render, state
+from pages.ui.selection import map_rows
 
 APP_NAME = "Dotmap"
 
@@ -29,10 +33,23 @@ PAGES = (  # (file, icon), the menu of app.py in its order; a page is named afte
 
 
 def setup(title: str) -> None:
-    """What every page does first, itself rather than app.py: while app.py has not run once in a server, a
-    page opened by its address runs alone (Streamlit's rule for a folder named pages/), and in AppTest always."""
+    """What every page does first, itself rather than app.py (AppTest runs a page alone)."""
+    _through_the_menu()
     st.set_page_config(page_title=f"{title} · {APP_NAME}", layout="wide")
     state.init_session()
+
+
+def _through_the_menu() -> None:
+    """Run this page again through app.py's menu if Streamlit ran it alone.
+
+    Until app.py has run once in a server, Streamlit treats a folder named pages/ as its old multipage
+    folder: a page opened by its address runs without app.py, under a menu made from the folder (with
+    app.py as "app"). ``st.navigation`` turns that off for the server; a rerun then goes through app.py,
+    which opens the same page (a page's id is its address) under the menu of PAGES.
+    """
+    if getattr(PagesManager, "uses_pages_directory", False) and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def start(label: str, heading: str, need: tuple[str, ...] = ("sweep",)) -> Pipeline:
@@ -130,3 +147,12 @@ def zip_download(
         on_click="ignore",
         key=f"{key}_download",
     )
+
+
+def selectable_map(fig: go.Figure, xy: np.ndarray, key: str, caption: str) -> np.ndarray:
+    """Draw a map that hands back what the user selects on it (a box, a lasso or one clicked point): their rows."""
+    event = st.plotly_chart(
+        fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"), config={"displaylogo": False}
+    )
+    st.caption(caption)
+    return map_rows(event.selection if event else None, xy, render.DENSITY_ABOVE)

@@ -9,14 +9,14 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from benchmarks.browser import free_port, healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("DOTMAP_SCREENSHOTS", ROOT / "tests" / "e2e" / "screenshots"))
@@ -26,20 +26,6 @@ SERVER_START_S = 90
 SCRIPT_RUN_MS = 180_000  # a page that prepares something may take a while on a loaded machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def streamlit_server(env: dict[str, str], log: Path):
     """`streamlit run app.py` from the repository on a free local port with this environment; yields its URL.
@@ -47,7 +33,7 @@ def streamlit_server(env: dict[str, str], log: Path):
     It runs in a process group of its own, and the whole group is ended afterwards: whatever the
     server started (preparation jobs and their workers) ends with it.
     """
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -60,7 +46,7 @@ def streamlit_server(env: dict[str, str], log: Path):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
-        while not _healthy(url):
+        while not healthy(url, timeout=2):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start on {url}; its log:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)

@@ -2,11 +2,13 @@
 
 import csv
 import io
+import os
 import re
 import zipfile
 
 import pytest
 from browsing import assert_no_exception, drag_box, goto, settle, shoot
+from conftest import new_tab, streamlit_server
 
 from core.engine.pipeline import Pipeline, Settings
 
@@ -44,11 +46,28 @@ def test_every_page_shows_its_content(page, server, path) -> None:
     shoot(page, f"page-{path or 'Overview'}")
 
 
-def test_the_menu_names_every_page_in_the_order_of_its_file(page, server) -> None:
-    goto(page, server, "")  # until app.py has run once in a server, a page opened first shows Streamlit's folder menu
-    goto(page, server, "Choose_k")
+def menu(page) -> list[str]:
     links = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
-    assert [text.rsplit("\n", 1)[-1] for text in links] == MENU  # each text: its icon's name, then its label
+    return [text.rsplit("\n", 1)[-1] for text in links]  # each text: its icon's name, then its label
+
+
+def test_the_menu_names_every_page_in_the_order_of_its_file(page, server) -> None:
+    goto(page, server, "Choose_k")
+    assert menu(page) == MENU
+
+
+def test_a_page_opened_first_by_its_address_has_the_menu_of_the_app(browser, prepared_demo, tmp_path) -> None:
+    """A bookmark of a page, opened on a server just started: before app.py has run there, Streamlit runs
+    the page alone under a menu of its own made from the folder (with an "app" page); the page asks for
+    its run again through app.py."""
+    folder, cache = prepared_demo
+    env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache), DOTMAP_CURATIONS=str(tmp_path))
+    with streamlit_server(env, tmp_path / "streamlit.log") as url, new_tab(browser) as tab:
+        goto(tab, url, "Clusters")
+        assert_no_exception(tab)
+        assert tab.locator("h1").first.inner_text().strip() == PAGES["Clusters"]
+        assert menu(tab) == MENU
+        assert tab.url.rstrip("/").endswith("/Clusters")
 
 
 def test_a_page_loaded_twice_replays_its_caches(page, server, recommended_k) -> None:
