@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.curation.model import Curation
 from core.engine.pipeline import Pipeline, Sweep
@@ -39,6 +39,15 @@ def setup(title: str) -> None:
     state.init_session()
 
 
+_MENU_RAN = "_dotmap_menu_ran"
+
+
+def navigation() -> StreamlitPage:
+    """app.py's menu of PAGES; it notes in the session that this session has run app.py."""
+    st.session_state[_MENU_RAN] = True
+    return st.navigation([st.Page(path, icon=icon) for path, icon in PAGES])
+
+
 def _through_the_menu() -> None:
     """Run this page again through app.py's menu if Streamlit ran it alone.
 
@@ -46,8 +55,11 @@ def _through_the_menu() -> None:
     folder: a page opened by its address runs without app.py, under a menu made from the folder (with
     app.py as "app"). ``st.navigation`` turns that off for the server; a rerun then goes through app.py,
     which opens the same page (a page's id is its address) under the menu of PAGES.
+
+    Only a session that has not run app.py yet is sent there: AppTest sets the old folder mode again
+    before every run, and a rerun there would drop the run's button click.
     """
-    if getattr(PagesManager, "uses_pages_directory", False) and get_script_run_ctx() is not None:
+    if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state.get(_MENU_RAN):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
