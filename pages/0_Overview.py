@@ -33,10 +33,13 @@ def settings_form() -> None:
     with st.form("settings_form", border=True):
         st.markdown("#### Data and settings")
         folder = st.text_input(
-            "Image folder on this computer (searched recursively)",
+            "Image folder on this computer (searched recursively), or an array file (.npy, .npz)",
             value=st.session_state["data_dir"],
             placeholder="empty: the built-in demo set (2,000 images of 8 shape families)",
             key="form_folder",
+            help="An array file holds images as (n, height, width) or (n, height * width) square rows: bool "
+            "(True is ink), integers 0..255 or floats 0..1. Names and labels: the members names and labels of "
+            "an .npz, or NAME.names.txt and NAME.labels.txt beside NAME.npy.",
         )
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -129,9 +132,9 @@ with timing.timed("overview"):
     page.sidebar(pipeline, demo)
     st.markdown(
         f"**Data**: {'the built-in demo set' if demo else ''} `{pipeline.inventory.root}` · "
-        f"{len(pipeline.inventory.files):,} files"
+        f"{len(pipeline.inventory.files):,} {pipeline.inventory.kind}s"
     )
-    if len(pipeline.inventory.files) > data.RESCAN_ABOVE:
+    if len(pipeline.inventory.files) > data.RESCAN_ABOVE and pipeline.inventory.array is None:
         st.caption(
             "A folder this large is listed again only when a file is added, removed or renamed in it: "
             "an image overwritten under the same name is seen after a new look."

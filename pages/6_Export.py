@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import DotmapError
-from core.outputs.export import FOLDER_CSV, GROUPS_CSV, export, groups_csv_text
+from core.outputs.export import FOLDER_CSV, GROUPS_CSV, array_rows, export, groups_csv_text
 from core.reading.names import shown
 from pages.ui import curation as cur
 from pages.ui import data, page
@@ -38,17 +38,20 @@ left, right = st.columns(2)
 with left:
     st.download_button(
         f"Assignments (CSV, {n:,} rows)",
-        groups_csv_text(curation) if by_name else data.assignments_csv(pipeline, k),
+        groups_csv_text(curation, source_rows=array_rows(pipeline)) if by_name else data.assignments_csv(pipeline, k),
         file_name=f"{stem}.csv",
         mime="text/csv",
         icon=":material/download:",
         on_click="ignore",
         key="csv_download",
     )
+    first = (
+        "row (in the array), name" if pipeline.inventory.array is not None else "path (relative to the image folder)"
+    )
     st.caption(
-        "Columns: path (relative to the image folder) and group (its name, or outlier / unassigned)."
+        f"Columns: {first} and group (its name, or outlier / unassigned)."
         if by_name
-        else "Columns: path (relative to the image folder), cluster, distance to the cluster's centre, silhouette."
+        else f"Columns: {first}, cluster, distance to the cluster's centre, silhouette."
     )
 with right:
     page.zip_download(
@@ -62,6 +65,9 @@ with right:
         )
         + "; made when you click (a few seconds for many images)."
     )
+
+if pipeline.inventory.array is not None:
+    st.stop()  # an array set's images are rows, not files: the CSV is its export (the zip button says so)
 
 st.markdown("#### Write to a folder on this computer")
 with st.form("write"):

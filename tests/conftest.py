@@ -106,3 +106,20 @@ def recommended_k(demo) -> int:
     from core.engine.pipeline import Pipeline, Settings
 
     return Pipeline(demo, Settings()).sweep().recommended_k
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """What the page hands to download buttons, by file name (AppTest keeps no media otherwise)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    captured: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        if isinstance(path_or_data, (bytes, str)) and filename:
+            captured[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return captured

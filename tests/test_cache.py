@@ -206,8 +206,10 @@ def core_sources() -> dict[str, str]:
 
 def is_numpy_load(call: ast.Call) -> bool:
     func = call.func
-    return isinstance(func, ast.Attribute) and func.attr == "load" and (
-        isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy")
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "load"
+        and (isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy"))
     )
 
 
@@ -313,8 +315,7 @@ def test_two_processes_compute_an_entry_once(tmp_path: Path) -> None:
     counter = tmp_path / "computes.txt"
     outs = [str(tmp_path / f"out{i}") for i in range(2)]
     processes = [
-        context.Process(target=race_worker, args=(str(tmp_path / "cache"), str(counter), out, barrier))
-        for out in outs
+        context.Process(target=race_worker, args=(str(tmp_path / "cache"), str(counter), out, barrier)) for out in outs
     ]
     for p in processes:
         p.start()

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.demo import make_demo
@@ -334,21 +333,6 @@ def test_classify_several_give_a_table_and_a_csv(demo: Path) -> None:
 
 
 # ---- export ----------------------------------------------------------------------------------
-@pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    """What the page hands to download buttons, by file name (AppTest keeps no media otherwise)."""
-    captured: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self, path_or_data, mimetype, kind, filename=None):
-        if isinstance(path_or_data, (bytes, str)) and filename:
-            captured[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
-        return original(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
-    return captured
-
-
 def test_export_csv_download_holds_every_image(demo: Path, downloads: dict, recommended_k: int) -> None:
     at = open_page("pages/6_Export.py")
     assert_clean(at)
@@ -522,7 +506,7 @@ def test_choose_k_with_a_malformed_labels_file_warns_and_goes_on(tmp_path: Path,
     prepared_without_map(folder, SMALL_PCA)
     at = open_with(folder, SMALL_PCA, "pages/2_Choose_k.py", monkeypatch)
     assert_clean(at)
-    assert "labels.csv is not used" in texts(at, "warning")
+    assert "The labels are not used" in texts(at, "warning")
     assert "ARI" not in at.dataframe[0].value.columns
 
 

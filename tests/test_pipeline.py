@@ -20,8 +20,16 @@ from core.representation.typical import TYPICAL_CELLS
 
 N_IMAGES = 48
 PCA = Settings(cluster_space="pca", k_max=6)
-TABLE_KEYS = {"k", "inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability",
-    "stability_spread", "sizes"}
+TABLE_KEYS = {
+    "k",
+    "inertia",
+    "silhouette",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "stability",
+    "stability_spread",
+    "sizes",
+}
 MATCHED_SHARE = 0.8  # of clusters whose largest overlap at k+1 keeps their id
 
 

@@ -29,8 +29,28 @@ from core.engine.settings import (
 )
 from core.errors import DotmapError
 from core.outputs import compare
+from core.reading.arrays import is_array_file, scan_array
 from core.reading.decode import ImageReadError
+from core.reading.images import unpack_masks
 from core.reading.names import shown
+from core.reading.rows import array_blocks
+
+DATA_HELP = (
+    "a folder of images (searched recursively), or an .npy/.npz array of images: (n, h, w) or (n, h * w), "
+    "bool (True is ink), integers 0..255 or floats 0..1"
+)
+
+
+def image_shape(text: str) -> tuple[int, int]:
+    """``--image-shape``: "HxW" (or one number, a square side) -> (h, w)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        h, w = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (None, None)
+    except ValueError:
+        h = w = None
+    if h is None or h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} should be HEIGHTxWIDTH in pixels, e.g. 200x200")
+    return h, w
 
 
 def _add_settings(parser: argparse.ArgumentParser, optional_data: bool = True) -> None:
@@ -40,10 +60,17 @@ def _add_settings(parser: argparse.ArgumentParser, optional_data: bool = True) -
             metavar="DATA_DIR",
             nargs="?",
             default=None,
-            help="folder of images, searched recursively (default: the built-in demo set)",
+            help=f"{DATA_HELP} (default: the built-in demo set)",
         )
     else:
-        parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of images, searched recursively")
+        parser.add_argument("data_dir", metavar="DATA_DIR", help=DATA_HELP)
+    parser.add_argument(
+        "--image-shape",
+        metavar="HxW",
+        type=image_shape,
+        default=None,
+        help="the height and width of an array's flat rows (n, h * w) when they are not square",
+    )
     add_setting_flags(parser)
     parser.add_argument(
         "--cache", metavar="DIR", default=None, help=f"cache folder (default ${CACHE_ENV} or ~/.cache/dotmap)"
@@ -57,7 +84,8 @@ def _pipeline(args: argparse.Namespace) -> tuple[Pipeline, Progress]:
     if data_dir is None:
         data_dir = demo.builtin_demo_dir(args.cache or default_cache_dir(), on_progress=progress)
         print(f"using the built-in demo set: {data_dir}", file=sys.stderr)
-    pipeline = Pipeline(data_dir, settings_from_flags(args), args.cache, on_progress=progress)
+    settings = settings_from_flags(args)
+    pipeline = Pipeline(data_dir, settings, args.cache, on_progress=progress, image_shape=args.image_shape)
     return pipeline, progress
 
 
@@ -85,7 +113,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from core.engine.jobs import run_job
 
         cache = args.cache or default_cache_dir()
-        return run_job(args.data_dir, settings_from_flags(args), cache, args.job, print_prepared, where)
+        settings = settings_from_flags(args)
+        return run_job(args.data_dir, settings, cache, args.job, print_prepared, where, args.image_shape)
     start = time.perf_counter()
     pipeline, progress = _pipeline(args)
     with ExitStack() as stack:
@@ -153,6 +182,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     results, failures = [], []
     for image in args.images:
+        if is_array_file(image):  # every row of an array of new images
+            s = pipeline.settings
+            for packed, names, bad in array_blocks(scan_array(image), s.grid, s.polarity, workers=1):
+                found = predictor.predict_masks(unpack_masks(packed, s.grid), [f"{image}: {n}" for n in names])
+                results.extend(r.to_dict() for r in found)
+                failures.extend({"name": f"{image}: {name}", "error": reason} for name, reason in bad)
+            continue
         try:
             results.append(predictor.predict(image).to_dict())
         except ImageReadError as exc:
@@ -285,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="assign new images to the clusters of a prepared folder")
     _add_settings(p, optional_data=False)
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files to classify")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (or .npy/.npz arrays of images) to classify")
     p.add_argument("--k", type=int, default=None, help="number of clusters (default: the recommended k)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_curation_option(p, "assign to")

@@ -21,7 +21,7 @@ def report_skipped(pipeline: Pipeline, out: TextIO | None = None) -> None:
     skipped = pipeline.image_meta()["skipped"]
     if not skipped:
         return
-    print(f"skipped {len(skipped)} file(s) that are not usable images:", file=out)
+    print(f"skipped {len(skipped)} {pipeline.inventory.kind}(s) that are not usable images:", file=out)
     for path, reason in skipped[:SKIPPED_SHOWN]:
         print(f"  {shown(path)}: {reason}", file=out)
     if len(skipped) > SKIPPED_SHOWN:

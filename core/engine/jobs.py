@@ -300,6 +300,7 @@ def run_job(
     folder: str | os.PathLike,
     on_done: Callable[[Pipeline], None] | None = None,
     where: Where | None = None,
+    image_shape: tuple[int, int] | None = None,
 ) -> int:
     """Prepare every stage, writing progress into ``folder``; the body of ``python -m core prepare --job``.
 
@@ -323,7 +324,7 @@ def run_job(
             reporter.end()
         elif data_dir is None:
             data_dir = str(demo.builtin_demo_path(root))
-        pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress)
+        pipeline = Pipeline(data_dir, settings, root, on_progress=reporter.progress, image_shape=image_shape)
         status.fingerprint = pipeline.inventory.fingerprint
         reporter.plan([(s.stage, s.words, pipeline.is_cached(s.stage)) for s in pipeline.plan()])
         if pipeline.missing():  # a cluster is reached (or started) only when there is work for it

@@ -23,7 +23,7 @@ from core.engine.cache import Cache, Entry, default_cache_dir, make_key
 from core.engine.settings import CLUSTER_SPACES, Settings
 from core.engine.stages import STAGES, plan_stages, stage_of, stage_version
 from core.errors import DotmapError, NoImagesError, NoStructureError
-from core.reading import folders, images
+from core.reading import arrays, folders, images
 from core.reading.names import shown
 from core.representation import reduction
 
@@ -70,12 +70,13 @@ class Pipeline:
     cache_dir: str | Path | None = None
     on_progress: ProgressFn | None = None
     inventory: folders.Inventory | None = field(default=None, repr=False)  # a scan of data_dir made just now
+    image_shape: tuple[int, int] | None = None  # (h, w) of an array set's flat rows, when they are not square
     backend: Backend | None = field(default=None, repr=False)  # where parallel work runs (core.engine.backends)
 
     def __post_init__(self) -> None:
         self.backend = self.backend or Backend()
         if self.inventory is None or Path(self.data_dir).expanduser() != self.inventory.root:
-            self.inventory = folders.scan_folder(self.data_dir)  # first: a wrong folder creates nothing
+            self.inventory = arrays.scan_data(self.data_dir, self.image_shape)  # first: a wrong folder creates nothing
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}

@@ -22,7 +22,7 @@ from core.clustering import algorithms as clustering
 from core.clustering import scoring, sweep
 from core.engine import versions
 from core.errors import NoImagesError
-from core.reading import images
+from core.reading import images, rows
 from core.representation import embedding, features, reduction, typical
 
 if TYPE_CHECKING:
@@ -58,10 +58,14 @@ class Stage:
 
 def read_images(p: Pipeline) -> Result:
     if not p.inventory.files:
-        raise NoImagesError(f"The folder {p.inventory.root} holds no files.")
+        what = "folder" if p.inventory.array is None else "array"
+        raise NoImagesError(f"The {what} {p.inventory.root} holds no {p.inventory.kind}s.")
     out = p.cache.scratch_file("images", "packed")
     s = p.settings
-    read = images.stream_images(p.inventory, out, s.grid, s.polarity, on_progress=p.on_progress, backend=p.backend)
+    if p.inventory.array is not None:
+        read = rows.stream_array(p.inventory, out, s.grid, s.polarity, on_progress=p.on_progress, backend=p.backend)
+    else:
+        read = images.stream_images(p.inventory, out, s.grid, s.polarity, on_progress=p.on_progress, backend=p.backend)
     meta = {"paths": read.paths, "skipped": read.skipped, "grid": s.grid, "distinct": read.distinct}
     return {"packed": out, "ink": read.ink}, meta
 

@@ -45,12 +45,31 @@ def assignment_rows(
     return [(paths[i], int(labels[i]), round(float(distance[i]), 6), round(float(silhouette[i]), 6)) for i in chosen]
 
 
+def array_rows(pipeline: Pipeline) -> list[int] | None:
+    """The row in the user's array of every image (in the images' order) of an array set; None for a folder."""
+    inventory = pipeline.inventory
+    if inventory.array is None:
+        return None
+    index = {e.path: i for i, e in enumerate(inventory.files)}
+    return [index[path] for path in pipeline.image_meta()["paths"]]
+
+
+def _with_rows(header: Sequence[str], lines: list[tuple], source: list[int] | None, chosen: Sequence[int]) -> list:
+    """An array set's CSV names its images by row and name (``row,name,...``); a folder's by path."""
+    if source is None:
+        return [tuple(header), *lines]
+    return [("row", "name", *header[1:]), *((source[i], *line) for i, line in zip(chosen, lines, strict=True))]
+
+
 def assignments_csv_text(pipeline: Pipeline, k: int, rows: Sequence[int] | np.ndarray | None = None) -> str:
-    """The assignment CSV as text (for a download button, or to write to a file); all images or ``rows``."""
+    """The assignment CSV as text (for a download button, or to write to a file); all images or ``rows``.
+
+    Columns: path, cluster, distance, silhouette; an array set's start with row (in the array) and name.
+    """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows((inert_path(path), *rest) for path, *rest in assignment_rows(pipeline, k, rows))
+    chosen = range(len(pipeline.image_meta()["paths"])) if rows is None else [int(r) for r in rows]
+    lines = [(inert_path(path), *rest) for path, *rest in assignment_rows(pipeline, k, rows)]
+    csv.writer(out, lineterminator="\n").writerows(_with_rows(CSV_COLUMNS, lines, array_rows(pipeline), chosen))
     return out.getvalue()
 
 
@@ -77,14 +96,18 @@ def predictions_csv_text(predictions: Sequence) -> str:
     return out.getvalue()
 
 
-def groups_csv_text(curation: Curation, rows: Sequence[int] | np.ndarray | None = None) -> str:
-    """``path,group`` for every image of a curation (or ``rows``): the group's name, or outlier / unassigned."""
+def groups_csv_text(
+    curation: Curation, rows: Sequence[int] | np.ndarray | None = None, source_rows: list[int] | None = None
+) -> str:
+    """``path,group`` for every image of a curation (or ``rows``): the group's name, or outlier / unassigned.
+
+    For an array set give ``source_rows`` (:func:`array_rows`): the columns are then row, name, group.
+    """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(GROUP_COLUMNS)
     chosen = range(len(curation.paths)) if rows is None else [int(r) for r in rows]
     names = {**curation.names, **NO_GROUP}
-    writer.writerows((inert_path(curation.paths[i]), inert_cell(names[int(curation.labels[i])])) for i in chosen)
+    lines = [(inert_path(curation.paths[i]), inert_cell(names[int(curation.labels[i])])) for i in chosen]
+    csv.writer(out, lineterminator="\n").writerows(_with_rows(GROUP_COLUMNS, lines, source_rows, chosen))
     return out.getvalue()
 
 
@@ -137,7 +160,7 @@ def grouping(pipeline: Pipeline, k: int | None = None, curation: Curation | None
     return Grouping(
         [by_id[int(g)] for g in curation.labels],
         GROUPS_CSV,
-        lambda rows: groups_csv_text(curation, rows),
+        lambda rows: groups_csv_text(curation, rows, array_rows(pipeline)),
         len(present),
     )
 
@@ -156,6 +179,7 @@ def zip_of_files(
     has gone since the images were read is an error that names it. Entry names are made safe for
     every unzip tool (core.reading.names.zip_entry); two names made alike get ``~2``, ``~3`` before the suffix.
     """
+    _check_has_files(pipeline, "a zip")
     plan = grouping(pipeline, k, curation)
     paths = pipeline.image_meta()["paths"]
     chosen = range(len(paths)) if rows is None else [int(r) for r in rows]
@@ -175,6 +199,17 @@ def zip_of_files(
             if on_progress is not None and (i + 1 == len(chosen) or (i + 1) % 500 == 0):
                 on_progress(i + 1, len(chosen), "zip")
     return buffer.getvalue()
+
+
+ARRAY_HAS_NO_FILES = (
+    "{root} is an array: its images are rows, not files, so there is nothing to copy into {what}. "
+    "Export the CSV instead: its row column is each image's row in the array."
+)
+
+
+def _check_has_files(pipeline: Pipeline, what: str) -> None:
+    if pipeline.inventory.array is not None:
+        raise DotmapError(ARRAY_HAS_NO_FILES.format(root=shown(str(pipeline.inventory.root)), what=what))
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -200,7 +235,8 @@ def _first_new(path: Path) -> Path:
 
 
 def check_output(pipeline: Pipeline, target: str | os.PathLike, what: str) -> Path:
-    """The output path, checked: new, and outside the data folder. Raises DotmapError otherwise."""
+    """The output path, checked: new, and outside the data folder (not the array file itself). Raises
+    DotmapError otherwise."""
     path = Path(target).expanduser()
     data = pipeline.inventory.root.resolve()
     where = path.resolve()  # resolves the parts that exist, so a link into the data folder is seen
@@ -238,6 +274,8 @@ def export(
     """
     if csv_path is None and folders is None:
         raise DotmapError("say what to export: a CSV file and/or a folder.")
+    if folders is not None:
+        _check_has_files(pipeline, "folders")
     plan = grouping(pipeline, k, curation)
     outputs = {}
     if csv_path is not None:

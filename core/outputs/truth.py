@@ -1,4 +1,4 @@
-"""A prepared set's clusters scored against its ``labels.csv``: ARI and NMI of every k and of the groups without a k."""
+"""A prepared set's clusters scored against its labels: ARI and NMI of every k and of the groups without a k."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from core.clustering.agreement import agreement, truth_scores
 from core.engine.pipeline import Pipeline
-from core.reading.labels import read_labels
+from core.reading.labels import labels_of
 
 MIN_LABELLED = 2  # fewer labelled images cannot be compared with anything
 
@@ -38,14 +38,16 @@ class Truth:
 
 
 def truth_of(pipeline: Pipeline) -> Truth | None:
-    """The agreement of every k with the folder's labels.csv, or None when it has none or labels too few images.
+    """The agreement of every k with the set's labels (core.reading.labels), or None when it has none or
+    labels too few images.
 
-    Raises DotmapError (in words) when labels.csv cannot be read or has no ``filename,label`` header.
+    Raises DotmapError (in words) when the labels cannot be read (labels.csv without its ``filename,label``
+    header, an array set's labels of the wrong length).
     """
-    path = pipeline.inventory.labels_path
-    if path is None:
+    found = labels_of(pipeline.inventory, pipeline.image_meta()["paths"])
+    if found is None:
         return None
-    codes, names = read_labels(path, pipeline.image_meta()["paths"])
+    codes, names = found
     if (codes >= 0).sum() < MIN_LABELLED:
         return None
     pairs = truth_scores(codes, pipeline.sweep().labels)

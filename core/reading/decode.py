@@ -35,8 +35,6 @@ class ImageReadError(DotmapError):
     """One file could not be used as an image; the message is the reason shown to the user."""
 
 
-
-
 def _to_gray(im: Image.Image) -> np.ndarray:
     """Any Pillow mode -> uint8 gray levels (transparent areas become white ground)."""
     if im.mode == "L":
@@ -80,7 +78,7 @@ def _light_ink(dark: np.ndarray) -> bool:
     return 2 * np.count_nonzero(dark) > dark.size
 
 
-def _ink_on_grid(gray: np.ndarray, grid: int, polarity: str) -> np.ndarray:
+def ink_on_grid(gray: np.ndarray, grid: int, polarity: str) -> np.ndarray:
     """Ink mask (grid, grid) of a uint8 gray image: aspect kept, centred on empty ground.
 
     ``polarity="auto"`` takes the majority tone of the image's frame as its ground.
@@ -237,4 +235,4 @@ def decode_image(
         raise ImageReadError(f"damaged or truncated image ({detail})") from None
     except Exception as exc:  # a malformed file can trip any decoder; it must not stop the run
         raise ImageReadError(f"cannot be decoded ({type(exc).__name__}: {exc})") from None
-    return _ink_on_grid(gray, grid, polarity)
+    return ink_on_grid(gray, grid, polarity)

@@ -7,6 +7,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import DotmapError, NoImagesError
 from core.reading.names import is_valid_utf8, shown
@@ -35,6 +36,13 @@ class Inventory:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # found while listing: see scan_folder
     # every folder listed, as (path relative to root, its mtime_ns taken before it was listed)
     folders: list[tuple[str, int]] = field(default_factory=list, repr=False)
+    # an array set (core.reading.arrays.ArraySource): root is its file and each entry a row's name
+    array: Any = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """What one entry is, for a person: "file", or "row" of an array set."""
+        return "file" if self.array is None else "row"
 
 
 def special_kind(mode: int) -> str:

@@ -87,7 +87,6 @@ def ink_counts(packed: np.ndarray) -> np.ndarray:
     return np.concatenate(counts) if counts else np.zeros(0, np.int32)
 
 
-
 def _decode_chunk(
     root: str, paths: list[str], grid: int, polarity: str, max_pixels: int
 ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
@@ -150,12 +149,23 @@ def stream_images(
     The packed rows (n_images, ceil(grid * grid / 8)) never sit in memory all at once: 5 GB at a
     million images. Distinct images are counted by digest and ink by popcount as each chunk passes.
     """
+    blocks = decode_blocks(inventory, grid, polarity, workers, max_pixels, on_progress, backend)
+    return write_blocks(blocks, out, grid, inventory.skipped)
+
+
+def write_blocks(
+    blocks: Iterator[tuple[np.ndarray, list[str], list[tuple[str, str]]]],
+    out: str | os.PathLike,
+    grid: int,
+    skipped: list[tuple[str, str]] = (),
+) -> Streamed:
+    """Write the packed masks of ``blocks`` (as :func:`decode_blocks` yields them) to the .npy file ``out``,
+    counting distinct images and ink as they pass; ``skipped`` is what was left out before reading."""
     kept: list[str] = []
-    skipped: list[tuple[str, str]] = list(inventory.skipped)
+    skipped = list(skipped)
     digests: set[bytes] = set()
     ink: list[np.ndarray] = []
     with RowWriter(out, ((grid * grid + 7) // 8,), np.uint8) as writer:
-        blocks = decode_blocks(inventory, grid, polarity, workers, max_pixels, on_progress, backend)
         for packed, good, bad in blocks:
             writer.append(packed)
             kept.extend(good)

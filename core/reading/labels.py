@@ -1,4 +1,4 @@
-"""The true classes of a folder's images, from its ``labels.csv`` (filename,label), when it has one."""
+"""The true classes of a data set's images: a folder's ``labels.csv`` (filename,label), an array set's labels."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DotmapError
+from core.reading import arrays
+from core.reading.folders import Inventory
 
 
 def read_labels(path: Path, paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -31,3 +33,18 @@ def read_labels(path: Path, paths: Sequence[str]) -> tuple[np.ndarray, list[str]
     index = {name: i for i, name in enumerate(names)}
     codes = np.array([index.get(mapping.get(p, ""), -1) for p in paths], dtype=np.int64)
     return codes, names
+
+
+def labels_of(inventory: Inventory, paths: Sequence[str]) -> tuple[np.ndarray, list[str]] | None:
+    """The classes of ``paths`` (as :func:`read_labels`) from wherever the data set keeps them; None without."""
+    if inventory.labels_path is None:
+        return None
+    if inventory.array is None:
+        return read_labels(inventory.labels_path, paths)
+    labels = arrays.labels_of(inventory.array)
+    if labels is None:
+        return None
+    mapping = {e.path: label for e, label in zip(inventory.files, labels, strict=True) if label}
+    names = sorted(set(mapping.values()))
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index.get(mapping.get(p, ""), -1) for p in paths], dtype=np.int64), names

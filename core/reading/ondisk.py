@@ -156,4 +156,3 @@ def load(path: str | os.PathLike) -> np.ndarray:
     if os.path.getsize(path) > MAP_ABOVE_BYTES:
         return map_rows(path)
     return np.load(path, allow_pickle=False)
-

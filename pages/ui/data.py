@@ -22,10 +22,12 @@ from core.errors import DotmapError
 from core.outputs import export
 from core.outputs.predict import Predictor
 from core.outputs.truth import Truth, truth_of
+from core.reading.arrays import scan_data
 from core.reading.decode import ImageReadError, decode_image
-from core.reading.folders import Inventory, folders_unchanged, scan_folder
+from core.reading.folders import Inventory, folders_unchanged
 from core.reading.images import ImageSet
 from core.reading.names import shown
+from core.reading.rows import sample_masks
 from core.representation import typical
 from core.representation.reduction import Reduction
 from pages.ui import jobs as ui_jobs
@@ -33,6 +35,8 @@ from pages.ui import state
 
 # ---- opening the data -----------------------------------------------------------------------
 RESCAN_ABOVE = 100_000  # files; see current_inventory
+
+
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _pipeline(data_dir: str, settings_json: str, fingerprint: str, _inventory: Inventory) -> Pipeline:
     return Pipeline(data_dir, Settings(**json.loads(settings_json)), inventory=_inventory)
@@ -76,7 +80,7 @@ def current_inventory(data_dir: str) -> Inventory:
     last = _last_scan(data_dir).get("inventory")
     if last is not None and len(last.files) > RESCAN_ABOVE and folders_unchanged(last):
         return last
-    inventory = scan_folder(data_dir)
+    inventory = scan_data(data_dir)
     _last_scan(data_dir)["inventory"] = inventory
     return inventory
 
@@ -91,7 +95,8 @@ def is_demo(pipeline: Pipeline) -> bool:
 
 # ---- a sample, without loading the set ------------------------------------------------------
 def sample_images(pipeline: Pipeline, limit: int) -> tuple[np.ndarray, list[str]]:
-    """Up to ``limit`` images spread evenly over the folder, decoded straight from their files.
+    """Up to ``limit`` images spread evenly over the folder, decoded straight from their files (an array
+    set's rows read from the array).
 
     Cheaper than loading the whole image set on the first page. Returns masks (m, grid, grid) and paths.
     """
@@ -99,6 +104,9 @@ def sample_images(pipeline: Pipeline, limit: int) -> tuple[np.ndarray, list[str]
     picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int)) if files else []
     masks, names = [], []
     s = pipeline.settings
+    if pipeline.inventory.array is not None:
+        sample, rows = sample_masks(pipeline.inventory.array, [int(i) for i in picks], s.grid, s.polarity)
+        return sample, [shown(files[i].path) for i in rows]
     for i in picks:
         try:
             masks.append(decode_image(pipeline.inventory.root / files[i].path, s.grid, s.polarity))
@@ -244,7 +252,7 @@ def truth_scores(pipeline: Pipeline) -> Truth | None:
         stamp = "" if labels is None else f"{labels}:{labels.stat().st_size}:{labels.stat().st_mtime_ns}"
         return _truth(pipeline.key("sweep") + stamp, pipeline)  # an edited labels.csv is read again
     except (DotmapError, OSError) as exc:
-        st.warning(f"labels.csv is not used: {exc}")
+        st.warning(f"The labels are not used: {exc}")
         return None
 
 

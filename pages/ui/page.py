@@ -80,8 +80,8 @@ def sidebar(pipeline: Pipeline, demo: bool) -> None:
     with st.sidebar:
         st.markdown(f"**Data**: {'built-in demo' if demo else pipeline.inventory.root.name}")
         st.caption(
-            f"{len(pipeline.inventory.files)} files · features `{s.features}` · {s.components} components · "
-            f"{s.algorithm} · k {s.k_min}..{s.k_max} · cluster space {s.cluster_space}"
+            f"{len(pipeline.inventory.files)} {pipeline.inventory.kind}s · features `{s.features}` · "
+            f"{s.components} components · {s.algorithm} · k {s.k_min}..{s.k_max} · cluster space {s.cluster_space}"
         )
         while pipeline.cache.notes:  # a broken cache entry met while loading: it was recomputed
             st.info(f"Cache: {pipeline.cache.notes.pop(0)}")
@@ -134,6 +134,9 @@ def zip_download(
     """A button that packs the images into a zip here on the page (with a spinner, and an error in words
     if a file has gone), then offers it for download. The zip is kept until k or the images change.
     With a ``curation`` (k None) the folders are its named groups; a change to it makes a new zip."""
+    if pipeline.inventory.array is not None:
+        st.caption("The images of an array set are rows, not files: the CSV's row column says where each one is.")
+        return
     count = len(rows) if rows is not None else len(pipeline.image_meta()["paths"])
     token = f"{pipeline.key('sweep')}:{k}:{'all' if rows is None else hashlib.sha256(rows.tobytes()).hexdigest()}"
     if curation is not None:

@@ -446,4 +446,3 @@ def sizes_strip(sizes: Sequence[int], noise: int = 0) -> str:
         f"background:{background};color:white;font-size:0.8em'>{text}</span>"
         for background, text in chips
     )
-
