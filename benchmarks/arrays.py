@@ -9,6 +9,7 @@ images bit for bit.
 
     python3 benchmarks/arrays.py                      # 32,000 images: read x3, whole prepare x1 per source
     python3 benchmarks/arrays.py --n 4000 --repeats 3 --whole-repeats 3
+    python3 benchmarks/arrays.py --whole-repeats 0 --busy   # the read stage while one core is kept busy
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import DATA, demo_folder, peak_mb, run_fresh
+from harness import DATA, busy_core, demo_folder, peak_mb, run_fresh
 
 SEED = 0
 
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32000)
     parser.add_argument("--repeats", type=int, default=3, help="read-stage runs per source (median)")
     parser.add_argument("--whole-repeats", type=int, default=1, help="whole cold prepares per source (0: none)")
+    parser.add_argument("--busy", action="store_true", help="with another process keeping one core busy")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     folder = demo_folder(args.n, SEED)
@@ -110,7 +112,8 @@ def main() -> None:
             repeats = repeats or args.whole_repeats
             if repeats == 0:
                 continue
-            got = measure(child, data, DATA / f"arrays-cache-{name}", repeats)
+            with busy_core(args.busy):
+                got = measure(child, data, DATA / f"arrays-cache-{name}", repeats)
             result[f"{name} {stage}"] = got
             print(f"{name:<8} {stage:<16} {got['seconds']:9.1f} {got['peak_mb']:8.0f}", flush=True)
     caches = [str(DATA / f"arrays-cache-{name}") for name in ("folder", "array")]

@@ -13,6 +13,8 @@ import resource
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,20 @@ def peak_mb(children: bool = False) -> float:
     """Peak resident memory (ru_maxrss) in MB of this process, or with ``children`` of the largest
     of its child processes that have ended."""
     return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def busy_core(busy: bool = True) -> Iterator[None]:
+    """While inside, another process keeps one core busy (a machine that is not quiet); nothing if not ``busy``."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 class ChildFailed(RuntimeError):

@@ -159,7 +159,7 @@ with timing.timed("overview"):
     st.markdown("#### The data set")
     m = st.columns(5)
     m[0].metric("Images used", f"{len(meta['paths']):,}")
-    m[1].metric("Files skipped", f"{len(meta['skipped']):,}")
+    m[1].metric(f"{pipeline.inventory.kind.capitalize()}s skipped", f"{len(meta['skipped']):,}")
     m[2].metric("Distinct images", f"{meta['distinct']:,}")
     m[3].metric("Recommended k", sweep.recommended_k, help=f"The rule: {RECOMMENDATION_RULE}.")
     m[4].metric(

@@ -57,14 +57,15 @@ with right:
     page.zip_download(
         pipeline, k, None, key="export_zip", file_name=f"{stem}.zip", curation=curation if by_name else None
     )
-    st.caption(
-        (
-            f"A folder named after each group, with {csv_name}"
-            if by_name
-            else f"`cluster_<id>/<path>` for every image, and {csv_name}"
+    if pipeline.inventory.array is None:
+        st.caption(
+            (
+                f"A folder named after each group, with {csv_name}"
+                if by_name
+                else f"`cluster_<id>/<path>` for every image, and {csv_name}"
+            )
+            + "; made when you click (a few seconds for many images)."
         )
-        + "; made when you click (a few seconds for many images)."
-    )
 
 if pipeline.inventory.array is not None:
     st.stop()  # an array set's images are rows, not files: the CSV is its export (the zip button says so)
