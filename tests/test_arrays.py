@@ -1,6 +1,7 @@
 """Array sets (.npy, .npz): the same clusters as the folder of their images, their values, names, labels and
 every bad array said in words."""
 
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -142,6 +143,9 @@ def test_a_bad_npz_is_said_in_words(tmp_path: Path) -> None:
         scan_array(tmp_path / "broken.npz")
     with pytest.raises(NoImagesError, match="does not exist"):
         scan_array(tmp_path / "missing.npy")
+    os.mkfifo(tmp_path / "pipe.npy")
+    with pytest.raises(DotmapError, match="not a regular file"):
+        scan_data(tmp_path / "pipe.npy")  # refused at once, not a read that never ends
 
 
 def test_rows_with_nan_or_values_out_of_range_are_named_and_skipped(tmp_path: Path) -> None:

@@ -114,6 +114,8 @@ def open_source(path: str | os.PathLike, image_shape: tuple[int, int] | None = N
     where = shown(str(path))
     if not path.exists():
         raise NoImagesError(f"The array file {where} does not exist.")
+    if not path.is_file():  # a named pipe or a device would hang the read
+        raise DotmapError(f"{where} is not a regular file, so it cannot be an array of images.")
     if path.suffix.lower() == ".npz":
         try:
             with zipfile.ZipFile(path) as archive:
