@@ -46,6 +46,14 @@ def start_server(env: dict, cwd: Path = APP_FOLDER) -> tuple[subprocess.Popen, s
     return process, f"http://127.0.0.1:{port}"
 
 
+FOLDER_BOX = "Image folder on this computer"  # the start of the Overview's folder box label
+
+
+def folder_box(page):
+    """The Overview's folder box (by role: its help button carries the same label)."""
+    return page.get_by_role("textbox", name=FOLDER_BOX)
+
+
 def settle(page) -> None:
     page.wait_for_selector("[data-test-script-state='notRunning']", timeout=PAGE_TIMEOUT_MS)
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from browser import APP_FOLDER, CHROMIUM, free_port, healthy
+from browser import APP_FOLDER, CHROMIUM, folder_box, free_port, healthy
 
 LIMIT_MS = 600_000
 
@@ -52,7 +52,7 @@ def one_run(numba_cache: Path, folder: str | None) -> dict[str, float]:
             if folder is not None:
                 page.get_by_text("Recommended k").first.wait_for()  # the demo first: the README's first command
                 out["demo_s"] = time.monotonic() - opened
-                page.get_by_label("Image folder on this computer (searched recursively)").fill(folder)
+                folder_box(page).fill(folder)
                 page.get_by_role("button", name="Apply and prepare").click()
                 opened = time.monotonic()
                 page.get_by_text("Read the images").first.wait_for()

@@ -15,6 +15,7 @@ import pytest
 from browsing import assert_no_exception, settle, shoot
 from conftest import new_tab, streamlit_server
 
+from benchmarks.browser import folder_box
 from core.demo import make_demo
 from core.reading.images import PARALLEL_FROM
 
@@ -70,7 +71,7 @@ def test_a_folder_of_4000_images_typed_into_the_overview_is_prepared(browser, fr
     with new_tab(browser) as page:
         page.goto(url)
         wait_for_results(page)  # the demo from the test before, from the cache
-        page.get_by_label("Image folder on this computer (searched recursively)").fill(str(folder))
+        folder_box(page).fill(str(folder))
         page.get_by_role("button", name="Apply and prepare").click()
         page.get_by_text(re.compile(r"4000 files")).first.wait_for(timeout=STARTED_MS)
         page.get_by_text("Read the images").first.wait_for(timeout=STARTED_MS)
