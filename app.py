@@ -1,5 +1,9 @@
-"""Dotmap's dashboard: ``streamlit run app.py`` shows the menu of its pages and opens the first, the Overview."""
+"""Dotmap's dashboard: ``streamlit run app.py`` serves menu.py (the menu of the pages, opening the Overview)
+and answers only requests that name this computer (pages/ui/hosts.py: no DNS rebinding)."""
 
-from pages.ui import page
+import streamlit as st
+from starlette.middleware import Middleware
 
-page.navigation().run()
+from pages.ui.hosts import OwnHostOnly
+
+app = st.App("menu.py", middleware=[Middleware(OwnHostOnly)])

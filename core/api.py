@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,14 +169,21 @@ class Result:
     @property
     def scores(self) -> Any:
         """The scores of every k as a pandas DataFrame indexed by k (silhouette, davies_bouldin,
-        calinski_harabasz, inertia, stability, stability_spread, sizes, recommended; ari and nmi with labels)."""
+        calinski_harabasz, inertia, stability, stability_spread, sizes, recommended; ari and nmi with labels).
+        A labels.csv that cannot be read is a warning naming it and its problem, and leaves ari and nmi out."""
         import pandas as pd
 
         from core.outputs.truth import truth_of
 
         table = pd.DataFrame([dict(row) for row in self.pipeline.sweep().table]).set_index("k")
         table["recommended"] = table.index == self.recommended_k
-        truth = truth_of(self.pipeline)
+        try:
+            truth = truth_of(self.pipeline)
+        except DotmapError as exc:  # labels only feed these two columns: the scores go on without them
+            warnings.warn(f"{exc} The agreement scores (ARI, NMI) are left out.", stacklevel=2)
+            truth = None
+        for note in [] if truth is None else truth.notes:
+            warnings.warn(note, stacklevel=2)
         if truth is not None:
             table["ari"], table["nmi"] = truth.ari, truth.nmi
         return table

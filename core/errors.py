@@ -15,3 +15,16 @@ class NoStructureError(DotmapError):
 
 class UmapUnavailableError(DotmapError):
     """UMAP could not be imported or run; the message says what to do."""
+
+
+class PathError(DotmapError):
+    """A path that cannot be looked at or used: a folder on its way this user may not enter, a name too
+    long for a file system, a loop of links, a read-only file system; the message says which and what to do."""
+
+
+class DiskFullError(DotmapError):
+    """A disk (or its table of files) is full; the message says which folder, how much was needed and what to do."""
+
+
+class SettingError(DotmapError, ValueError):
+    """A setting, flag or environment variable out of its range; the message gives the range."""

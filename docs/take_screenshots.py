@@ -50,9 +50,7 @@ def main() -> None:
 
             open_page(page, f"{url}/Clusters")
             page.wait_for_timeout(1000)
-            page.locator(f".st-key-card-{CARD}").screenshot(
-                path=str(OUT / "cluster-card.png")
-            )
+            page.locator(f".st-key-card-{CARD}").screenshot(path=str(OUT / "cluster-card.png"))
 
             page.set_viewport_size({"width": 1300, "height": 1000})
             open_page(page, f"{url}/Choose_k")

@@ -6,9 +6,11 @@ import numpy as np
 import streamlit as st
 
 from core.clustering.scoring import RECOMMENDATION_RULE
+from core.engine import disk
 from core.engine.backends import BACKEND_WORDS, BACKENDS, Where
 from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
+from core.reading import folders
 from core.reading.decode import POLARITIES
 from core.reading.images import pack_masks
 from core.reading.names import shown
@@ -88,7 +90,7 @@ def settings_form() -> None:
                 )
                 chosen_where = Where(backend, scheduler.strip() or None) if backend == "dask" else Where()
             except DotmapError as exc:
-                st.error(str(exc))
+                st.error(render.text(exc))
                 return
             state.set_where(chosen_where)
             state.set_settings(chosen, folder.strip())
@@ -97,7 +99,7 @@ def settings_form() -> None:
 def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
     st.markdown("#### What each kind of features sees of one image")
     cols = st.columns(4)
-    cols[0].image(render.montage(mask[None], side=max(192, mask.shape[0])), caption=f"the image: {name}")
+    cols[0].image(render.montage(mask[None], side=max(192, mask.shape[0])), caption=f"the image: {render.text(name)}")
     packed = pack_masks(mask[None])
     titles = {
         "pixels": "pixels: ink per block, where it is drawn",
@@ -122,7 +124,28 @@ def map_status(pipeline: Pipeline) -> None:
             key="map_job", rerun_when_ready=False,
         )  # fmt: skip
     elif status.state.stopped:
-        st.warning(f"The 2-D map was not made: {status.error} The Map page shows the PCA layout meanwhile.")
+        why = render.text(status.error)
+        st.warning(f"The 2-D map was not made: {why} The Map page shows the PCA layout meanwhile.")
+
+
+def large_folder_confirmed(pipeline: Pipeline) -> bool:
+    """Whether a folder of more than LARGE_FOLDER_FILES files may be prepared: the user says so once per
+    session (``/`` typed for a folder would start reading the whole disk); else a question is drawn."""
+    inventory, confirmed = pipeline.inventory, st.session_state.get("large_confirmed", [])
+    if len(inventory.files) <= folders.LARGE_FOLDER_FILES or inventory.array is not None:
+        return True
+    if str(inventory.root) in confirmed or not pipeline.missing() or data.job_status(pipeline)[1].active:
+        return True
+    size = disk.size_words(sum(entry.size for entry in inventory.files))
+    st.warning(
+        f"{render.text(inventory.root)} holds {len(inventory.files):,} files ({size}), more than "
+        f"{folders.LARGE_FOLDER_FILES:,}: preparing reads every one of them, and can take hours. "
+        "Is this the folder you meant? Choose another above, or prepare this one."
+    )
+    if st.button(f"Prepare all {len(inventory.files):,} files", key="confirm_large", type="primary"):
+        st.session_state["large_confirmed"] = [*confirmed, str(inventory.root)]
+        st.rerun()
+    return False
 
 
 with timing.timed("overview"):
@@ -131,7 +154,7 @@ with timing.timed("overview"):
     demo = data.is_demo(pipeline)
     page.sidebar(pipeline, demo)
     st.markdown(
-        f"**Data**: {'the built-in demo set' if demo else ''} `{pipeline.inventory.root}` · "
+        f"**Data**: {'the built-in demo set' if demo else ''} {render.text(pipeline.inventory.root)} · "
         f"{len(pipeline.inventory.files):,} {pipeline.inventory.kind}s"
     )
     if len(pipeline.inventory.files) > data.RESCAN_ABOVE and pipeline.inventory.array is None:
@@ -143,7 +166,9 @@ with timing.timed("overview"):
             data.forget_scan(str(pipeline.data_dir))
             st.rerun()
     if not pipeline.inventory.files:
-        st.error(f"The folder {pipeline.inventory.root} holds no files. Choose a folder of images above.")
+        st.error(f"{render.text(folders.no_files_words(pipeline.inventory))} Choose a folder of images above.")
+        st.stop()
+    if not large_folder_confirmed(pipeline):
         st.stop()
 
     preview = st.container()  # filled last: its first drawing imports scipy, and the data set comes first
@@ -188,5 +213,5 @@ with timing.timed("overview"):
             feature_preview(sample[0], sample_names[0], pipeline.settings.features)
     map_status(pipeline)
     st.markdown("#### Next")
-    for column, (path, icon) in zip(st.columns(len(page.PAGES) - 1), page.PAGES[1:], strict=True):
-        column.page_link(path, icon=icon)
+    for column, path in zip(st.columns(len(page.PAGES) - 1), page.PAGES[1:], strict=True):
+        column.page_link(path)

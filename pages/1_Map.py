@@ -44,7 +44,8 @@ def show_clicked(pipeline: Pipeline, row: int, label: int, word: str, shapes: np
     where = f"{word} {label}" if label >= 0 else "in no group"
     mask = data.image_set(pipeline).unpack(np.array([row]))
     left, middle, _ = st.columns([2, 2, 3])
-    left.image(render.montage(mask, side=CLICKED_PX, frames=[render.colour(label)]), caption=f"{names[row]} · {where}")
+    picture = render.montage(mask, side=CLICKED_PX, frames=[render.colour(label)])
+    left.image(picture, caption=f"{render.text(names[row])} · {where}")
     if shapes is not None and 0 <= label < len(shapes):
         middle.image(render.density_image(shapes[label], CLICKED_PX), caption=f"typical shape of {where}")
 

@@ -47,7 +47,7 @@ def curation_view(pipeline: Pipeline) -> None:
             st.info(
                 "A curation is your own grouping of the images: start from the clusters of a k, then name groups, "
                 "merge them, split one, move images between them or mark them as outliers. Every change is saved "
-                f"at once in a file of yours (not the cache): `{cur.file_of(pipeline)}`, and can be undone."
+                f"at once in a file of yours (not the cache): {render.text(cur.file_of(pipeline))}, and can be undone."
             )
             cur.start_panel(pipeline, "k_curate_start")
             cur.import_panel(pipeline)
@@ -68,10 +68,10 @@ class View:
         n_out, n_free = int(np.sum(curation.labels == OUTLIER)), int(np.sum(curation.labels == UNASSIGNED))
         st.caption(
             f"{len(self.group_names)} groups · {n_out:,} outliers · {n_free:,} unassigned · started from k = "
-            f"{curation.started_from_k} · saved in `{cur.file_of(pipeline)}`"
+            f"{curation.started_from_k} · saved in {render.text(cur.file_of(pipeline))}"
         )
         for note in curation.notes:
-            st.info(note)
+            st.info(render.text(note))
         self.toolbar()
         self.curated_map()
         with st.expander("Move images by name (a list of paths, one per line)"):
@@ -79,7 +79,8 @@ class View:
             named, unknown = rows_named(listed)
             if unknown:
                 st.warning(
-                    f"{len(unknown):,} names are not images of this set: " + ", ".join(shown(u) for u in unknown[:5])
+                    f"{len(unknown):,} names are not images of this set: "
+                    + ", ".join(render.text(u) for u in unknown[:5])
                 )
             if len(named):
                 self.move_bar(named, "name_move")
@@ -96,7 +97,7 @@ class View:
         bar = st.columns([2, 2, 2, 3])
         last = curation.history[-1].what if curation.history else None
         bar[0].button(
-            f"Undo: {last}" if last else "Nothing to undo",
+            f"Undo: {render.text(last)}" if last else "Nothing to undo",
             on_click=cur.undo,
             disabled=last is None,
             key="undo",
@@ -165,7 +166,9 @@ class View:
         picked = [groups_of[int(g)] for g in curation.labels[rows]]
         counts = {g: picked.count(g) for g in dict.fromkeys(picked)}
         st.markdown(
-            f"**{len(rows):,} images selected** (" + ", ".join(f"{shown(g)}: {c}" for g, c in counts.items()) + ")"
+            f"**{len(rows):,} images selected** ("
+            + ", ".join(f"{render.text(g)}: {c}" for g, c in counts.items())
+            + ")"
         )
         thumbnails.show_page(
             pipeline, rows, SHOWN_SELECTED, "selection_page", tag=lambda r: groups_of[int(curation.labels[r])],
@@ -197,7 +200,8 @@ class View:
         members = self.curation.members(group)
         count = int(parts.max()) + 1
         st.markdown(
-            f"**Preview: {shown(self.curation.names[group])} in {count} parts** (nothing is changed until you apply it)"
+            f"**Preview: {render.text(self.curation.names[group])} in {count} parts** "
+            "(nothing is changed until you apply it)"
         )
         for part, column in enumerate(st.columns(count)):
             rows = members[parts == part]
@@ -223,7 +227,8 @@ class View:
         for k, parts in zip(ks, story, strict=True):
             main = parts[0]
             others = ", ".join(
-                f"{shown(self.group_names[g]) if g >= 0 else 'images in no group'} ({n:,})" for g, n in main.others
+                f"{render.text(self.group_names[g]) if g >= 0 else 'images in no group'} ({n:,})"
+                for g, n in main.others
             )
             if main.of_group >= STORY_WHOLE:
                 text = f"**k = {k}**: {main.of_group:.0%} of it is in cluster {main.cluster}"

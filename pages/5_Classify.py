@@ -112,8 +112,8 @@ def show_result(result: Prediction, mask: np.ndarray, names: list[str]) -> None:
     title = shown(result.group) if into_groups else f"Cluster {result.cluster}"
     with st.container(border=True):
         left, middle, right = st.columns([1, 1, 3])
-        left.image(render.montage(mask[None], side=140), caption=result.name)
-        middle.image(render.density_image(means[result.cluster], 140), caption=f"typical shape of {title}")
+        left.image(render.montage(mask[None], side=140), caption=render.text(result.name))
+        middle.image(render.density_image(means[result.cluster], 140), caption=f"typical shape of {render.text(title)}")
         with right:
             header = render.swatch_header(result.cluster, title, f"confidence {result.confidence:.2f}")
             st.markdown(header, unsafe_allow_html=True)
@@ -125,7 +125,7 @@ def show_result(result: Prediction, mask: np.ndarray, names: list[str]) -> None:
                     "images). It may be a kind of image the set does not hold; treat the assignment with care."
                 )
             rows = np.asarray(result.neighbours)
-            captions = [f"{names[r].rsplit('/', 1)[-1]} ·{label_of(r)}" for r in rows]
+            captions = [f"{names[r].rsplit('/', 1)[-1]} ·{label_of(r)}" for r in rows]  # drawn in the picture
             st.image(
                 render.montage(images.unpack(rows), captions, columns=5, side=72),
                 caption=f"its nearest images in the set (file · {word})",
@@ -159,7 +159,7 @@ with timing.timed("classify uploads"):  # decoding, prediction and drawing of th
         )
     results, masks, problems = classify(predictor, (uploads or [])[:MAX_UPLOADS])
     for name, reason in problems:
-        st.error(f"**{shown(name)}** was not classified: {reason}")
+        st.error(f"**{render.text(name)}** was not classified: {render.text(reason)}")
     if len(results) > 1:
         show_table(results)
     names = data.paths(pipeline)

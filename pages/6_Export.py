@@ -10,9 +10,8 @@ import streamlit as st
 
 from core.errors import DotmapError
 from core.outputs.export import FOLDER_CSV, GROUPS_CSV, array_rows, export, groups_csv_text
-from core.reading.names import shown
 from pages.ui import curation as cur
-from pages.ui import data, page
+from pages.ui import data, page, render
 
 pipeline = page.start("Export", "Export the clusters or your groups")
 sweep = data.sweep(pipeline)
@@ -24,7 +23,7 @@ if by_name:
     sizes = curation.sizes()
     st.caption(
         f"{n:,} images in {len(sizes)} named groups ("
-        + ", ".join(f"{shown(curation.names[g])}: {c:,}" for g, c in sizes.items())
+        + ", ".join(f"{render.text(curation.names[g])}: {c:,}" for g, c in sizes.items())
         + "); images in no group go to `outlier` and `unassigned`."
     )
 else:
@@ -85,7 +84,7 @@ if submitted:
         st.stop()
     folder = Path(target.strip()).expanduser()
     if not folder.is_absolute():
-        st.error(f"{target} is not a full path; give one that starts at / (or ~).")
+        st.error(f"{render.text(target)} is not a full path; give one that starts at / (or ~).")
         st.stop()
     bar = st.progress(0.0, text="Writing the folders")
     try:
@@ -100,8 +99,8 @@ if submitted:
         )
     except DotmapError as exc:
         bar.empty()
-        st.error(str(exc))
+        st.error(render.text(exc))
         st.stop()
     bar.empty()
     folders = f"{len(curation.names)} group folders" if by_name else f"{k} cluster folders"
-    st.success(f"Wrote {n:,} {'links' if link else 'images'} in {folders} and {csv_name} to {shown(str(written))}.")
+    st.success(f"Wrote {n:,} {'links' if link else 'images'} in {folders} and {csv_name} to {render.text(written)}.")

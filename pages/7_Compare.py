@@ -57,7 +57,7 @@ def pick_b(a: Settings) -> Settings | None:
     try:
         return replace(a, **picked)
     except DotmapError as exc:
-        st.error(str(exc))
+        st.error(render.text(exc))
         return None
 
 
@@ -140,6 +140,6 @@ data.wait_for(other, ("sweep",))  # until B's clusters are prepared: the job's p
 try:
     first = compare.compare_results(pipeline, other)
 except DotmapError as exc:
-    st.error(str(exc))
+    st.error(render.text(exc))
     st.stop()
 at_k(pipeline, other, first)

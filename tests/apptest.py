@@ -1,5 +1,6 @@
 """What the AppTest files share: opening a page, reading its texts, waiting for its jobs, clean runs."""
 
+import html
 import time
 from pathlib import Path
 
@@ -7,20 +8,26 @@ from streamlit.testing.v1 import AppTest
 
 from core.engine import jobs
 from core.engine.cache import default_cache_dir
+from pages.ui.render import WORD_JOINER
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 180  # a run that prepares a new setting computes stages (UMAP included)
 
 
-def open_page(path: str = "app.py") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    if path != "app.py":
+MENU = "menu.py"  # the dashboard's script (app.py is the server in front of it)
+
+
+def open_page(path: str = MENU) -> AppTest:
+    at = AppTest.from_file(str(ROOT / MENU), default_timeout=TIMEOUT)
+    if path != MENU:
         at.switch_page(path)
     return at.run()
 
 
 def texts(at: AppTest, kind: str) -> str:
-    return "\n".join(str(e.value) for e in getattr(at, kind))
+    """The texts of every element of a kind as a reader sees them: AppTest gives their Markdown source, in
+    which a text from a file has its signs as character references (pages.ui.render.text)."""
+    return "\n".join(html.unescape(str(e.value)).replace(WORD_JOINER, "") for e in getattr(at, kind))
 
 
 def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:

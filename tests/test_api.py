@@ -65,6 +65,20 @@ def test_the_result_reads_like_the_dashboard(demo_set, tmp_path: Path) -> None:
         result.labels(9)
 
 
+def test_a_labels_file_that_cannot_be_read_is_a_warning_and_the_scores_go_on(demo_set, tmp_path: Path) -> None:
+    folder, _ = demo_set
+    copy = tmp_path / "images"
+    copy.mkdir()
+    for path in sorted(folder.glob("*.png"))[:60]:
+        (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "labels.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary")
+    result = prepare(copy, cache=tmp_path / "c", with_map=False, progress=False, **FAST)
+    with pytest.warns(UserWarning, match=r"labels\.csv.*The agreement scores \(ARI, NMI\) are left out"):
+        scores = result.scores
+    assert "silhouette" in scores.columns and "ari" not in scores.columns
+    assert (copy / "labels.csv").read_bytes().startswith(b"\x89PNG")
+
+
 def test_predict_takes_arrays_files_and_array_files(demo_set, tmp_path: Path) -> None:
     folder, gray = demo_set
     result = prepare(folder, cache=tmp_path, with_map=False, progress=False, **FAST)

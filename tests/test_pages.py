@@ -30,7 +30,7 @@ from tests.apptest import ROOT, TIMEOUT, assert_clean, open_page, settle, texts
 pytestmark = pytest.mark.slow
 
 PAGES = {
-    "app.py": "Dotmap",
+    "menu.py": "Dotmap",
     "pages/1_Map.py": "Map of the images",
     "pages/2_Choose_k.py": "Which k?",
     "pages/3_Clusters.py": "The clusters",
@@ -47,7 +47,7 @@ def png(image: np.ndarray) -> bytes:
 
 
 def cards(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if "<b>Cluster " in m.value and "images (" in m.value]
+    return [m.value for m in at.markdown if "<b>Cluster " in m.value and "images &#40;" in m.value]
 
 
 # ---- every page ------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def prepared_without_map(folder: Path, settings: Settings) -> Pipeline:
 def open_with(folder: Path, settings: Settings, path: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     """A page of the app on this folder with these settings (as if applied on the Overview)."""
     monkeypatch.setenv("DOTMAP_DATA", str(folder))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "menu.py"), default_timeout=TIMEOUT)
     at.session_state["settings"] = asdict(settings)
     return at.switch_page(path).run()
 
@@ -534,7 +534,7 @@ def test_first_start_makes_the_built_in_demo_and_prepares_it(tmp_path: Path, mon
 
 def test_two_sessions_share_one_job_and_both_show_its_result(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "shared", n=150, seed=8)
-    first = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    first = open_with(folder, SMALL_PCA, "menu.py", monkeypatch)
     pid = jobs.read_status(default_cache_dir(), jobs.job_id(folder, SMALL_PCA)).pid
     second = open_with(folder, SMALL_PCA, "pages/2_Choose_k.py", monkeypatch)
     assert jobs.read_status(default_cache_dir(), jobs.job_id(folder, SMALL_PCA)).pid == pid  # joined, not started
@@ -551,7 +551,7 @@ def test_two_sessions_share_one_job_and_both_show_its_result(tmp_path: Path, mon
 
 def test_cancel_stops_the_job_and_resume_completes_it(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "cancelled", n=150, seed=9)
-    at = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    at = open_with(folder, SMALL_PCA, "menu.py", monkeypatch)
     job = jobs.job_id(folder, SMALL_PCA)
     at.button(key="job_cancel").click().run()
     assert not at.exception
@@ -586,7 +586,7 @@ def test_map_switches_to_the_pca_layout(demo: Path) -> None:
 
 def test_a_killed_job_is_said_in_words_and_start_again_completes(tmp_path: Path, monkeypatch) -> None:
     folder = make_demo(tmp_path / "killed", n=150, seed=10)
-    at = open_with(folder, SMALL_PCA, "app.py", monkeypatch)
+    at = open_with(folder, SMALL_PCA, "menu.py", monkeypatch)
     job = jobs.job_id(folder, SMALL_PCA)
     os.kill(jobs.read_status(default_cache_dir(), job).pid, signal.SIGKILL)  # as the out-of-memory killer would
     deadline = time.monotonic() + 5

@@ -1,5 +1,8 @@
 """Tests of the pure helpers of pages/ui: map selection -> rows, montages and densities, splits between two k."""
 
+import html
+import re
+
 import numpy as np
 import pytest
 
@@ -12,12 +15,15 @@ from pages.ui.render import (
     NOISE_COLOUR,
     PALETTE,
     THUMB_PX,
+    WORD_JOINER,
     colour,
     density_image,
     montage,
+    plotly_text,
     png_data_uri,
     shrink_keeping_dots,
     swatch_header,
+    text,
 )
 from pages.ui.selection import selected_rows
 
@@ -228,7 +234,7 @@ def test_colours_cycle_through_the_palette() -> None:
 def test_a_swatch_header_is_a_square_in_the_groups_colour_then_its_name_in_bold() -> None:
     header = swatch_header(3, "Cluster 3", "12 images (0.6%)")
     assert header.startswith(f"<span style='color:{PALETTE[3]};")
-    assert header.endswith("&#9632;</span> <b>Cluster 3</b> · 12 images (0.6%)")
+    assert header.endswith("&#9632;</span> <b>Cluster 3</b> · 12 images &#40;0&#46;6&#37;&#41;")
 
 
 def test_a_swatch_header_of_no_group_is_grey() -> None:
@@ -237,7 +243,52 @@ def test_a_swatch_header_of_no_group_is_grey() -> None:
 
 def test_a_swatch_header_shows_a_name_as_text_never_as_html() -> None:
     header = swatch_header(0, "<img src=x onerror=alert(1)>", "a & b")
-    assert "<b>&lt;img src=x onerror=alert(1)&gt;</b> · a &amp; b" in header and "<img" not in header
+    name = header.split("<b>")[1].split("</b>")[0]
+    assert html.unescape(name) == "<img src=x onerror=alert(1)>" and "<" not in name and "(" not in name
+    assert header.endswith(" · a &#38; b")
+
+
+# what Markdown, Streamlit's directives (:red[...], :material/...:) and HTML are made of
+SYNTAX = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+PAYLOADS = (
+    "![b](http://beacon.invalid/b.png)",
+    "[click me](https://example.org/x)",
+    "<img src=//beacon.invalid>",
+    "**bold** _it_ `code` $x^2$ :red[red] :material/home: # title",
+    "1. a list\n- another\n> quote",
+    "a|b|c\n---|---|---",
+    "<https://example.org/auto> www.example.org WWW.example.org a@example.org mailto:a@example.org",
+    "&lt;img&gt; &#91;",
+)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_text_from_a_file_reads_the_same_and_holds_no_syntax(payload: str) -> None:
+    inert = text(payload)
+    assert html.unescape(inert).replace(WORD_JOINER, "") == payload  # the reader sees the same characters
+    bare = re.sub(r"&#\d+;", "", inert)
+    assert not SYNTAX & set(bare), bare  # no character left that Markdown or HTML could read as syntax
+    assert "example.org" not in inert and "beacon.invalid" not in inert  # not even an address to autolink
+
+
+def test_only_an_address_that_would_become_a_link_gets_a_word_joiner() -> None:
+    assert WORD_JOINER not in text("tcp://127.0.0.1:8786 C:/data/a.png x@ 10:30")
+    for address in ("http://a.org", "HTTPS://a.org", "www.a.org", "a@b.org", "mailto:a", "xmpp:a"):
+        assert WORD_JOINER in text(address), address
+
+
+def test_a_text_keeps_letters_digits_spaces_and_other_scripts() -> None:
+    assert text("Größe 12 ● 猫 🐈") == "Größe 12 ● 猫 🐈"
+
+
+def test_a_text_shows_control_and_invisible_characters_escaped() -> None:
+    assert html.unescape(text("a\u202eb\x1b[31m")) == "a\\u202eb\\x1b[31m"
+
+
+def test_plotly_text_shows_tags_as_text() -> None:
+    shown = plotly_text(["<a href='https://example.org'>x</a> & y", "plain"]).tolist()
+    assert shown == ["&lt;a href='https://example.org'>x&lt;/a> &amp; y", "plain"]
+    assert plotly_text([]).tolist() == []
 
 
 def page_of_app() -> None:

@@ -18,16 +18,18 @@ from core.cli.curation import add_curate_parser, add_curation_option, cmd_curate
 from core.cli.progress import Progress
 from core.cli.reports import notes, print_comparison, print_prepared, print_report, report_data
 from core.curation import classifier as group_model
+from core.engine import disk
 from core.engine.backends import BACKEND_HELP, BACKENDS, Where
 from core.engine.cache import CACHE_ENV, default_cache_dir
 from core.engine.pipeline import Pipeline
 from core.engine.settings import (
+    SEED_RANGE,
     Settings,
     add_other_setting_flags,
     add_setting_flags,
     settings_from_flags,
 )
-from core.errors import DotmapError
+from core.errors import DotmapError, SettingError
 from core.outputs import compare
 from core.reading.arrays import is_array_file, scan_array
 from core.reading.decode import ImageReadError
@@ -93,6 +95,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress = Progress(not args.quiet and sys.stderr.isatty())
     if args.workers is not None and args.workers < 1:
         raise DotmapError(f"--workers {args.workers}: give 1 or more processes.")
+    if args.n < 1:
+        raise SettingError(f"--n {args.n}: give 1 or more images.")
+    if not SEED_RANGE[0] <= args.seed <= SEED_RANGE[1]:
+        raise SettingError(f"--seed {args.seed} should be {SEED_RANGE[0]}..{SEED_RANGE[1]:,} (2^32 - 1).")
     out = demo.make_demo(
         args.out_dir, n=args.n, seed=args.seed, on_progress=progress, kind=args.kind, workers=args.workers
     )
@@ -146,7 +152,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.csv is None and args.folders is None:
         raise DotmapError("say what to export: --csv OUT.csv and/or --folders OUT_DIR.")
     for target in (args.csv, args.folders):
-        if target is not None and (Path(target).exists() or Path(target).is_symlink()):
+        if target is not None and disk.exists(Path(target).expanduser()):  # a path that cannot be looked at: words
             raise DotmapError(f"{shown(target)} already exists; choose a new name (nothing was overwritten).")
     pipeline, progress = _pipeline(args)
     if args.curation is not None:

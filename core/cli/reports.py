@@ -9,8 +9,10 @@ from typing import TextIO
 
 from core.clustering.scoring import RECOMMENDATION_RULE
 from core.engine.pipeline import Pipeline, Settings
+from core.errors import DotmapError
 from core.outputs import compare
-from core.outputs.truth import truth_of
+from core.outputs.truth import Truth, truth_of
+from core.reading.labels import labels_of
 from core.reading.names import shown
 
 SKIPPED_SHOWN = 20
@@ -33,6 +35,31 @@ def notes(pipeline: Pipeline) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+def labels_warned(pipeline: Pipeline) -> Truth | None:
+    """The agreement with the set's labels, or None; labels that cannot be read (or are given twice) are a
+    warning line on stderr naming the file and the problem, and the report goes on without the scores."""
+    try:
+        truth = truth_of(pipeline)
+    except DotmapError as exc:
+        print(f"warning: {exc} The agreement scores (ARI, NMI) are left out.", file=sys.stderr)
+        return None
+    for note in [] if truth is None else truth.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return truth
+
+
+def warn_labels(pipeline: Pipeline) -> None:
+    """Read the set's labels now (they are not used by preparing) and warn, as :func:`labels_warned`, when they
+    cannot be read: the user learns it from ``prepare``, not first from ``report``."""
+    notes: list[str] = []
+    try:
+        labels_of(pipeline.inventory, pipeline.image_meta()["paths"], notes)
+    except DotmapError as exc:
+        notes.append(f"{exc} The agreement scores (ARI, NMI) will be left out.")
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+
+
 def print_prepared(pipeline: Pipeline, seconds: float | None = None) -> None:
     """The time of every stage of the plan, whether it was computed or found in the cache, and the skipped files."""
     notes(pipeline)
@@ -46,6 +73,7 @@ def print_prepared(pipeline: Pipeline, seconds: float | None = None) -> None:
     took = "" if seconds is None else f" in {seconds:.1f} s"
     print(f"{len(pipeline.image_meta()['paths'])} images ready{took}; cache: {pipeline.cache.root}")
     report_skipped(pipeline)
+    warn_labels(pipeline)
 
 
 def report_data(pipeline: Pipeline) -> dict:
@@ -53,7 +81,7 @@ def report_data(pipeline: Pipeline) -> dict:
     meta = pipeline.image_meta()
     rows = [dict(r) for r in sweep.table]
     inventory = pipeline.inventory
-    truth = truth_of(pipeline)
+    truth = labels_warned(pipeline)
     if truth is not None:
         for row, ari, nmi in zip(rows, truth.ari, truth.nmi, strict=True):
             row["ari"], row["nmi"] = ari, nmi

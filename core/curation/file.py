@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Sequence
@@ -23,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from core.curation.model import OUTLIER, UNASSIGNED, Change, Curation, CurationError
+from core.curation.model import ID_LIMIT, OUTLIER, UNASSIGNED, Change, Curation, CurationError
 from core.engine import atomic
+from core.engine.cache import home_folder
 from core.reading.names import shown
 
 FORMAT = "dotmap-curation"
@@ -33,12 +36,13 @@ CURATIONS_ENV = "DOTMAP_CURATIONS"
 LAST_GOOD = ".last-good"  # the previous version beside the file: name.last-good.json
 SET_ASIDE = ".unreadable-"  # a file that could not be read, kept as name.unreadable-<time>.json
 REMOVED_NAMED = 5  # images no longer in the folder named in the note; the rest are counted
+DEPTH_LIMIT = 32  # lists and objects inside each other; a curation file nests 5 deep (history > step > moved)
 
 
 def curations_dir() -> Path:
     if os.environ.get(CURATIONS_ENV):
         return Path(os.environ[CURATIONS_ENV]).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    base = os.environ.get("XDG_DATA_HOME") or home_folder() / ".local" / "share"  # an empty HOME is unset
     return Path(base).expanduser() / "dotmap" / "curations"
 
 
@@ -128,14 +132,21 @@ def save(curation: Curation, path: str | os.PathLike) -> Path:
 
 
 def _keep_copy(source: Path, target: Path) -> None:
-    """``target`` becomes a copy of ``source`` in one step (a hard link where the file system has them)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    """``target`` becomes a copy of ``source`` in one step (a hard link where the file system has them).
+
+    On any failure (a full disk while copying, a rename refused) the temporary copy is removed.
+    """
+    if os.path.exists(target) and os.path.samefile(source, target):  # False where it cannot be looked at
+        return  # already linked (a save failed after it): a rename onto the same file would keep the temporary one
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")  # two tabs of one server never share it
     try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copy2(source, tmp)
-    os.replace(tmp, target)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename, unless it failed or found the same file there
 
 
 def set_aside(path: str | os.PathLike) -> Path:
@@ -165,7 +176,8 @@ def load(path: str | os.PathLike, paths_now: Sequence[str]) -> Curation:
 
 def _backup_words(path: Path) -> str:
     backup = last_good(path)
-    return f" The last good version is kept as {shown(str(backup))}." if backup.exists() else ""
+    kept = os.path.exists(backup)  # False where it cannot be looked at (Path.exists would raise there)
+    return f" The last good version is kept as {shown(str(backup))}." if kept else ""
 
 
 def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the file", backup: str = "") -> Curation:
@@ -178,15 +190,33 @@ def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the fil
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         raise problem("it is not UTF-8 text") from None
+
+    def no_constant(name: str) -> None:
+        raise problem(f"it holds {name}, a number a curation never holds")
+
+    def finite(digits: str) -> float:
+        value = float(digits)
+        if math.isinf(value):
+            raise problem(f"it holds the number {shown(digits[:40])}, too large to be read as one")
+        return value
+
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=no_constant, parse_float=finite)
     except json.JSONDecodeError as exc:
         cut = "" if text.rstrip().endswith(("}", "]")) else " (it ends early: was it cut short?)"
         raise problem(f"it is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{cut}") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise problem("it holds a number too long to read (thousands of digits)") from None
+    except RecursionError:
+        raise problem(
+            f"its lists and objects are nested more than {DEPTH_LIMIT} deep (a curation file nests 5 deep)"
+        ) from None
+    if _depth(doc) > DEPTH_LIMIT:
+        raise problem(f"its lists and objects are nested more than {DEPTH_LIMIT} deep (a curation file nests 5 deep)")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise problem(f'it has no "format": "{FORMAT}" (is it a Dotmap curation?)')
-    if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
-        raise problem(f"it is version {doc.get('version')!r}; this Dotmap reads version {VERSION} and older")
+    if not _whole(doc.get("version"), 1, VERSION):
+        raise problem(f"it is version {_brief(doc.get('version'))}; this Dotmap reads version {VERSION} and older")
     groups = doc.get("groups")
     if not isinstance(groups, list):
         raise problem('"groups" must be a list')
@@ -204,11 +234,15 @@ def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the fil
     for i, entry in enumerate(groups):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise problem(f'group {i + 1} needs a "name" (text)')
-        group = entry.get("id", i)
-        if not isinstance(group, int) or isinstance(group, bool) or group < 0 or group in names:
-            raise problem(f'group {entry["name"]!r} needs an "id" that is a whole number >= 0 used once')
+        group, called = entry.get("id", i), _brief(entry["name"])
+        if not _whole(group, 0, ID_LIMIT - 1):
+            raise problem(
+                f'group {called} needs an "id" that is a whole number 0..{ID_LIMIT - 1:,}, not {_brief(group)}'
+            )
+        if group in names:
+            raise problem(f'group {called} has the "id" {group} of group {_brief(names[group])}; each id is used once')
         names[group] = entry["name"]
-        take(entry.get("images", []), group, f"the images of group {entry['name']!r}")
+        take(entry.get("images", []), group, f"the images of group {called}")
     take(doc.get("outliers", []), OUTLIER, '"outliers"')
     take(doc.get("unassigned", []), UNASSIGNED, '"unassigned"')
 
@@ -217,7 +251,7 @@ def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the fil
         try:
             checker._check_name(name)
         except CurationError as exc:
-            raise problem(f"the name {name!r}: {exc}") from None
+            raise problem(f"the name {_brief(name)}: {exc}") from None
         checker.names[group] = name
 
     index = {p: r for r, p in enumerate(paths_now)}
@@ -233,14 +267,14 @@ def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the fil
         raise problem(f"none of its {len(assigned):,} images is in this folder (was it made for another folder?)")
     added = len(paths_now) - (len(assigned) - len(removed))
     settings = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
-    k = doc.get("started_from_k")
+    k = doc.get("started_from_k")  # only written back: one out of its range is forgotten
     curation = Curation(
         list(paths_now),
         labels,
         names,
         folder=str(doc.get("folder", "")),
         settings=settings,
-        started_from_k=k if isinstance(k, int) else None,
+        started_from_k=k if _whole(k, 1, ID_LIMIT - 1) else None,
         added=added,
         removed=removed,
     )
@@ -254,18 +288,52 @@ def from_text(raw: bytes | str, paths_now: Sequence[str], source: str = "the fil
     return curation
 
 
+def _whole(value: Any, low: int, high: int) -> bool:
+    """Whether ``value`` (as JSON gave it) is a whole number low..high (not true/false, not 2.0)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _brief(value: Any, limit: int = 40) -> str:
+    """A value of the file as a message shows it: its repr, cut short (a hand edit can put anything there)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if value.bit_length() <= 64 else f"a number of {len(str(abs(value))):,} digits"
+    text = repr(value) if isinstance(value, (str, float, bool)) or value is None else f"a JSON {type(value).__name__}"
+    return shown(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _depth(doc: Any) -> int:
+    """How deep lists and objects are nested in ``doc`` (walked without recursion)."""
+    if not isinstance(doc, (list, dict)):
+        return 0
+    deepest, todo = 1, [(doc, 1)]
+    while todo and deepest <= DEPTH_LIMIT:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        items = value.values() if isinstance(value, dict) else value
+        todo.extend((item, depth + 1) for item in items if isinstance(item, (list, dict)))  # paths are not walked
+    return deepest
+
+
+def _group_id(value: Any) -> int:
+    if not _whole(value, OUTLIER, ID_LIMIT - 1):
+        raise ValueError(f"{_brief(value)} is not a group id")
+    return value
+
+
 def _history(entries: Any, index: dict[str, int], notes: list[str]) -> list[Change]:
     """The undo steps of a file; a history that does not fit (edited by hand) is dropped with a note."""
     try:
         history = []
         for entry in entries:
-            names = {int(g["id"]): str(g["name"]) for g in entry["groups"]}
-            moved = [(index[p], int(w)) for p, w in entry["moved"] if p in index]
+            names = {_group_id(g["id"]): str(g["name"]) for g in entry["groups"]}
+            moved = [(index[p], _group_id(w)) for p, w in entry["moved"] if p in index]
             if any(w not in names and w not in (OUTLIER, UNASSIGNED) for _, w in moved):
                 raise ValueError("a step names a group it does not list")
             rows = np.array([r for r, _ in moved], np.int64)
             was = np.array([w for _, w in moved], np.int64)
-            history.append(Change(str(entry["what"]), names, rows, was))
+            if not isinstance(entry["what"], str) or any(g < 0 for g in names):
+                raise ValueError("a step is not in the form Dotmap writes")
+            history.append(Change(entry["what"], names, rows, was))
         return history
     except (TypeError, KeyError, ValueError):
         notes.append("The undo history in the file did not fit its groups, so it was left out; the groups are kept.")

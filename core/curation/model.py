@@ -14,6 +14,7 @@ import numpy as np
 
 from core.clustering import algorithms as clustering
 from core.errors import DotmapError
+from core.reading.names import NAME_MAX_BYTES, cut_to_bytes, name_too_long
 
 UNASSIGNED = -1  # an image in no group yet (added to the folder later, or moved out of a group)
 OUTLIER = -2  # an image the user marked as belonging to no group
@@ -22,6 +23,7 @@ RESERVED_NAMES = ("unassigned", "outlier", "outliers")  # what the exports write
 HISTORY_LIMIT = 100  # steps that can be undone; older ones are forgotten
 HISTORY_ROWS = 200_000  # images moved by the steps kept for undo, in all (bounds the file's size)
 SPLIT_MAX = 12  # parts a group can be split into at once
+ID_LIMIT = 2**31  # group ids are 0..ID_LIMIT-1: a file with a larger one is refused, new ids stay below
 
 
 class CurationError(DotmapError):
@@ -90,12 +92,17 @@ class Curation:
     def dense(self) -> tuple[np.ndarray, list[str]]:
         """Group indices 0..g-1 in the listed order (-1 for an image in no group), and the names.
 
-        The form classifiers and exports take: (n_images,) int64 and g names.
+        The form classifiers and exports take: (n_images,) int64 and g names. Its memory follows the
+        images and the groups, never the largest id (ids are sparse: they are never reused).
         """
-        lookup = np.full(max(self.names, default=-1) + 3, -1, np.int64)  # +2 slots for OUTLIER, UNASSIGNED
-        for index, group in enumerate(self.names):
-            lookup[group] = index
-        return lookup[self.labels], list(self.names.values())
+        names = list(self.names.values())
+        if not names:
+            return np.full(len(self.labels), -1, np.int64), names
+        ids = np.fromiter(self.names, np.int64, len(names))
+        order = np.argsort(ids)  # listed index of the i-th smallest id
+        at = np.searchsorted(ids[order], self.labels).clip(0, len(ids) - 1)
+        found = ids[order][at] == self.labels  # OUTLIER, UNASSIGNED and a group gone: not found
+        return np.where(found, order[at], -1).astype(np.int64), names
 
     def group_of_name(self, name: str) -> int:
         for group, existing in self.names.items():
@@ -123,6 +130,9 @@ class Curation:
             raise CurationError(f"A group name has at most {NAME_LIMIT} characters; this one has {len(name)}.")
         if not name.isprintable():
             raise CurationError("A group name cannot hold control characters.")
+        too_long = name_too_long(name)  # an export makes a folder of it: 80 emoji are 320 bytes
+        if too_long is not None:
+            raise CurationError(too_long)
         if name.casefold() in RESERVED_NAMES:
             raise CurationError(f"{name!r} is what the exports call images in no group; choose another name.")
         for group, existing in self.names.items():
@@ -144,7 +154,11 @@ class Curation:
         return rows
 
     def _new_id(self) -> int:
-        return max(self._ids_ever_used()) + 1  # never an id an undo could bring back
+        """An id never used by the groups or the steps kept for undo (so an undo cannot bring back another group)."""
+        used = self._ids_ever_used()
+        if max(used) + 1 < ID_LIMIT:
+            return max(used) + 1
+        return min(set(range(len(used) + 1)) - used)  # the ids above were used up (a hand-edited file): the lowest free
 
     def _ids_ever_used(self) -> set[int]:
         used = set(self.names) | {-1}
@@ -226,6 +240,7 @@ class Curation:
 
     def _unique_name(self, name: str) -> str:
         taken = {n.casefold() for n in self.names.values()}
+        name = cut_to_bytes(name, NAME_MAX_BYTES - 8)  # room for " (n)" within what a folder name may hold
         candidate, n = name[:NAME_LIMIT], 1
         while candidate.casefold() in taken:
             n += 1

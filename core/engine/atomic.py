@@ -16,13 +16,14 @@ def atomic_file(path: str | os.PathLike, durable: bool = False, **open_options: 
     ``path`` in one step, so a reader sees the old file or the new one, never half of one.
 
     ``durable``: flush it to the disk before the rename (the user's own files, which a crash must not empty).
-    On an error the temporary file is removed and ``path`` is left as it was.
+    On any error (a full disk on a write, the flush, the fsync or the rename; an interrupt) the temporary file
+    is removed and ``path`` is left as it was: a failed write leaves nothing behind.
     """
     path = Path(path)
     open_options.setdefault("encoding", "utf-8")
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", **open_options) as f:
+        with os.fdopen(fd, "w", **open_options) as f:  # one that fails (an unknown encoding) closes fd itself
             yield f
             f.flush()
             if durable:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,11 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from core.engine.disk import disk_full_error, is_disk_full, out_of_files, write_problem
 from core.engine.processes import process_alive
-from core.errors import DotmapError
+from core.errors import DiskFullError, DotmapError
 from core.reading import ondisk
+from core.reading.names import shown
 
 FORMAT_VERSION = 1
 CACHE_ENV = "DOTMAP_CACHE"
@@ -39,11 +42,44 @@ Written = dict[str, np.ndarray | Path]
 
 
 def default_cache_dir() -> Path:
-    """``$DOTMAP_CACHE``, else ``$XDG_CACHE_HOME/dotmap``, else ``~/.cache/dotmap``."""
+    """``$DOTMAP_CACHE``, else ``$XDG_CACHE_HOME/dotmap``, else ``~/.cache/dotmap`` (see :func:`home_folder`)."""
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "dotmap"
+        return expanded(os.environ[CACHE_ENV])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return expanded(os.environ["XDG_CACHE_HOME"]) / "dotmap"
+    return home_folder() / ".cache" / "dotmap"
+
+
+def home_folder() -> Path:
+    """The user's home folder: ``$HOME``, or where it is unset or empty the one the password database names.
+
+    An empty HOME is taken as unset: Python would read it as ``/`` and put the cache in ``/.cache``.
+    A user with no home folder there (none named, or ``/``) gets a DotmapError saying how to choose a cache.
+    """
+    home = os.environ.get("HOME", "")
+    if home.strip():
+        return Path(home)
+    try:
+        import pwd
+
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError):  # no password database, or no entry for this user
+        home = ""
+    if not home.strip() or str(Path(home)) == Path(home).anchor:  # "/" would give /.cache
+        raise DotmapError(
+            f"There is no home folder (HOME is {'empty' if 'HOME' in os.environ else 'not set'} and this user "
+            f"has none of their own), so there is no default cache folder (~/.cache/dotmap). Choose one: "
+            f"set {CACHE_ENV}=DIR, or give --cache DIR."
+        )
+    return Path(home)
+
+
+def expanded(path: str | os.PathLike) -> Path:
+    """``path`` with a leading ``~`` made the home folder (:func:`home_folder`), ``~user`` that user's."""
+    text = os.fspath(path)
+    if text == "~" or text.startswith("~/"):
+        return home_folder() / text[2:]
+    return Path(text).expanduser()
 
 
 def make_key(stage: str, **parts: Any) -> str:
@@ -88,14 +124,15 @@ class Cache:
     root: Path
     notes: list[str] = field(default_factory=list)
     _scratch: list[Path] = field(default_factory=list, repr=False)
+    _write_failed_for_files: bool = field(default=False, repr=False)  # the last failed write: no inode was left
 
     def __post_init__(self) -> None:
-        self.root = Path(self.root).expanduser()
+        self.root = expanded(self.root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DotmapError(
-                f"Cannot create the cache folder {self.root}: {exc.strerror or exc}. "
+                f"Cannot create the cache folder {shown(str(self.root))}: {write_problem(exc, self.root)} "
                 f"Choose another with --cache DIR or the {CACHE_ENV} variable."
             ) from None
 
@@ -201,8 +238,9 @@ class Cache:
 
     def _write(self, stage: str, key: str, arrays: Written, meta: dict[str, Any]) -> None:
         final = self.path(stage, key)
-        staging = Path(tempfile.mkdtemp(prefix=staging_prefix(stage), dir=self.root))
+        staging = None
         try:
+            staging = Path(tempfile.mkdtemp(prefix=staging_prefix(stage), dir=self.root))
             files = {}
             for name, array in arrays.items():
                 file = staging / f"{name}.npy"
@@ -218,15 +256,24 @@ class Cache:
             _remove(final)
             os.replace(staging, final)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            self._write_failed_for_files = out_of_files(self.root)  # asked before the staging folder goes
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
             raise
 
     def get_or_compute(
-        self, stage: str, key: str, compute: Callable[[], tuple[Written, dict[str, Any]]]
+        self,
+        stage: str,
+        key: str,
+        compute: Callable[[], tuple[Written, dict[str, Any]]],
+        needs: Callable[[], int] | None = None,
     ) -> tuple[Entry, bool]:
         """The entry for (stage, key), computing and storing it under a lock if it is missing.
 
-        Returns the entry and whether it was computed by this call.
+        ``needs``: about how many bytes the entry takes, for a full disk's message when the stage
+        streams its arrays into the cache while it computes (else they are counted when written).
+        A full disk raises DiskFullError; nothing half-written is kept. Returns the entry and
+        whether it was computed by this call.
         """
         entry = self.load(stage, key)
         if entry is not None:
@@ -242,21 +289,35 @@ class Cache:
                 f"{self.root}; if none is running, delete {locks / f'{stage}-{key}.lock'}."
             ) from None
         except OSError as exc:
-            raise self._unwritable(stage, exc) from None
+            raise (self._full(stage, None) if is_disk_full(exc) else self._unwritable(stage, exc)) from None
         mine = len(self._scratch)  # a stage computing inside another's compute leaves the outer's scratch be
         try:
             entry = self.load(stage, key)  # another process may have written it meanwhile
             if entry is not None:
                 return entry, False
-            arrays, meta = compute()
+            try:
+                arrays, meta = compute()
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                # the failed stage's frames hold its reader, whose forked workers hold the scratch file open:
+                # let go of them and of the scratch first, so the space freed is free when it is measured
+                traceback.clear_frames(exc.__traceback__)
+                no_files = out_of_files(self.root)  # before the scratch folder frees its inodes
+                self._drop_scratch(mine)
+                raise self._full(stage, needs() if needs is not None else None, no_files) from None
+            needed = _entry_bytes(arrays)  # before the write moves the streamed files
             try:
                 self._write(stage, key, arrays, meta)
             except OSError as exc:
+                if is_disk_full(exc):
+                    no_files = self._write_failed_for_files
+                    self._drop_scratch(mine)
+                    raise self._full(stage, needed, no_files) from None
                 raise self._unwritable(stage, exc) from None
         finally:
             lock.release()
-            while len(self._scratch) > mine:
-                shutil.rmtree(self._scratch.pop(), ignore_errors=True)
+            self._drop_scratch(mine)
         folder = self.path(stage, key)
         held = {
             name: ondisk.load(folder / f"{name}.npy") if isinstance(array, Path) else array
@@ -264,9 +325,33 @@ class Cache:
         }
         return Entry(held, json.loads(json.dumps(meta))), True
 
+    def _drop_scratch(self, mine: int) -> None:
+        """Remove the scratch folders made since there were ``mine`` of them."""
+        while len(self._scratch) > mine:
+            shutil.rmtree(self._scratch.pop(), ignore_errors=True)
+
     def _unwritable(self, stage: str, exc: OSError) -> DotmapError:
         return DotmapError(
             f"Cannot write the {stage} stage into the cache folder {self.root}: {exc.strerror or exc}. "
             f"What the cache already holds is still used; to compute the rest, make the folder writable "
             f"or choose another with --cache DIR or the {CACHE_ENV} variable."
         )
+
+    def _full(self, stage: str, needed: int | None, no_files: bool | None = None) -> DiskFullError:
+        return disk_full_error(
+            self.root,
+            f"the cache folder {shown(str(self.root))}",
+            f"the {stage} stage",
+            needed,
+            "Nothing half-written was kept; what the cache already holds is still used.",
+            f"choose a cache folder on another disk with --cache DIR or the {CACHE_ENV} variable",
+            no_files=no_files,
+        )
+
+
+def _entry_bytes(arrays: Written) -> int:
+    """What an entry's arrays take on disk: those in memory as .npy files, and the files a stage streamed."""
+    return sum(
+        array.stat().st_size if isinstance(array, Path) else ondisk.HEADER_BYTES + array.nbytes
+        for array in arrays.values()
+    )

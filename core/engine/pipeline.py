@@ -23,7 +23,7 @@ from core.engine.cache import Cache, Entry, default_cache_dir, make_key
 from core.engine.settings import CLUSTER_SPACES, Settings
 from core.engine.stages import STAGES, plan_stages, stage_of, stage_version
 from core.errors import DotmapError, NoImagesError, NoStructureError
-from core.reading import arrays, folders, images
+from core.reading import arrays, folders, images, ondisk
 from core.reading.names import shown
 from core.representation import reduction
 
@@ -77,6 +77,7 @@ class Pipeline:
         self.backend = self.backend or Backend()
         if self.inventory is None or Path(self.data_dir).expanduser() != self.inventory.root:
             self.inventory = arrays.scan_data(self.data_dir, self.image_shape)  # first: a wrong folder creates nothing
+        ondisk.block_bytes()  # a wrong $DOTMAP_BLOCK_MB is said before any work, not half-way
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}
@@ -110,8 +111,9 @@ class Pipeline:
         name = real.name if k is None else f"{real.name}-k{k}"
         if name not in self._entries:
             compute = partial(real.compute, self, k) if real.per_k else partial(real.compute, self)
+            needs = partial(real.disk_bytes, self) if real.disk_bytes is not None else None
             start = time.perf_counter()
-            entry, computed = self.cache.get_or_compute(real.name, self.key(real.name, k), compute)
+            entry, computed = self.cache.get_or_compute(real.name, self.key(real.name, k), compute, needs)
             self.records.append(StageRecord(name, time.perf_counter() - start, computed))
             self._entries[name] = entry
         return self._entries[name]

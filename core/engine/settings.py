@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from core.clustering.algorithms import ALGORITHMS
-from core.errors import DotmapError
+from core.errors import DotmapError, SettingError
 from core.reading.decode import POLARITIES
 from core.representation.features import FEATURE_HELP, FEATURE_KINDS
 
 CLUSTER_SPACES = ("umap", "pca")
+GRID_RANGE = (8, 1024)  # pixels: a 1024 grid holds 131 kB per image packed and 1 MB while one is read
+SEED_RANGE = (0, 2**32 - 1)  # what scikit-learn and numpy take as a random seed
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,17 @@ class Settings:
             raise DotmapError(f"k_min={self.k_min} should be >= 2 (one cluster is no grouping).")
         if self.k_max < self.k_min:
             raise DotmapError(f"k_max={self.k_max} should be >= k_min={self.k_min}.")
-        if self.grid < 8:
-            raise DotmapError(f"grid={self.grid} should be >= 8.")
+        low, high = GRID_RANGE
+        if self.grid < low:
+            raise SettingError(f"grid={self.grid} should be >= {low}.")
+        if self.grid > high:
+            packed = -(-high * high // 8) // 1000
+            raise SettingError(
+                f"grid={self.grid} should be {low}..{high} pixels: every image is worked on as grid x grid "
+                f"pixels, and {high} already takes {packed} kB per image in the cache."
+            )
+        if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise SettingError(f"seed={self.seed} should be {SEED_RANGE[0]}..{SEED_RANGE[1]:,} (2^32 - 1).")
 
     @property
     def ks(self) -> list[int]:
@@ -64,9 +75,9 @@ HELP: dict[str, str] = {
     f"probability) (default {_D.algorithm})",
     "cluster_space": "cluster a 10-D UMAP of the components (default; best on curved groups) "
     "or the components themselves (faster)",
-    "grid": f"working grid in pixels (default {_D.grid})",
+    "grid": f"working grid in pixels, {GRID_RANGE[0]}..{GRID_RANGE[1]} (default {_D.grid})",
     "polarity": "ink tone: auto takes each image's majority tone as its ground (default)",
-    "seed": f"random seed (default {_D.seed})",
+    "seed": f"random seed, {SEED_RANGE[0]}..{SEED_RANGE[1]} (default {_D.seed})",
 }
 
 

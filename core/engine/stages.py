@@ -22,7 +22,7 @@ from core.clustering import algorithms as clustering
 from core.clustering import scoring, sweep
 from core.engine import versions
 from core.errors import NoImagesError
-from core.reading import images, rows
+from core.reading import folders, images, rows
 from core.representation import embedding, features, reduction, typical
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class Stage:
     wanted : whether the plan runs it for itself, given the settings and whether a map is wanted; a stage
         not wanted runs only as some wanted stage's input.
     stands_for : under these settings, the stage whose result this one is (its key and its result are that one's).
+    disk_bytes : about how many bytes its entry takes, for a full disk's message; given for the stages that
+        stream their arrays into the cache as they compute (the others' are counted when written).
     """
 
     name: str
@@ -54,12 +56,14 @@ class Stage:
     reads_folder: bool = False
     wanted: Callable[[Settings, bool], bool] = lambda settings, with_map: True
     stands_for: Callable[[Settings], str | None] = lambda settings: None
+    disk_bytes: Callable[[Pipeline], int] | None = None
 
 
 def read_images(p: Pipeline) -> Result:
     if not p.inventory.files:
-        what = "folder" if p.inventory.array is None else "array"
-        raise NoImagesError(f"The {what} {p.inventory.root} holds no {p.inventory.kind}s.")
+        if p.inventory.array is None:
+            raise NoImagesError(folders.no_files_words(p.inventory))
+        raise NoImagesError(f"The array {p.inventory.root} holds no rows.")
     out = p.cache.scratch_file("images", "packed")
     s = p.settings
     if p.inventory.array is not None:
@@ -68,6 +72,20 @@ def read_images(p: Pipeline) -> Result:
         read = images.stream_images(p.inventory, out, s.grid, s.polarity, on_progress=p.on_progress, backend=p.backend)
     meta = {"paths": read.paths, "skipped": read.skipped, "grid": s.grid, "distinct": read.distinct}
     return {"packed": out, "ink": read.ink}, meta
+
+
+def images_bytes(p: Pipeline) -> int:
+    """The packed rows and ink counts of every candidate file: ceil(grid * grid / 8) + 4 bytes each."""
+    grid = p.settings.grid
+    return len(p.inventory.files) * ((grid * grid + 7) // 8 + np.dtype(np.int32).itemsize)
+
+
+def features_bytes(p: Pipeline) -> int:
+    """One float32 row of features per image read, as wide as the kind of features makes it."""
+    s = p.settings
+    blank = np.zeros((1, (s.grid * s.grid + 7) // 8), np.uint8)
+    width = features.features_from_packed(blank, s.grid, s.features).shape[1]
+    return len(p.image_meta()["paths"]) * width * np.dtype(np.float32).itemsize
 
 
 def compute_features(p: Pipeline) -> Result:
@@ -156,9 +174,21 @@ def _umap_space(s: Settings, with_map: bool = True) -> bool:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("images", lambda s: "Read the images", read_images, settings=("grid", "polarity"), reads_folder=True),
         Stage(
-            "features", lambda s: f"Compute the `{s.features}` features", compute_features, ("images",), ("features",)
+            "images",
+            lambda s: "Read the images",
+            read_images,
+            settings=("grid", "polarity"),
+            reads_folder=True,
+            disk_bytes=images_bytes,
+        ),
+        Stage(
+            "features",
+            lambda s: f"Compute the `{s.features}` features",
+            compute_features,
+            ("images",),
+            ("features",),
+            disk_bytes=features_bytes,
         ),
         Stage(
             "reduction",

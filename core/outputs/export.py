@@ -19,9 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from core.curation.model import OUTLIER, UNASSIGNED, Curation
+from core.engine import disk
 from core.engine.pipeline import Pipeline
-from core.errors import DotmapError
-from core.reading.names import inert_cell, inert_path, shown, zip_entry
+from core.errors import DotmapError, PathError
+from core.reading.names import (
+    NAME_MAX_BYTES,
+    folder_names,
+    inert_cell,
+    inert_path,
+    name_too_long,
+    shown,
+    unique_name,
+    zip_entry,
+)
 
 CSV_COLUMNS = ("path", "cluster", "distance", "silhouette")
 FOLDER_CSV = "clusters.csv"  # the assignments beside the cluster folders, in a zip or an exported folder
@@ -117,20 +127,17 @@ def cluster_folder(cluster: int, k: int) -> str:
 
 
 def group_folders(names: Sequence[str]) -> list[str]:
-    """A folder name for each group name: one safe path part (no ``/``, ``\\`` or other character a
-    Windows tool refuses, no leading dot, no trailing dot or space), distinct without regard to case
-    and from ``outlier`` and ``unassigned``; names made alike get ``~2``, ``~3``."""
-    used = {name.casefold() for name in NO_GROUP.values()}
-    folders = []
+    """A folder name for each group name, distinct from ``outlier`` and ``unassigned`` (see
+    core.reading.names.folder_names: safe on every file system, within NAME_MAX_BYTES bytes)."""
+    return folder_names(names, taken=NO_GROUP.values())
+
+
+def check_group_names(names: Sequence[str]) -> None:
+    """Refuse, in words, a group name an export cannot make a folder of (core.reading.names.name_too_long)."""
     for name in names:
-        clean = zip_entry(name.replace("/", "_")).lstrip(". ").rstrip(". ") or "group"
-        candidate, n = clean, 1
-        while candidate.casefold() in used:
-            n += 1
-            candidate = f"{clean}~{n}"
-        used.add(candidate.casefold())
-        folders.append(candidate)
-    return folders
+        problem = name_too_long(name, f"The group name {shown(name[:24])}...", "Rename the group, then export again.")
+        if problem is not None:
+            raise DotmapError(problem)
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ def grouping(pipeline: Pipeline, k: int | None = None, curation: Curation | None
         )
     if curation.paths != pipeline.image_meta()["paths"]:
         raise DotmapError("The curation is of another set of images than this one; open it again on this folder.")
+    check_group_names(list(curation.names.values()))
     by_id = dict(zip(curation.names, group_folders(list(curation.names.values())), strict=True)) | NO_GROUP
     present = {int(g) for g in np.unique(curation.labels)}
     return Grouping(
@@ -191,7 +199,7 @@ def zip_of_files(
         used: set[str] = {plan.csv_name}
         for i, row in enumerate(chosen):
             path = paths[row]
-            entry = _unique(zip_entry(f"{plan.folder_of[row]}/{path}"), used)
+            entry = unique_name(zip_entry(f"{plan.folder_of[row]}/{path}"), used)
             try:
                 archive.write(root / path, entry)
             except OSError as exc:
@@ -212,31 +220,9 @@ def _check_has_files(pipeline: Pipeline, what: str) -> None:
         raise DotmapError(ARRAY_HAS_NO_FILES.format(root=shown(str(pipeline.inventory.root)), what=what))
 
 
-def _unique(name: str, used: set[str]) -> str:
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or "/" in suffix:
-        stem, suffix = name, ""
-    candidate, n = name, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}~{n}.{suffix}" if suffix else f"{stem}~{n}"
-    used.add(candidate)
-    return candidate
-
-
-def _first_new(path: Path) -> Path:
-    """The highest folder on the way to ``path`` (or ``path`` itself) that does not exist yet."""
-    first = path
-    for parent in path.parents:
-        if parent.exists():
-            break
-        first = parent
-    return first
-
-
 def check_output(pipeline: Pipeline, target: str | os.PathLike, what: str) -> Path:
-    """The output path, checked: new, and outside the data folder (not the array file itself). Raises
-    DotmapError otherwise."""
+    """The output path, checked: new, outside the data folder (not the array file itself), in a folder that
+    can be written, every new name short enough for a file system. Raises DotmapError (or PathError) otherwise."""
     path = Path(target).expanduser()
     data = pipeline.inventory.root.resolve()
     where = path.resolve()  # resolves the parts that exist, so a link into the data folder is seen
@@ -245,12 +231,34 @@ def check_output(pipeline: Pipeline, target: str | os.PathLike, what: str) -> Pa
             f"{shown(str(path))} is inside the image folder {shown(str(data))}, which Dotmap only reads: "
             f"the next run would count the exported images twice. Choose a {what} outside it."
         )
-    if path.exists() or path.is_symlink():
+    if disk.exists(path):
         raise DotmapError(f"{shown(str(path))} already exists; choose a new {what} name (nothing was overwritten).")
-    existing = _first_new(path).parent
+    if any(len(os.fsencode(part)) > NAME_MAX_BYTES for part in path.parts):  # under a folder still to be made
+        raise PathError(disk.too_long_words(path))
+    existing = disk.first_missing(path).parent
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise DotmapError(f"Cannot write into {shown(str(existing))}: permission denied. Choose another place.")
+        if disk.is_read_only(existing):
+            raise PathError(f"Cannot write into {shown(str(existing))}: {disk.READ_ONLY_WORDS}")
+        raise PathError(f"Cannot write into {shown(str(existing))}: permission denied. Choose another place.")
     return path
+
+
+def _unwritten(
+    exc: OSError, path: Path, target: Path, image: str | None = None, needed: int = 0, freed: int = 0
+) -> DotmapError:
+    """Why writing ``path`` of the export ``target`` (its folder or CSV file) failed, in words: a full disk
+    (``needed`` bytes in all, of which ``freed`` were written and go with the rest), or the file system's reason."""
+    if disk.is_disk_full(exc):
+        kept = "What this export wrote was removed; nothing else was touched."
+        what = f"the export {'CSV file' if target.suffix.lower() == '.csv' else 'folder'} {shown(str(target))}"
+        return disk.disk_full_error(target.parent, what, "the export", needed, kept, "export to another disk", freed)
+    why = disk.write_problem(exc, path)
+    if image is None:
+        return DotmapError(f"Cannot create {shown(str(path))}: {why}")
+    return DotmapError(
+        f"Cannot export {shown(image)} to {shown(str(path))}: {why} What this export wrote was removed; "
+        f"nothing else was touched."
+    )
 
 
 def export(
@@ -287,11 +295,14 @@ def export(
             *outputs["csv"].resolve().parents,
         ):
             raise DotmapError("Write the CSV file outside the export folder, under a name of its own.")
-    created = [_first_new(path) for path in outputs.values()]
+    created = [disk.first_missing(path) for path in outputs.values()]
     try:
         written = []
         if "csv" in outputs:
-            outputs["csv"].parent.mkdir(parents=True, exist_ok=True)
+            try:
+                outputs["csv"].parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _unwritten(exc, outputs["csv"].parent, outputs["csv"]) from None
             written.append(_write_csv(outputs["csv"], plan.csv_text(None)))
         if "folders" in outputs:
             written.append(_copy_into_folders(pipeline, plan.folder_of, outputs["folders"], link, on_progress))
@@ -316,7 +327,9 @@ def _write_csv(target: Path, text: str) -> Path:
             f"{shown(str(target))} already exists; choose a new file name (nothing was overwritten)."
         ) from None
     except OSError as exc:
-        raise DotmapError(f"Cannot write {shown(str(target))}: {exc.strerror or exc}.") from None
+        if disk.is_disk_full(exc):
+            raise _unwritten(exc, target, target, needed=len(text.encode())) from None
+        raise DotmapError(f"Cannot write {shown(str(target))}: {disk.write_problem(exc, target)}") from None
     return target
 
 
@@ -351,23 +364,27 @@ def _copy_into_folders(
             f"{shown(str(target))} already exists; choose a new folder (nothing was overwritten)."
         ) from None
     except OSError as exc:
-        raise DotmapError(f"Cannot create {shown(str(target))}: {exc.strerror or exc}.") from None
+        raise _unwritten(exc, target, target) from None
     paths = pipeline.image_meta()["paths"]
     root = pipeline.inventory.root
+    sizes = [0] * len(paths) if link else _sizes(pipeline)
     for i, path in enumerate(paths):
         destination = target / folder_of[i] / path
-        destination.parent.mkdir(parents=True, exist_ok=True)
         source = (root / path).resolve()
-        try:
+        try:  # the folder too: a name too long, a disk out of room for one more folder
+            destination.parent.mkdir(parents=True, exist_ok=True)
             if link:
                 os.symlink(source, destination)
             else:
                 shutil.copy2(source, destination)
         except OSError as exc:
-            raise DotmapError(
-                f"Cannot export {shown(path)} to {shown(str(destination))}: {exc.strerror or exc}. "
-                f"What this export wrote was removed; nothing else was touched."
-            ) from None
+            raise _unwritten(exc, destination, target, path, sum(sizes), sum(sizes[:i])) from None
         if on_progress is not None and (i + 1 == len(paths) or (i + 1) % 500 == 0):
             on_progress(i + 1, len(paths), "export")
     return target
+
+
+def _sizes(pipeline: Pipeline) -> list[int]:
+    """The size in bytes of every image file, in the images' order, as the folder was listed."""
+    size_of = {entry.path: entry.size for entry in pipeline.inventory.files}
+    return [size_of.get(path, 0) for path in pipeline.image_meta()["paths"]]

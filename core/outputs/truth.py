@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,12 +20,14 @@ class Truth:
     codes : ndarray of shape (n_images,), int64; -1 where an image has no label.
     names : the class names, in code order.
     ari, nmi : one per k of the sweep.
+    notes : what reading the labels noticed (a file name given two labels: the first is used), in words.
     """
 
     codes: np.ndarray
     names: list[str]
     ari: list[float]
     nmi: list[float]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def known(self) -> int:
@@ -41,14 +43,16 @@ def truth_of(pipeline: Pipeline) -> Truth | None:
     """The agreement of every k with the set's labels (core.reading.labels), or None when it has none or
     labels too few images.
 
-    Raises DotmapError (in words) when the labels cannot be read (labels.csv without its ``filename,label``
-    header, an array set's labels of the wrong length).
+    Raises DotmapError (in words, naming the file and the line) when the labels cannot be read (labels.csv
+    that is not UTF-8 text, has no ``filename,label`` header or a cell over the csv module's limit; an array
+    set's labels of the wrong length): labels only feed these scores, so a caller says it and goes on.
     """
-    found = labels_of(pipeline.inventory, pipeline.image_meta()["paths"])
+    notes: list[str] = []
+    found = labels_of(pipeline.inventory, pipeline.image_meta()["paths"], notes)
     if found is None:
         return None
     codes, names = found
     if (codes >= 0).sum() < MIN_LABELLED:
         return None
     pairs = truth_scores(codes, pipeline.sweep().labels)
-    return Truth(codes, names, [a for a, _ in pairs], [b for _, b in pairs])
+    return Truth(codes, names, [a for a, _ in pairs], [b for _, b in pairs], notes)

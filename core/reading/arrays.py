@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import zipfile
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import IO
 
 import numpy as np
 
+from core.engine.disk import path_status
 from core.errors import DotmapError, NoImagesError
 from core.reading.folders import FileEntry, Inventory, scan_folder
 from core.reading.names import shown
@@ -57,7 +59,10 @@ class ArraySource:
 
 def is_array_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` names an array set (an .npy or .npz file) rather than a folder."""
-    return Path(path).suffix.lower() in ARRAY_SUFFIXES and not Path(path).is_dir()
+    if Path(path).suffix.lower() not in ARRAY_SUFFIXES:
+        return False
+    found = path_status(path)  # a folder on the way that may not be entered: said in words, not raised
+    return found is None or not stat.S_ISDIR(found.st_mode)
 
 
 def _header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype, int]:

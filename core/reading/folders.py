@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.engine.disk import path_status
 from core.errors import DotmapError, NoImagesError
 from core.reading.names import is_valid_utf8, shown
 
 LABELS_FILE = "labels.csv"
+LARGE_FOLDER_FILES = 200_000  # the dashboard asks before preparing a folder of more files (/ holds 570,000)
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,10 @@ def scan_folder(root: str | os.PathLike) -> Inventory:
     ``labels.csv`` is not part of the fingerprint: nothing cached depends on it.
     """
     base = Path(root).expanduser()
-    if not base.exists():
+    found = path_status(base)  # a folder on the way that may not be entered, a name too long: said in words
+    if found is None:
         raise NoImagesError(f"The folder {shown(str(base))} does not exist.")
-    if not base.is_dir():
+    if not stat.S_ISDIR(found.st_mode):
         raise NoImagesError(f"{shown(str(base))} is a file, not a folder of images.")
     entries: list[FileEntry] = []
     skipped: list[tuple[str, str]] = []
@@ -140,3 +144,24 @@ def folders_unchanged(inventory: Inventory) -> bool:
         except OSError:
             return False
     return True
+
+
+def no_files_words(inventory: Inventory) -> str:
+    """Why a folder with no candidate file is of no use, in words: empty, or what its entries are instead.
+
+    ``/dev`` holds devices, not files: that is said, rather than "holds no files".
+    """
+    where = shown(str(inventory.root))
+    if not inventory.skipped:
+        return f"The folder {where} holds no files."
+    kinds: dict[str, int] = {}
+    for _, reason in inventory.skipped:
+        kind = re.split(r"[,;(]", reason)[0].strip()  # "a device, not an image file" -> "a device"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    what = "; ".join(f"{kind}: {count:,}" for kind, count in sorted(kinds.items(), key=lambda item: -item[1]))
+    devices = kinds.get("a device", 0) > len(inventory.skipped) / 2
+    system = " It looks like a system folder of devices, not a folder of images." if devices else ""
+    return (
+        f"The folder {where} holds no file that could be an image: none of its {len(inventory.skipped):,} "
+        f"entries is a regular file Dotmap can read ({what}).{system}"
+    )

@@ -8,6 +8,7 @@ file's; the kernel keeps them in its page cache, so reading them again costs no 
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import SettingError
+
 # arrays of more bytes than this are mapped from the cache, not read into memory; a 32,000-image
 # set's packed images (160 MB) stay below it, so small sets keep today's in-memory path
 MAP_ABOVE_BYTES = 256 * 2**20
 MEMORY_ENV = "DOTMAP_BLOCK_MB"
 DEFAULT_BLOCK_MB = 96  # what a streamed stage holds of its rows at a time, in MB: 2,048 images
+MAX_BLOCK_MB = 1_000_000  # a terabyte: more is a typing mistake
 # the working memory of one image while its features or its typical-shape density are computed
 # (tracemalloc on the demo's images, about 220 ink pixels each: 21-48 kB by kind)
 IMAGE_WORK_BYTES = 48 * 1024
@@ -35,9 +39,9 @@ def block_bytes() -> int:
     try:
         mb = float(text)
     except ValueError:
-        raise ValueError(f"{MEMORY_ENV}={text!r} should be a number of megabytes, e.g. 64.") from None
-    if mb <= 0:
-        raise ValueError(f"{MEMORY_ENV}={text!r} should be more than 0 megabytes.")
+        raise SettingError(f"{MEMORY_ENV}={text!r} should be a number of megabytes, e.g. 64.") from None
+    if not 0 < mb <= MAX_BLOCK_MB:  # also refuses nan and inf
+        raise SettingError(f"{MEMORY_ENV}={text!r} should be more than 0 megabytes and at most {MAX_BLOCK_MB:,}.")
     return int(mb * 2**20)
 
 
@@ -97,8 +101,12 @@ class RowWriter:
     def __enter__(self) -> RowWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        with contextlib.suppress(OSError):  # failed (a full disk): the file goes with its scratch folder
+            self._file.close()
 
 
 def _read_header(f) -> tuple[tuple[int, ...], np.dtype, int]:

@@ -76,7 +76,7 @@ def changed(words: str) -> None:
 def show_said() -> None:
     said = st.session_state.pop(SAID, None)
     if said is not None:
-        getattr(st, said[0])(said[1])
+        getattr(st, said[0])(render.text(said[1]))  # names and file names in it: text, never Markdown
 
 
 def act(change: Callable[..., object], *args: object) -> None:
@@ -119,7 +119,7 @@ def choose_groups(pipeline: Pipeline, label: str, key: str, column=st) -> Curati
     try:
         curation = current(pipeline)
     except CurationError as exc:
-        st.warning(f"Your named groups cannot be used now: {exc} (open the Curate page to mend it).")
+        st.warning(f"Your named groups cannot be used now: {render.text(exc)} (open the Curate page to mend it).")
         return None
     if curation is None or not np.any(curation.labels >= 0):
         return None
@@ -186,7 +186,8 @@ def other_settings_panel(pipeline: Pipeline) -> None:
         return
     st.markdown(f"This folder has {len(others)} curation(s) made with other settings:")
     for i, path in enumerate(others[:5]):
-        st.button(f"Copy {path.name} here", on_click=copy_other, args=(pipeline, str(path)), key=f"copy_other_{i}")
+        label = f"Copy {render.text(path.name)} here"
+        st.button(label, on_click=copy_other, args=(pipeline, str(path)), key=f"copy_other_{i}")
 
 
 def import_panel(pipeline: Pipeline) -> None:
@@ -200,7 +201,7 @@ def import_panel(pipeline: Pipeline) -> None:
 
 
 def unreadable(pipeline: Pipeline, exc: CurationError) -> None:
-    st.error(str(exc))
+    st.error(render.text(exc))
     st.markdown("The file is not changed by anything below: it is moved aside, never deleted.")
     left, right = st.columns(2)
     with left:

@@ -31,7 +31,7 @@ from core.reading.rows import sample_masks
 from core.representation import typical
 from core.representation.reduction import Reduction
 from pages.ui import jobs as ui_jobs
-from pages.ui import state
+from pages.ui import render, state
 
 # ---- opening the data -----------------------------------------------------------------------
 RESCAN_ABOVE = 100_000  # files; see current_inventory
@@ -54,16 +54,21 @@ def open_pipeline() -> Pipeline:
     that job's progress and stops.
     """
     folder, settings = chosen_folder(), state.current_settings()
-    if folder is None and not demo.builtin_demo_ready(default_cache_dir()):
-        job = _job_for(None, settings, fingerprint="")
-        ui_jobs.follow(job, lambda: demo.builtin_demo_ready(default_cache_dir()), PREPARING, key="demo_job")
+    try:
+        cache = default_cache_dir()  # no home folder and no DOTMAP_CACHE: said in words
+    except DotmapError as exc:
+        st.error(render.text(exc))
         st.stop()
-    data_dir = folder or str(demo.builtin_demo_path(default_cache_dir()))
+    if folder is None and not demo.builtin_demo_ready(cache):
+        job = _job_for(None, settings, fingerprint="")
+        ui_jobs.follow(job, lambda: demo.builtin_demo_ready(cache), PREPARING, key="demo_job")
+        st.stop()
+    data_dir = folder or str(demo.builtin_demo_path(cache))
     try:
         inventory = current_inventory(data_dir)  # a changed folder is a new pipeline
         return _pipeline(data_dir, json.dumps(asdict(settings), sort_keys=True), inventory.fingerprint, inventory)
     except DotmapError as exc:
-        st.error(str(exc))
+        st.error(render.text(exc))
         st.info("Choose another folder on the **Overview** page.")
         st.stop()
 
@@ -131,7 +136,7 @@ def _job_for(folder: str | None, settings: Settings, fingerprint: str, needed: b
         try:
             return ui_jobs.start(folder, settings)
         except DotmapError as exc:  # a cache folder that cannot be written
-            st.error(str(exc))
+            st.error(render.text(exc))
             st.stop()
     if not status.active and needed:
         ui_jobs.draw_stopped(status, folder, settings, key="job")
@@ -250,10 +255,13 @@ def truth_scores(pipeline: Pipeline) -> Truth | None:
     try:
         labels = pipeline.inventory.labels_path
         stamp = "" if labels is None else f"{labels}:{labels.stat().st_size}:{labels.stat().st_mtime_ns}"
-        return _truth(pipeline.key("sweep") + stamp, pipeline)  # an edited labels.csv is read again
+        truth = _truth(pipeline.key("sweep") + stamp, pipeline)  # an edited labels.csv is read again
     except (DotmapError, OSError) as exc:
-        st.warning(f"The labels are not used: {exc}")
+        st.warning(f"The labels are not used: {render.text(exc)}")
         return None
+    for note in [] if truth is None else truth.notes:
+        st.warning(render.text(note))
+    return truth
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -19,7 +19,7 @@ from core.engine.cache import default_cache_dir
 from core.engine.job_status import JobStatus, Problem, StageProgress, State
 from core.engine.pipeline import Settings
 from core.representation.embedding import SETUP_WORDS
-from pages.ui import state
+from pages.ui import render, state
 
 POLL_S = 1.0
 PCA_HINT = "If UMAP cannot run here, choose **Cluster space: PCA** under *More settings* on the Overview page."
@@ -83,11 +83,11 @@ def draw_status(status: JobStatus) -> None:
 def draw_stopped(status: JobStatus, data_dir: str | None, settings: Settings, key: str) -> None:
     """A job that failed, died or was cancelled: what happened in words, the end of its log, and a button."""
     if status.state == State.CANCELLED:
-        st.info(f"Preparing was cancelled. {status.error or ''} The finished stages are kept.")
+        st.info(f"Preparing was cancelled. {render.text(status.error or '')} The finished stages are kept.")
         label = "Resume preparing"
     else:
         where = f" (at: {status.stage(status.failed_stage).words})" if status.stage(status.failed_stage) else ""
-        st.error(f"Preparing stopped{where}: {status.error}")
+        st.error(f"Preparing stopped{where}: {render.text(status.error)}")
         if status.problem == Problem.SETUP:
             st.info(PCA_HINT)
         elif status.problem == Problem.DATA:

@@ -20,20 +20,24 @@ from pages.ui.selection import map_rows
 APP_NAME = "Dotmap"
 
 
-PAGES = (  # (file, icon), the menu of app.py in its order; a page is named after its file (2_Choose_k.py: "Choose k")
-    ("pages/0_Overview.py", ":material/home:"),
-    ("pages/1_Map.py", ":material/scatter_plot:"),
-    ("pages/2_Choose_k.py", ":material/query_stats:"),
-    ("pages/3_Clusters.py", ":material/grid_view:"),
-    ("pages/4_Curate.py", ":material/edit_note:"),
-    ("pages/5_Classify.py", ":material/upload:"),
-    ("pages/6_Export.py", ":material/download:"),
-    ("pages/7_Compare.py", ":material/compare_arrows:"),
+# the menu of menu.py in its order; a page is named after its file (2_Choose_k.py: "Choose k"). No icons:
+# a page's icon is also the browser tab's, and Streamlit fetches a material one from a font server
+# outside this computer (tests/e2e/test_outside_requests.py routes every request to see it); an emoji
+# needs a font many Linux machines lack
+PAGES = (
+    "pages/0_Overview.py",
+    "pages/1_Map.py",
+    "pages/2_Choose_k.py",
+    "pages/3_Clusters.py",
+    "pages/4_Curate.py",
+    "pages/5_Classify.py",
+    "pages/6_Export.py",
+    "pages/7_Compare.py",
 )
 
 
 def setup(title: str) -> None:
-    """What every page does first, itself rather than app.py (AppTest runs a page alone)."""
+    """What every page does first, itself rather than menu.py (AppTest runs a page alone)."""
     _through_the_menu()
     st.set_page_config(page_title=f"{title} · {APP_NAME}", layout="wide")
     state.init_session()
@@ -43,20 +47,20 @@ _MENU_RAN = "_dotmap_menu_ran"
 
 
 def navigation() -> StreamlitPage:
-    """app.py's menu of PAGES; it notes in the session that this session has run app.py."""
+    """menu.py's menu of PAGES; it notes in the session that this session has run menu.py."""
     st.session_state[_MENU_RAN] = True
-    return st.navigation([st.Page(path, icon=icon) for path, icon in PAGES])
+    return st.navigation([st.Page(path) for path in PAGES])
 
 
 def _through_the_menu() -> None:
-    """Run this page again through app.py's menu if Streamlit ran it alone.
+    """Run this page again through menu.py's menu if Streamlit ran it alone.
 
-    Until app.py has run once in a server, Streamlit treats a folder named pages/ as its old multipage
-    folder: a page opened by its address runs without app.py, under a menu made from the folder (with
-    app.py as "app"). ``st.navigation`` turns that off for the server; a rerun then goes through app.py,
+    Until menu.py has run once in a server, Streamlit treats a folder named pages/ as its old multipage
+    folder: a page opened by its address runs without menu.py, under a menu made from the folder (with
+    menu.py as "app"). ``st.navigation`` turns that off for the server; a rerun then goes through menu.py,
     which opens the same page (a page's id is its address) under the menu of PAGES.
 
-    Only a session that has not run app.py yet is sent there: AppTest sets the old folder mode again
+    Only a session that has not run menu.py yet is sent there: AppTest sets the old folder mode again
     before every run, and a rerun there would drop the run's button click.
     """
     if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state.get(_MENU_RAN):
@@ -78,13 +82,13 @@ def sidebar(pipeline: Pipeline, demo: bool) -> None:
     """Which data and settings the pages show, in a few words."""
     s = pipeline.settings
     with st.sidebar:
-        st.markdown(f"**Data**: {'built-in demo' if demo else pipeline.inventory.root.name}")
+        st.markdown(f"**Data**: {'built-in demo' if demo else render.text(pipeline.inventory.root.name)}")
         st.caption(
             f"{len(pipeline.inventory.files)} {pipeline.inventory.kind}s · features `{s.features}` · "
             f"{s.components} components · {s.algorithm} · k {s.k_min}..{s.k_max} · cluster space {s.cluster_space}"
         )
         while pipeline.cache.notes:  # a broken cache entry met while loading: it was recomputed
-            st.info(f"Cache: {pipeline.cache.notes.pop(0)}")
+            st.info(f"Cache: {render.text(pipeline.cache.notes.pop(0))}")
 
 
 def k_slider(sweep: Sweep, key: str, label: str = "Number of clusters k") -> int:
@@ -150,7 +154,7 @@ def zip_download(
             try:
                 packed = zip_of_files(pipeline, k, rows, curation=curation)
             except DotmapError as exc:
-                st.error(str(exc))
+                st.error(render.text(exc))
                 return
         made = st.session_state[key] = (token, packed)
     st.download_button(

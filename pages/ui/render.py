@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
+
+from core.reading.names import shown
 
 # cluster c is always PALETTE[c % len]: ids are matched from k to k+1, so colours stay put;
 # 40 colours, as many as the largest k the Overview offers
@@ -53,12 +55,39 @@ def colour(cluster: int) -> str:
     return NOISE_COLOUR if cluster < 0 else PALETTE[cluster % len(PALETTE)]
 
 
+def text(value: object) -> str:
+    """A text from a file, a folder or an upload (a group's name, an undo text, a path, an error naming them)
+    made inert for whatever Streamlit shows it with: Markdown (st.markdown, captions, alerts, widget labels,
+    radio options, help) and HTML (``unsafe_allow_html``). Every ASCII character that is neither a letter, a
+    digit nor a space becomes its numeric character reference (``[`` is ``&#91;``), and a bare address gets an
+    invisible word joiner (``NO_AUTOLINK``) so that it is not made a link: the reader sees the same
+    text, but no link, image, emphasis, tag, directive or formula can form from it, so a curation file or a
+    file name cannot make the page load an outside URL or show a live link. Invisible and control characters
+    are escaped too (``\\u202e``): a name cannot hide or reorder the text around it."""
+    return "\n".join(_inert(shown(line)) for line in str(value).split("\n"))
+
+
+# GFM makes a bare address a link after parsing, whatever the references: http:// and https://, www.,
+# a@b.org, mailto: and xmpp:. An invisible word joiner inside each of these stops it (only there: a path
+# or a tcp:// address copied from a message stays as it was)
+NO_AUTOLINK = re.compile(
+    r"(?<=http:)(?=//)|(?<=https:)(?=//)|(?<=www)(?=\.)|(?<=@)(?=[\w-])|(?<=mailto:)|(?<=xmpp:)", re.IGNORECASE
+)
+WORD_JOINER = "\u2060"
+
+
+def _inert(line: str) -> str:
+    line = NO_AUTOLINK.sub(WORD_JOINER, line)
+    return "".join(c if not c.isascii() or c.isalnum() or c == " " else f"&#{ord(c)};" for c in line)
+
+
 def swatch_header(group: int, title: str, details: str) -> str:
     """A cluster's or group's header as HTML for st.markdown: a square in the colour of ``group`` (-1: grey,
-    in no group), the ``title`` in bold, then `` · details``. Both are escaped: a name is text, never HTML."""
+    in no group), the ``title`` in bold, then `` · details``. Both are made inert (``text``): a name is text,
+    never HTML or Markdown."""
     return (
         f"<span style='color:{colour(group)};font-size:{SWATCH_EM}em'>&#9632;</span> "
-        f"<b>{html.escape(title)}</b> · {html.escape(details)}"
+        f"<b>{text(title)}</b> · {text(details)}"
     )
 
 
@@ -323,6 +352,13 @@ def _discrete_scale(k: int) -> list[list]:
     return scale
 
 
+def plotly_text(values) -> np.ndarray:
+    """Texts from files (names, group names) for plotly, which reads its text as a little HTML (``<a href>``,
+    ``<b>``, ...): ``&`` and ``<`` become references, so a name is shown as it is and never makes a link."""
+    values = np.asarray(values, dtype=str)
+    return np.char.replace(np.char.replace(values, "&", "&amp;"), "<", "&lt;") if len(values) else values
+
+
 def _group_hover(names: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Hover text of automatic groups: the name, then 'group g' or 'no group'."""
     groups = np.char.add("<br>group ", labels.astype(str))
@@ -353,14 +389,15 @@ def map_figure(
     ``shapes`` (k, cells, cells), densities in 0..1 with one per label value 0..k-1, draws each
     group's typical shape where it is densest, framed in its colour (:func:`shape_images`).
 
-    ``group_names`` (k names, shown as given: escape them first) label the colour bar and the hover
-    text instead of the ids (a curation's named groups).
+    ``names``, ``group_names`` and ``mark_names`` are shown as text (:func:`plotly_text`).
+    ``group_names`` label the colour bar and the hover text instead of the ids (a curation's named groups).
 
     Above ``DENSITY_ABOVE`` images, every image is drawn in a density image (:func:`density_layer`)
     and only a fixed sample of ``DENSITY_SAMPLE`` as points (their row ids still in ``customdata``):
     a browser draws a million WebGL points slowly, and the page would send all of them on each rerun.
     """
     n = len(xy)
+    names = plotly_text(names)
     noise = bool(len(labels)) and labels.min() < 0  # automatic groups: -1 is no group, drawn grey
     dense = n > DENSITY_ABOVE  # then every image is in the density image, a sample of them are points
     rows = map_sample(n) if dense else np.arange(n)
@@ -376,7 +413,8 @@ def map_figure(
     text, hover = (_group_hover(names, labels) if noise else names), None
     if group_names is not None:
         short = [name if len(name) <= TICK_CHARS else name[: TICK_CHARS - 1] + "…" for name in group_names]
-        tick_text = short + (["none"] if noise else [])
+        tick_text = plotly_text(short).tolist() + (["none"] if noise else [])
+        group_names = plotly_text(group_names).tolist()
         text = np.char.add(np.char.add(names.astype(str), "<br>"), np.asarray([*group_names, "no group"])[labels])
         hover = "%{text}<extra></extra>"
     fig = go.Figure(
@@ -411,7 +449,7 @@ def map_figure(
                 x=marks[:, 0],
                 y=marks[:, 1],
                 mode="markers+text",
-                text=list(mark_names or []),
+                text=plotly_text(mark_names or []).tolist(),
                 textposition="top center",
                 marker={"symbol": "star", "size": 18, "color": "black", "line": {"color": "white", "width": 1.5}},
                 hovertemplate="new image %{text}<extra></extra>",

@@ -23,7 +23,7 @@ PAGES = {
     "Export": "Export the clusters or your groups",
     "Curate": "Curate your groups",
 }
-MENU = ["Overview", "Map", "Choose k", "Clusters", "Curate", "Classify", "Export", "Compare"]  # app.py's, in order
+MENU = ["Overview", "Map", "Choose k", "Clusters", "Curate", "Classify", "Export", "Compare"]  # menu.py's, in order
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_every_page_shows_its_content(page, server, path) -> None:
 
 def menu(page) -> list[str]:
     links = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
-    return [text.rsplit("\n", 1)[-1] for text in links]  # each text: its icon's name, then its label
+    return [text.rsplit("\n", 1)[-1] for text in links]  # each text: its label (after an icon, if any)
 
 
 def test_the_menu_names_every_page_in_the_order_of_its_file(page, server) -> None:
@@ -57,9 +57,9 @@ def test_the_menu_names_every_page_in_the_order_of_its_file(page, server) -> Non
 
 
 def test_a_page_opened_first_by_its_address_has_the_menu_of_the_app(browser, prepared_demo, tmp_path) -> None:
-    """A bookmark of a page, opened on a server just started: before app.py has run there, Streamlit runs
+    """A bookmark of a page, opened on a server just started: before menu.py has run there, Streamlit runs
     the page alone under a menu of its own made from the folder (with an "app" page); the page asks for
-    its run again through app.py."""
+    its run again through menu.py."""
     folder, cache = prepared_demo
     env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache), DOTMAP_CURATIONS=str(tmp_path))
     with streamlit_server(env, tmp_path / "streamlit.log") as url, new_tab(browser) as tab:
@@ -203,7 +203,8 @@ def test_preparing_on_a_dask_scheduler_it_cannot_reach_is_told_on_the_page(page,
     box = page.locator("[data-testid='stSelectbox']").filter(has_text="Prepare on")
     combobox = box.get_by_role("combobox")
     combobox.click()
-    if combobox.get_attribute("aria-expanded") != "true":  # a click may only focus it; the arrow key opens it
+    page.wait_for_timeout(300)  # a click may only focus it, and the arrow key then opens it
+    if combobox.get_attribute("aria-expanded") != "true":
         combobox.press("ArrowDown")
     page.get_by_role("option", name="a Dask cluster", exact=True).click(timeout=10_000)
     page.get_by_role("textbox", name="Dask scheduler (empty: start a cluster on this machine)").fill(address)
