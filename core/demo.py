@@ -1,9 +1,11 @@
 """Demo data: black-dot-on-white PNGs of known groups, with their true labels.
 
-Three kinds: ``shapes`` (the built-in demo: 8 families, any position, size, angle, mirror),
+Four kinds: ``shapes`` (the built-in demo: 8 families, any position, size, angle, mirror),
 ``hard-shapes`` (10 families with near-alike pairs, open curves, partial shapes, clutter dots and
-varied dot size and density) and ``digits`` (scikit-learn's 1,797 real handwritten digits, drawn
-as dot clouds at a random place and size): the quality suite's data (benchmarks/quality.py).
+varied dot size and density), ``dense`` (the shapes' families with the ink of real scans: 40-400 dots
+of 3-5 px each, several thousand ink pixels an image, where the demo has a few hundred) and
+``digits`` (scikit-learn's 1,797 real handwritten digits, drawn as dot clouds at a random place and
+size): the quality suite's and the benchmarks' data (benchmarks/quality.py, benchmarks/).
 """
 
 from __future__ import annotations
@@ -117,7 +119,9 @@ HARD_FAMILIES: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
     "line": _line,
     "spiral": _spiral,
 }
-KINDS = ("shapes", "hard-shapes", "digits")
+KINDS = ("shapes", "hard-shapes", "dense", "digits")
+DENSE_DOTS = (40, 400)
+DENSE_DOT_SIZES = (3, 5)  # px squares: dots of radius 1-2 px
 HARD_DOTS = (25, 250)
 HARD_DOT_SIZES = (1, 3)
 PARTIAL_SHARE, PARTIAL_GAP = 0.3, np.pi / 3  # a third of the images miss a 60-degree sector
@@ -135,11 +139,14 @@ def _render(xy: np.ndarray, dot: int, size: int) -> np.ndarray:
     return image
 
 
-def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS, hard: bool = False) -> np.ndarray:
+def draw_demo_image(
+    family: str, rng: np.random.Generator, size: int = CANVAS, hard: bool = False, dense: bool = False
+) -> np.ndarray:
     """Draw one image of a family at a random position, size, angle, dot count and jitter.
 
     ``hard`` draws from HARD_FAMILIES with more varied dot counts and sizes, a missing sector in
-    some images, and stray clutter dots.
+    some images, and stray clutter dots. ``dense`` draws FAMILIES with DENSE_DOTS dots of
+    DENSE_DOT_SIZES px (the ink of real scans).
 
     Returns
     -------
@@ -148,7 +155,7 @@ def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS, h
     families = HARD_FAMILIES if hard else FAMILIES
     if family not in families:
         raise ValueError(f"family={family!r} should be one of {sorted(families)}.")
-    low_dots, high_dots = HARD_DOTS if hard else (MIN_DOTS, MAX_DOTS)
+    low_dots, high_dots = HARD_DOTS if hard else DENSE_DOTS if dense else (MIN_DOTS, MAX_DOTS)
     n_dots = int(rng.integers(low_dots, high_dots + 1))
     unit = families[family](rng, n_dots)
     if hard and rng.random() < PARTIAL_SHARE:
@@ -169,6 +176,8 @@ def draw_demo_image(family: str, rng: np.random.Generator, size: int = CANVAS, h
         clutter = int(rng.integers(0, int(CLUTTER_MAX * len(xy)) + 1))
         xy = np.concatenate([xy, rng.uniform(0, size, (clutter, 2))])
         dot = int(rng.integers(HARD_DOT_SIZES[0], HARD_DOT_SIZES[1] + 1))
+    elif dense:
+        dot = int(rng.integers(DENSE_DOT_SIZES[0], DENSE_DOT_SIZES[1] + 1))
     else:
         dot = int(rng.integers(1, 3))  # 1 or 2 px dots
     return _render(xy, dot, size)
@@ -282,7 +291,9 @@ def _write_images(out: str, plan: _Plan, indices: range, stream: np.random.Gener
         if digits is not None:
             image = draw_digit(digits[i % len(digits)], rng, plan.size)
         else:
-            image = draw_demo_image(plan.label(i), rng, plan.size, hard=plan.kind == "hard-shapes")
+            image = draw_demo_image(
+                plan.label(i), rng, plan.size, hard=plan.kind == "hard-shapes", dense=plan.kind == "dense"
+            )
         _save_png(image, os.path.join(out, plan.file_name(i)), one_bit=plan.large)
     return len(indices)
 

@@ -388,3 +388,11 @@ def test_stopping_a_large_demo_leaves_no_workers(tmp_path: Path, how: signal.Sig
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_the_dense_kind_carries_the_ink_of_real_scans(tmp_path: Path) -> None:
+    dense, sparse = make_demo(tmp_path / "dense", n=40, seed=2, kind="dense"), make_demo(tmp_path / "s", n=40, seed=2)
+    ink = {f: [int((np.asarray(Image.open(p)) == 0).sum()) for p in sorted(f.glob("*.png"))] for f in (dense, sparse)}
+    assert np.median(ink[dense]) > 3 * np.median(ink[sparse]) and np.median(ink[dense]) > 1000
+    labels = (dense / "labels.csv").read_text().splitlines()
+    assert labels[0] == "filename,label" and {line.split(",")[1] for line in labels[1:]} == set(FAMILIES)

@@ -106,6 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     groups = {
         "shapes": f"{len(demo.FAMILIES)} shape families",
         "hard-shapes": f"{len(demo.HARD_FAMILIES)} shape families (hard)",
+        "dense": f"{len(demo.FAMILIES)} shape families with dense ink",
     }
     print(f"wrote {args.n} demo images of {groups.get(args.kind, '10 handwritten digits')} and labels.csv to {out}")
     return 0

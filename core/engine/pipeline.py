@@ -18,6 +18,7 @@ import numpy as np
 
 from core.clustering import scoring
 from core.clustering.sweep import Sweep, per_k, sweep_from_arrays
+from core.engine import threads
 from core.engine.backends import Backend
 from core.engine.cache import Cache, Entry, default_cache_dir, make_key
 from core.engine.settings import CLUSTER_SPACES, Settings
@@ -110,7 +111,8 @@ class Pipeline:
         real = stage_of(stage, self.settings)
         name = real.name if k is None else f"{real.name}-k{k}"
         if name not in self._entries:
-            compute = partial(real.compute, self, k) if real.per_k else partial(real.compute, self)
+            work = partial(real.compute, self, k) if real.per_k else partial(real.compute, self)
+            compute = partial(_on_numeric_threads, work)
             needs = partial(real.disk_bytes, self) if real.disk_bytes is not None else None
             start = time.perf_counter()
             entry, computed = self.cache.get_or_compute(real.name, self.key(real.name, k), compute, needs)
@@ -267,3 +269,10 @@ class Pipeline:
             if computing:
                 on_step(step, False)
         return self.records[first:]
+
+
+def _on_numeric_threads(work: Callable[[], Any]) -> Any:
+    """A stage's work on the numeric threads Dotmap chose (core/engine/threads.py); only when it computes:
+    a stage loaded from the cache never imports scikit-learn."""
+    with threads.limited():
+        return work()
