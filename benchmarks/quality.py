@@ -14,7 +14,8 @@ Data sets (made once under --work, default ~/.cache/dotmap-quality):
 - hard-shapes: 10 families with near-alike pairs (ring/ellipse, square/rectangle), an open curve
   (arc), partial shapes, clutter dots, dot sizes 1-3 px and 25-250 dots;
 - digits: scikit-learn's 1,797 real handwritten digits (UCI), drawn as dot clouds at a random
-  place and size: data nobody here wrote.
+  place and size: data nobody here wrote;
+- dense: the demo's 8 families drawn with the ink of real scans (40-400 dots of 3-5 px).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ SETS = {
     "shapes": DataSet("shapes", 2000, 8, held_out=("spiral", "two-blobs")),
     "hard-shapes": DataSet("hard-shapes", 2000, 10, held_out=("spiral", "cross")),
     "digits": DataSet("digits", 1797, 10, held_out=("3", "7")),
+    "dense": DataSet("dense", 2000, 8, held_out=("spiral", "two-blobs")),
 }
 NOVELTY_TRAIN, NOVELTY_FRESH, ODD_EACH = 1500, 400, 25
 K_MAX = 15

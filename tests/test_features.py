@@ -13,7 +13,10 @@ from core.representation.features import (
     compute_features,
     feature_view,
     features_from_packed,
+    ink_bytes,
     ink_points,
+    posed_points,
+    shape_poses,
     pixel_features,
     polar_density,
     rotation_features,
@@ -63,6 +66,47 @@ def test_ink_points_match_nonzero_of_the_masks(random_masks: np.ndarray) -> None
 def test_ink_points_of_blank_masks_are_empty() -> None:
     image, y, x = ink_points(pack_masks(np.zeros((3, 10, 10), bool)), 10)
     assert image.size == y.size == x.size == 0
+
+
+# ---------------------------------------------------------------- ink bytes and poses
+
+
+@pytest.mark.parametrize("grid", [16, 13])  # whole bytes per row; rows that share bytes
+def test_ink_bytes_stand_for_every_ink_pixel(grid: int) -> None:
+    masks = np.random.default_rng(3).random((5, grid, grid)) < 0.3
+    ink = ink_bytes(pack_masks(masks), grid)
+    np.testing.assert_allclose(np.bincount(ink.image, ink.ink, minlength=5), masks.sum(axis=(1, 2)))
+    for got, want in zip(ink.pixels(), np.nonzero(masks), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_ink_byte_sits_at_the_mean_of_its_pixels_and_keeps_their_spread() -> None:
+    mask = np.zeros((1, 16, 16), bool)
+    mask[0, 2, [9, 10, 14]] = True  # one byte of row 2: columns 8..15
+    ink = ink_bytes(pack_masks(mask), 16)
+    assert len(ink.image) == 1
+    assert ink.y[0] == 2 and ink.ink[0] == 3
+    assert ink.x[0] == pytest.approx(11.0)
+    assert ink.spread[0] == pytest.approx((9 - 11) ** 2 + (10 - 11) ** 2 + (14 - 11) ** 2)
+
+
+def test_a_pose_is_the_pixels_own_centre_and_rms_radius(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core.representation.features, "POSE_TRIM", 1e6)  # no ink left out
+    masks = np.random.default_rng(4).random((3, GRID, GRID)) < 0.05
+    poses = shape_poses(ink_bytes(pack_masks(masks), GRID), 3)
+    for i, mask in enumerate(masks):
+        y, x = np.nonzero(mask)
+        assert poses.cx[i] == pytest.approx(x.mean()) and poses.cy[i] == pytest.approx(y.mean())
+        assert poses.radius[i] == pytest.approx(np.sqrt(((x - x.mean()) ** 2 + (y - y.mean()) ** 2).mean()))
+
+
+def test_posed_points_are_centred_and_of_unit_rms_radius() -> None:
+    masks = np.stack([place(letter_f(2), 5, 9), place(ring(), 0, 0)])
+    image, u, v = posed_points(pack_masks(masks), GRID)
+    for i in range(2):
+        mine = image == i
+        assert abs(u[mine].mean()) < 0.05 and abs(v[mine].mean()) < 0.05
+        assert np.sqrt((u[mine] ** 2 + v[mine] ** 2).mean()) == pytest.approx(1.0, abs=0.05)
 
 
 # ---------------------------------------------------------------- pixels

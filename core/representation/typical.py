@@ -17,7 +17,7 @@ import numpy as np
 
 from core.engine.backends import Backend
 from core.reading.ondisk import image_block_rows, let_go, map_rows, row_blocks
-from core.representation.features import FEATURE_KINDS, SHAPE_EXTENT, _normalised_points, ink_points
+from core.representation.features import FEATURE_KINDS, SHAPE_EXTENT, ink_points, posed_points
 
 TYPICAL_CELLS = 48  # side of a mean image
 CHUNK_IMAGES: int | None = None  # images a block; None: from the block setting (core.reading.ondisk)
@@ -32,8 +32,8 @@ def _rotate_to_axes(image: np.ndarray, u: np.ndarray, v: np.ndarray, n: int) -> 
     cos, sin = np.cos(theta)[image], np.sin(theta)[image]
     a = cos * u + sin * v
     b = -sin * u + cos * v
-    flip_a = np.where(np.bincount(image, a**3, minlength=n) < 0, -1.0, 1.0)
-    flip_b = np.where(np.bincount(image, b**3, minlength=n) < 0, -1.0, 1.0)
+    flip_a = np.where(np.bincount(image, a * a * a, minlength=n) < 0, -1.0, 1.0)
+    flip_b = np.where(np.bincount(image, b * b * b, minlength=n) < 0, -1.0, 1.0)
     return a * flip_a[image], b * flip_b[image]
 
 
@@ -46,12 +46,12 @@ def pose_free_densities(packed: np.ndarray, grid: int, kind: str, cells: int = T
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
     packed = np.atleast_2d(packed)
     n = len(packed)
-    image, y, x = ink_points(packed, grid)
     if kind == "pixels":
+        image, y, x = ink_points(packed, grid)
         col = (x * cells) // grid
         row = (y * cells) // grid
     else:
-        u, v, _ = _normalised_points(image, y, x, n)
+        image, u, v = posed_points(packed, grid)
         if kind == "shape-rotation":
             u, v = _rotate_to_axes(image, u, v, n)
         scale = cells / (2 * SHAPE_EXTENT)
