@@ -15,11 +15,11 @@ from core.representation.features import (
     features_from_packed,
     ink_bytes,
     ink_points,
-    posed_points,
-    shape_poses,
     pixel_features,
     polar_density,
+    posed_points,
     rotation_features,
+    shape_poses,
 )
 
 GRID = 64
