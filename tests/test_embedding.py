@@ -99,3 +99,13 @@ def test_umap_fitted_on_a_sample_keeps_separated_blobs_apart(rng) -> None:
     assert U.shape == (600, 2) and np.isfinite(U).all()
     found = fit_clusters(U, 4, "kmeans", 0).labels
     assert adjusted_rand_score(truth, found) >= 0.95
+
+
+def test_umap_keeps_its_compiled_code_on_disk() -> None:
+    from numba.core.registry import CPUDispatcher
+
+    from core.representation.embedding import import_umap
+
+    umap = import_umap()
+    compiled = [v for v in vars(umap.layouts).values() if isinstance(v, CPUDispatcher)]
+    assert compiled and all(type(v._cache).__name__ != "NullCache" for v in compiled)

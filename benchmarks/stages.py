@@ -1,0 +1,85 @@
+"""Every stage of a cold ``prepare`` with the default settings, on sparse and dense images, quiet and busy.
+
+Each run is a fresh process with a fresh cache (every stage is computed; numba's cache is as the
+machine has it: warm after the first UMAP of an install), the default settings (``shape-rotation``
+features, the UMAP cluster space, the map and the groups without a k), on the built-in demo's kind
+(sparse: 1-2 px dots, a median of ~290 ink pixels an image) and the dense kind (40-400 dots of 3-5 px,
+~1,500 ink pixels: the ink of real scans), on a quiet machine and with another process keeping one
+core busy. "first clustering" is what the Overview waits for: every stage up to the scored k sweep.
+
+Run from the repository root (medians of --repeats runs; sets are made once in benchmarks/data/):
+
+    python3 benchmarks/stages.py                          # 32,000 images of each kind, one run each
+    python3 benchmarks/stages.py --n 4000 --repeats 3 --kinds dense --loads quiet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+
+from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh
+
+STAGES = ("images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map", "auto")
+FIRST_CLUSTERING = STAGES[: STAGES.index("sweep") + 1]
+KINDS = {"sparse": "shapes", "dense": "dense"}
+
+
+def prepare_once(folder: str, cache: str) -> dict[str, float]:
+    """In a fresh process: a default ``prepare`` of ``folder`` into ``cache``; seconds per stage, peak MB."""
+    from core.engine.pipeline import Pipeline, Settings
+
+    pipeline = Pipeline(folder, Settings(), cache)
+    started = time.perf_counter()
+    pipeline.prepare()
+    seconds: dict[str, float] = {}
+    for record in pipeline.records:
+        if not record.stage.startswith("fit-k"):  # each k's fit is inside the sweep's record
+            seconds[record.stage] = seconds.get(record.stage, 0.0) + record.seconds
+    seconds["first clustering"] = sum(seconds.get(stage, 0.0) for stage in FIRST_CLUSTERING)
+    seconds["total"] = time.perf_counter() - started
+    seconds["peak MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return seconds
+
+
+def measure(folder: str, busy: bool, repeats: int) -> dict[str, float]:
+    """Median of each number over ``repeats`` fresh runs."""
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache, busy_core(busy):
+            runs.append(run_fresh("stages", "prepare_once", folder, cache))
+    return {name: statistics.median(run.get(name, 0.0) for run in runs) for name in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=32_000)
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--loads", nargs="+", default=["quiet", "busy"], choices=["quiet", "busy"])
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    columns = [(kind, load) for kind in args.kinds for load in args.loads]
+    results = {}
+    for kind, load in columns:
+        folder = make_demo_once(DATA / f"{KINDS[kind]}-{args.n}-seed1", args.n, 1, kind=KINDS[kind])
+        results[kind, load] = measure(str(folder), load == "busy", args.repeats)
+        row = {"n": args.n, "kind": kind, "load": load, "repeats": args.repeats, "cores": os.cpu_count()}
+        with open(RESULTS / "stages.jsonl", "a") as out:
+            out.write(json.dumps({**row, "seconds": results[kind, load]}) + "\n")
+    print(f"{args.n:,} images, medians of {args.repeats}\n")
+    print("| stage | " + " | ".join(f"{kind}, {load}" for kind, load in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name in (*STAGES, "first clustering", "total", "peak MB"):
+        unit = " MB" if name == "peak MB" else " s"
+        cells = " | ".join(f"{results[c].get(name, 0.0):,.{0 if unit == ' MB' else 1}f}{unit}" for c in columns)
+        print(f"| {name} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
