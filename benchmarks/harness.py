@@ -54,6 +54,16 @@ def demo_folder(n: int, seed: int, *, make: bool = True) -> Path:
     return make_demo_once(folder, n, seed) if make else folder
 
 
+def stage_seconds(records: Any) -> dict[str, float]:
+    """Seconds per stage of a pipeline's ``records``, a stage run more than once summed; each k's fit
+    is left out, as it is inside the sweep's record."""
+    seconds: dict[str, float] = {}
+    for record in records:
+        if not record.stage.startswith("fit-k"):
+            seconds[record.stage] = seconds.get(record.stage, 0.0) + record.seconds
+    return seconds
+
+
 def peak_mb(children: bool = False) -> float:
     """Peak resident memory (ru_maxrss) in MB of this process, or with ``children`` of the largest
     of its child processes that have ended."""

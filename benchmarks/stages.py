@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 
-from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh
+from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh, stage_seconds
 
 STAGES = ("images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map", "auto")
 FIRST_CLUSTERING = STAGES[: STAGES.index("sweep") + 1]
@@ -37,10 +37,7 @@ def prepare_once(folder: str, cache: str) -> dict[str, float]:
     pipeline = Pipeline(folder, Settings(), cache)
     started = time.perf_counter()
     pipeline.prepare()
-    seconds: dict[str, float] = {}
-    for record in pipeline.records:
-        if not record.stage.startswith("fit-k"):  # each k's fit is inside the sweep's record
-            seconds[record.stage] = seconds.get(record.stage, 0.0) + record.seconds
+    seconds = stage_seconds(pipeline.records)
     seconds["first clustering"] = sum(seconds.get(stage, 0.0) for stage in FIRST_CLUSTERING)
     seconds["total"] = time.perf_counter() - started
     seconds["peak MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh
+from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh, stage_seconds
 
 CORES = str(os.cpu_count() or 1)
 ENVIRONMENTS = {
@@ -46,10 +46,7 @@ def prepare_once(folder: str, cache: str) -> dict[str, float]:
     started = time.perf_counter()
     pipeline.prepare(with_map=False)
     pipeline.cluster_means()
-    seconds: dict[str, float] = {}
-    for record in pipeline.records:
-        if not record.stage.startswith("fit-k"):  # each k's fit is inside the sweep's record
-            seconds[record.stage] = seconds.get(record.stage, 0.0) + record.seconds
+    seconds = stage_seconds(pipeline.records)
     seconds["total"] = time.perf_counter() - started
     return seconds
 

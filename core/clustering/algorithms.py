@@ -161,7 +161,7 @@ def fit_clusters(X: np.ndarray, k: int, algorithm: str = "kmeans", seed: int = 0
         # duplicates can leave fewer distinct centres; callers check k against distinct images
         warnings.simplefilter("ignore", ConvergenceWarning)
         # in float64: scikit-learn's k-means++ computes float32 distances by upcasting them block by
-        # block, which made its seeding 70% of a fit (1.7x faster whole, benchmarks/sweep.py)
+        # block, which made its seeding 70% of a fit (1.7x faster whole: docs/speed.md)
         model = KMeans(k, n_init=n_init, max_iter=MAX_ITER, random_state=seed).fit(X.astype(np.float64, copy=False))
     return Fit(model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32), float(model.inertia_))
 

@@ -25,19 +25,19 @@ SETUP_WORDS = "building the graph; the first UMAP of a fresh install also compil
 EPOCH_TEXT = re.compile(r"(\d+)/(\d+)")
 
 
-def _enable_disk_cache(module: ModuleType) -> int:
-    """numba's disk cache on for every compiled function of ``module`` that lacks it; how many got it."""
+_disk_cache_on = False  # set once umap-learn's compiled functions have numba's disk cache on
+
+
+def _enable_disk_cache(module: ModuleType) -> None:
+    """numba's disk cache on for every compiled function of ``module`` that lacks it."""
     from numba.core.registry import CPUDispatcher
 
-    turned = 0
     for value in list(vars(module).values()):
         if isinstance(value, CPUDispatcher) and type(value._cache).__name__ == "NullCache":
             try:
                 value.enable_caching()
             except RuntimeError:  # numba finds no folder to cache in: this one compiles as before
                 continue
-            turned += 1
-    return turned
 
 
 def import_umap() -> ModuleType:
@@ -54,10 +54,11 @@ def import_umap() -> ModuleType:
     import umap.umap_
     import umap.utils
 
-    if not getattr(umap, "_dotmap_disk_cache", False):
+    global _disk_cache_on
+    if not _disk_cache_on:
         for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils):
             _enable_disk_cache(module)
-        umap._dotmap_disk_cache = True
+        _disk_cache_on = True
     return umap
 
 
