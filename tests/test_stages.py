@@ -24,11 +24,11 @@ def plan(settings: Settings, with_map: bool = True) -> list[str]:
         (
             Settings(),
             True,
-            ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map", "auto"],
+            ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "atlas", "map", "auto"],
         ),
         (Settings(), False, ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "auto"]),
         # the PCA cluster space: the neighbours only for the map, after the clustering the pages show first
-        (PCA, True, ["images", "features", "reduction", "sweep", "typical", "neighbours", "map"]),
+        (PCA, True, ["images", "features", "reduction", "sweep", "typical", "atlas", "neighbours", "map"]),
         (PCA, False, ["images", "features", "reduction", "sweep", "typical"]),
     ],
     ids=["umap", "umap-no-map", "pca", "pca-no-map"],
@@ -53,14 +53,14 @@ def test_the_pca_cluster_space_is_the_pca_itself(tmp_path: Path) -> None:
     assert Pipeline(tmp_path / "d", Settings(), tmp_path / "c").key("space") != pipeline.key("reduction")
 
 
-KEYED = ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map", "auto"]
+KEYED = ["images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map", "auto", "atlas"]
 # each setting: another value, and the stages whose keys it changes (itself and what is downstream)
 CHANGES = {
     "grid": (100, KEYED),
     "polarity": ("dark-on-light", KEYED),
-    "features": ("pixels", KEYED[1:]),
-    "components": (20, KEYED[2:]),
-    "seed": (1, KEYED[2:]),
+    "features": ("pixels", KEYED[1:-1]),  # the thumbnails are of the images alone
+    "components": (20, KEYED[2:-1]),
+    "seed": (1, KEYED[2:-1]),
     "k_min": (3, ["sweep", "typical"]),
     "k_max": (6, ["sweep", "typical"]),
     "algorithm": ("spherical", ["sweep", "typical"]),

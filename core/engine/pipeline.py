@@ -201,6 +201,11 @@ class Pipeline:
         entry = self.entry("auto")
         return entry.arrays["labels"], entry.meta
 
+    def atlas(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The thumbnail atlas (see core.outputs.atlas.make_atlas): its arrays and meta."""
+        entry = self.entry("atlas")
+        return entry.arrays, entry.meta
+
     def pca_map(self) -> np.ndarray:
         """The instant 2-D layout: the first two principal components, (n_images, 2)."""
         return self.reduction().Z[:, :2]

@@ -22,6 +22,7 @@ from core.clustering import algorithms as clustering
 from core.clustering import scoring, sweep
 from core.engine import versions
 from core.errors import NoImagesError
+from core.outputs import atlas
 from core.reading import folders, images, rows
 from core.representation import embedding, features, reduction, typical
 
@@ -153,6 +154,12 @@ def typical_shapes(p: Pipeline) -> Result:
     return {"means": means}, {}
 
 
+def thumbnail_atlas(p: Pipeline) -> Result:
+    loaded = p.images()
+    on_tiles = lambda done, total: p.progress(done, total, "thumbnails")  # noqa: E731
+    return atlas.make_atlas(loaded.packed, loaded.grid, on_tiles)
+
+
 def two_d_map(p: Pipeline) -> Result:
     return {"xy": _umap(p, "map (UMAP)", 2)}, {}
 
@@ -230,6 +237,13 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "typical", lambda s: "Typical shape of every cluster", typical_shapes, ("images", "sweep"), ("features",)
+        ),
+        Stage(
+            "atlas",
+            lambda s: "Thumbnails of the images for the map",
+            thumbnail_atlas,
+            ("images",),
+            wanted=lambda s, with_map: with_map,
         ),
         Stage(
             "map",
