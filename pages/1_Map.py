@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.engine.pipeline import Pipeline
 from core.outputs.export import assignments_csv_text
-from pages.ui import data, page, render, thumbnails, timing
+from pages.ui import data, mapview, page, render, thumbnails, timing
 from pages.ui import jobs as ui_jobs
 
 SHOWN_SELECTED = 64  # thumbnails drawn for a selection; the export has all of it
@@ -22,6 +22,12 @@ AUTO_HELP = (
     "nearest cluster. Use it when you do not know how many groups there are or expect strays. On the quality "
     "suite it found the 8 shape families exactly, but merged near-alike shapes (8 groups of 10) and digits "
     "(9 of 10), where the k-means clusters at the recommended k did better."
+)
+
+MAP_HELP = (
+    "Hover over a point to see its image; scroll to zoom in, and past a few hundred images in view each "
+    "is drawn in place, framed in its colour. Drag to pan; select with Lasso or Box (or shift + drag); click "
+    "a point to see it large; double-click or Esc clears the selection."
 )
 
 pipeline = page.start("Map", "Map of the images")
@@ -102,16 +108,15 @@ def map_view(pipeline: Pipeline) -> None:
         if show_shapes:
             shapes = data.auto_group_means(pipeline) if word == "group" else data.cluster_means(pipeline, k)
         xy = data.layout(pipeline, kind)
+        note = MAP_HELP
         if len(xy) > render.DENSITY_ABOVE:
             title += f" (every image in the colours, {min(len(xy), render.DENSITY_SAMPLE):,} of them as points)"
-        fig = render.map_figure(xy, labels, shown_k, data.path_array(pipeline), title, word=word, shapes=shapes)
-        rows = page.selectable_map(
-            fig,
-            xy,
-            "map",
-            "Drag a box (or pick the lasso in the chart's toolbar) to select images; double-click to clear. "
-            "To see one image large, pick Pan (the cross of arrows) in the toolbar, then click a point.",
-        )  # Streamlit selects a clicked point only while the drag pans or zooms: in box mode a drag selects
+        if not pipeline.is_cached("atlas"):
+            note += " The thumbnails are still being made: the images show on the map once they are."
+        layout_key = f"{kind}:{pipeline.key('map' if kind == 'umap' else 'reduction')}"
+        rows = mapview.show_map(
+            pipeline, xy, labels, shown_k, title, "map", layout_key, word=word, shapes=shapes, note=note
+        )
         if len(rows) == 0:
             return
         if len(rows) == 1:  # a click on a point

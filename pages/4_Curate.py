@@ -18,7 +18,7 @@ from core.curation.model import (
 from core.engine.pipeline import Pipeline
 from core.reading.names import shown
 from pages.ui import curation as cur
-from pages.ui import data, page, render, thumbnails, timing
+from pages.ui import data, mapview, page, render, thumbnails, timing
 
 STORY_WHOLE = 0.9  # "in one cluster" at a k: at least this share of the group's images
 STORY_ALONE = 0.8  # a cluster "is this group" when at least this share of its images are the group's
@@ -143,22 +143,19 @@ class View:
             layout = "umap" if pipeline.is_cached("map") else "pca"
             with_shapes = st.toggle("Typical shapes on the map", value=True, key="curate_shapes")
             xy = data.layout(pipeline, layout)
-            fig = render.map_figure(
+            rows = mapview.show_map(
+                pipeline,
                 xy,
                 dense,
                 len(group_names),
-                data.path_array(pipeline),
                 f"{len(names):,} images in {len(group_names)} named groups (grey: outliers and unassigned)",
+                f"curate_map_{cur.version()}",  # a change clears the selection it acted on
+                f"{layout}:{pipeline.key('map' if layout == 'umap' else 'reduction')}",
                 word="group",
                 shapes=cur.shapes(pipeline, dense, len(group_names)) if with_shapes else None,
-                group_names=[shown(name) for name in group_names],
-            )
-            rows = page.selectable_map(
-                fig,
-                xy,
-                f"curate_map_{cur.version()}",  # a change clears the selection it acted on
-                "Colours follow the list of groups below. Drag a box or a lasso (toolbar) to select images, "
-                "then move them; double-click to clear.",
+                group_names=group_names,
+                note="Colours follow the list of groups below. Hover to see an image; select with Lasso or Box "
+                "(or shift + drag), then move them below; double-click or Esc clears the selection.",
             )
         if len(rows) == 0:
             return

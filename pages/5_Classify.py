@@ -14,7 +14,7 @@ from core.outputs.predict import Prediction, Predictor
 from core.reading.decode import ImageReadError, decode_image
 from core.reading.names import shown
 from pages.ui import curation as cur
-from pages.ui import data, page, render, timing
+from pages.ui import data, mapview, page, render, timing
 
 MAX_UPLOADS = 200  # one page of results; more belong to the command line (python -m core predict)
 DETAILED = 12  # uploads shown one by one with their neighbours; all are in the table
@@ -135,18 +135,19 @@ def show_result(result: Prediction, mask: np.ndarray, names: list[str]) -> None:
 def show_map(pipeline: Pipeline, results: list[Prediction]) -> None:
     layout = "umap" if pipeline.is_cached("map") else "pca"
     title = f"the {layout.upper()} map, " + ("your named groups" if into_groups else f"k = {k}")
-    fig = render.map_figure(
+    mapview.show_map(
+        pipeline,
         data.layout(pipeline, layout),
         labels_now,
         len(label_names),
-        data.path_array(pipeline),
         f"Where the new images fall (stars) on {title}" if results else f"The images of the set on {title}",
-        marks=np.array([r.map_xy for r in results], np.float32).reshape(-1, 2),
-        mark_names=[shown(r.name) for r in results],
+        "classify_map",
+        f"{layout}:{pipeline.key('map' if layout == 'umap' else 'reduction')}",
         word=word,
-        group_names=[shown(name) for name in label_names] if into_groups else None,
+        group_names=label_names if into_groups else None,
+        marks=np.array([r.map_xy for r in results], np.float32).reshape(-1, 2),
+        mark_names=[r.name for r in results],
     )
-    st.plotly_chart(fig, key="classify_map")
 
 
 with timing.timed("classify uploads"):  # decoding, prediction and drawing of the results

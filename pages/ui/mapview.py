@@ -1,0 +1,173 @@
+"""The map component: every image a WebGL point, the image under the cursor, the images themselves zoomed in.
+
+A Streamlit custom component (v2) around regl-scatterplot (pages/ui/web/: map.js, bundled with its
+dependencies into map.bundle.js by build.sh, their licences in THIRD_PARTY.txt). The thumbnails come
+from the atlas stage (core.outputs.atlas) and travel to the browser once a session; the points, their
+colours and the typical shapes on every run. The selection (a lasso, a box, a click) comes back as row ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.engine.pipeline import Pipeline
+from core.reading.names import shown
+from pages.ui import data, render
+from pages.ui.selection import _inside_polygon
+
+WEB = Path(__file__).with_name("web")
+HEIGHT_PX = 640
+SENT = "_mapview_atlases_sent"  # session state: the atlas keys this browser session has received
+POINT_SIZES = ((20_000, 3), (5_000, 4), (1_000, 5))  # (from this many points, size in px)
+WORLD_SPAN = 1.9  # the points fill [-0.95, 0.95] on their larger axis: a margin for the framed thumbnails
+
+
+@st.cache_resource(show_spinner=False)
+def _component():
+    js = (WEB / "map.bundle.js").read_text(encoding="utf-8")
+    css = (WEB / "map.css").read_text(encoding="utf-8")
+    return st.components.v2.component("dotmap.map", js=js, css=css, isolate_styles=False)
+
+
+def _b64(values: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values).tobytes()).decode("ascii")
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _atlas_payload(key: str, _pipeline: Pipeline) -> dict:
+    """The atlas as the browser takes it: each page base64, the tile layout, the names of its images."""
+    arrays, meta = _pipeline.atlas()
+    png, offsets = arrays["png"], arrays["offsets"]
+    pages = [base64.b64encode(png[a:b].tobytes()).decode("ascii") for a, b in pairwise(offsets)]
+    names = data.paths(_pipeline)
+    return {**meta, "pages": pages, "names": [names[r] for r in arrays["rows"]], "rows": arrays["rows"]}
+
+
+def _asked_for(key: str) -> object:
+    """The atlas key the browser asked for on the last run (the trigger ``need_atlas``), if any."""
+    value = st.session_state.get(key)
+    if isinstance(value, Mapping):
+        return value.get("need_atlas")
+    return getattr(value, "need_atlas", None)
+
+
+def world(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The layout moved and scaled into the map's world (centred, the larger axis across WORLD_SPAN):
+    (world positions (n, 2) float32, the centre, the scale), one scale for both axes."""
+    xy = np.asarray(xy, np.float64)
+    if not len(xy):
+        return np.zeros((0, 2), np.float32), np.zeros(2), 1.0
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    centre = (low + high) / 2
+    scale = WORLD_SPAN / max(float((high - low).max()), 1e-12)
+    return ((xy - centre) * scale).astype(np.float32), centre, scale
+
+
+def point_size(n: int) -> int:
+    return next((size for threshold, size in POINT_SIZES if n >= threshold), 7)
+
+
+def selected_rows(value: object, xy_world: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """The images a selection on the map means, sorted: the points picked; on a density map (only a
+    sample drawn), every image inside the lasso or box."""
+    if not isinstance(value, dict):
+        return np.zeros(0, np.int64)
+    polygon = value.get("polygon")
+    if len(drawn) < len(xy_world) and isinstance(polygon, list) and len(polygon) >= 3:
+        corners = np.asarray(polygon, np.float64)
+        return np.flatnonzero(_inside_polygon(xy_world, corners[:, 0], corners[:, 1])).astype(np.int64)
+    rows = np.asarray([r for r in value.get("rows") or [] if isinstance(r, int)], np.int64)
+    return np.unique(rows[(rows >= 0) & (rows < len(xy_world))])
+
+
+def show_map(
+    pipeline: Pipeline,
+    xy: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    title: str,
+    key: str,
+    layout_key: str,
+    word: str = "cluster",
+    shapes: np.ndarray | None = None,
+    group_names: Sequence[str] | None = None,
+    note: str = "",
+    marks: np.ndarray | None = None,
+    mark_names: Sequence[str] = (),
+) -> np.ndarray:
+    """Draw the map of ``xy`` (n, 2) coloured by ``labels`` (n,) (-1: in no group, grey); return the
+    row ids the user selected on it (empty: none).
+
+    ``shapes`` (k, cells, cells) draws each group's typical shape where it is densest; ``group_names``
+    names the k groups (else "cluster 3"); ``layout_key`` says which layout ``xy`` is (the map keeps
+    its zoom while it stays the same). ``marks`` (m, 2) draws starred points (new images) named by
+    ``mark_names``. Above ``render.DENSITY_ABOVE`` images only a fixed sample is
+    drawn as points, over a density image of all of them.
+    """
+    n = len(xy)
+    dense = n > render.DENSITY_ABOVE
+    drawn = render.map_sample(n) if dense else np.arange(n)
+    xy_world, centre, scale = world(xy)
+    atlas_key = pipeline.key("atlas") if pipeline.is_cached("atlas") else ""
+    tiles = np.full(len(drawn), -1, np.int32)
+    payload = None
+    if atlas_key:
+        payload = _atlas_payload(atlas_key, pipeline)
+        at = np.searchsorted(payload["rows"], drawn)
+        found = (at < len(payload["rows"])) & (payload["rows"][np.minimum(at, len(payload["rows"]) - 1)] == drawn)
+        tiles[found] = at[found]
+    sent = st.session_state.setdefault(SENT, set())
+    if atlas_key and _asked_for(key) == atlas_key:  # this browser lost it (the page was reloaded)
+        sent.discard(atlas_key)
+    names = list(group_names) if group_names is not None else [f"{word} {c}" for c in range(k)]
+    density = None
+    if dense:
+        layer = render.density_layer(xy_world, labels, k)
+        x0, y1 = layer["x"], layer["y"]
+        density = {"png": layer["source"], "x0": x0, "x1": x0 + layer["sizex"], "y0": y1 - layer["sizey"], "y1": y1}
+    placed = []
+    if shapes is not None:
+        for image in render.shape_images(xy_world, labels, shapes):
+            placed.append({"x": image["x"], "y": image["y"], "png": image["source"], "name": image["name"]})
+    marked = (np.asarray(marks if marks is not None else [], np.float64).reshape(-1, 2) - centre) * scale
+    points_key = hashlib.sha256(f"{layout_key}|{n}|{len(drawn)}".encode()).hexdigest()[:16]
+    message = {
+        "height": HEIGHT_PX,
+        "title": title,
+        "note": note,
+        "xy": _b64(xy_world[drawn]),
+        "rows": _b64(drawn.astype(np.int32)),
+        "labels": _b64(np.asarray(labels)[drawn].astype(np.int16)),
+        "tiles": _b64(tiles),
+        "colours": [render.colour(c) for c in range(k)],
+        "noise": render.NOISE_COLOUR,
+        "group_names": [shown(name) for name in names],  # the browser sets them as text, never as HTML
+        "point_size": point_size(len(drawn)),
+        "points_key": points_key,
+        "shapes": placed,
+        "density": density,
+        "marks": [
+            {"x": float(x), "y": float(y), "name": shown(name)} for (x, y), name in zip(marked, mark_names, strict=True)
+        ],
+        "atlas_key": atlas_key,
+        "atlas": None,
+    }
+    if atlas_key and atlas_key not in sent:
+        message["atlas"] = {name: payload[name] for name in ("pages", "tile", "columns", "per_page", "names")}
+        sent.add(atlas_key)
+    result = _component()(
+        key=key,
+        data=message,
+        default={"selection": None},
+        height=HEIGHT_PX + 70,
+        on_selection_change=lambda: None,
+        on_need_atlas_change=lambda: None,
+    )
+    return selected_rows(getattr(result, "selection", None), xy_world, drawn)
