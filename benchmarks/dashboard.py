@@ -11,7 +11,7 @@ Measured (medians over --repeats):
   (Predictor.predict), and in the browser from choosing the file to its cluster shown;
 - typical shapes on the map, side by side: the Map's k slider as above with the shapes on and off
   (the page's toggle), in the same server and tab, the order alternated run by run, and the ratio
-  on / off of the medians; and `render.map_figure` alone (ms, in this process) with and without them.
+  on / off of the medians.
 
 Run from the repository root (prepares the set in benchmarks/data on first use, ~1 min at 32k):
 
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from browser import CHROMIUM, healthy, open_page, settle, start_server
-from harness import DATA, RESULTS, ROOT, demo_folder, run_fresh
+from harness import DATA, RESULTS, demo_folder
 
 
 def prepare(folder: Path, cache: Path) -> None:
@@ -66,7 +66,7 @@ def log_length(log: Path) -> int:
 
 
 SHOWN = {  # JavaScript: is the page showing k = v yet?
-    "map fragment": "v => { const t = document.querySelector('.js-plotly-plot .gtitle');"
+    "map fragment": "v => { const t = document.querySelector('.dm-map[data-ready=\"yes\"] .dm-title');"
     " return t !== null && (t.textContent.includes('k = ' + v + ' ') || t.textContent.endsWith('k = ' + v)); }",
     "cards fragment": "v => document.querySelector('.st-key-card-' + (v - 1)) !== null"
     " && document.querySelector('.st-key-card-' + v) === null",
@@ -92,17 +92,17 @@ def move_slider(page, log: Path, part: str, moves: int) -> tuple[list[float], li
     return server, browser
 
 
-SHAPES = ".js-plotly-plot .layer-above image"
+SHAPES_DRAWN = "() => Number((document.querySelector('.dm-map') || {dataset: {}}).dataset.shapes || 0)"
 SHAPES_TOGGLE = "Typical shapes on the map"
 
 
 def set_shapes(page, log: Path, on: bool) -> None:
     """Turn the Map's typical shapes on or off with its toggle and wait until the map shows it."""
-    if (page.locator(SHAPES).count() > 0) == on:
+    if (page.evaluate(SHAPES_DRAWN) > 0) == on:
         return
     before = log_length(log)
     page.get_by_text(SHAPES_TOGGLE).click()
-    page.wait_for_function(f"on => (document.querySelectorAll('{SHAPES}').length > 0) === on", arg=on, timeout=60_000)
+    page.wait_for_function(f"on => ({SHAPES_DRAWN})() > 0 === on", arg=on, timeout=60_000)
     settle(page)
     while not timings(log, "map fragment", before):
         time.sleep(0.005)
@@ -129,7 +129,7 @@ def shapes_runs(env: dict, repeats: int, logs: Path, moves: int = 6) -> dict:
                 while not healthy(url):
                     time.sleep(0.02)
                 open_page(page, f"{url}/Map")
-                page.locator(SHAPES).first.wait_for(timeout=300_000)
+                page.wait_for_function(f"() => ({SHAPES_DRAWN})() > 0", timeout=300_000)
                 move_slider(page, log, "map fragment", moves=2)  # warm: every k the runs visit is loaded once
                 for state in ("off", "on") if run % 2 == 0 else ("on", "off"):
                     set_shapes(page, log, state == "on")
@@ -148,34 +148,6 @@ def shapes_runs(env: dict, repeats: int, logs: Path, moves: int = 6) -> dict:
     for where in ("server", "browser"):
         report[f"map_shapes_{where}_ratio"] = report[f"map_shapes_on_{where}_ms"] / report[f"map_shapes_off_{where}_ms"]
     return report
-
-
-def map_figure_ms(folder: str, repeats: int = 30) -> dict:
-    """Milliseconds of `render.map_figure` at the recommended k without and with the typical shapes (medians).
-
-    Run by `run_fresh` with the repository root on PYTHONPATH: pages/ is not installed (pytest finds
-    it the same way, by pyproject's ``pythonpath``).
-    """
-    import numpy as np
-
-    from core.engine.pipeline import Pipeline, Settings
-    from core.reading.names import shown
-    from pages.ui import render
-
-    pipeline = Pipeline(folder, Settings())
-    sweep = pipeline.sweep()
-    k = sweep.recommended_k
-    xy, labels = pipeline.map(), sweep.labels[sweep.row(k)]
-    means = pipeline.cluster_means()[sweep.row(k)]
-    names = np.asarray([shown(path) for path in pipeline.image_meta()["paths"]])
-    times = {"off": [], "on": []}
-    for _ in range(repeats):  # alternated: both see the same noise
-        for state, shapes in (("off", None), ("on", means)):
-            start = time.perf_counter()
-            render.map_figure(xy, labels, k, names, "benchmark", shapes=shapes)
-            times[state].append(1000 * (time.perf_counter() - start))
-    off, on = statistics.median(times["off"]), statistics.median(times["on"])
-    return {"map_figure_off_ms": off, "map_figure_on_ms": on, "map_figure_ratio": on / off, "map_figure_k": k}
 
 
 def floor_run(browser, folder: Path) -> float:
@@ -298,14 +270,12 @@ def main() -> None:
     name = folder.name if args.folder else str(args.n)
     report = {"folder": str(folder), "n_images": n_images(folder), "repeats": args.repeats}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report.update(run_fresh("dashboard", "map_figure_ms", str(folder), env=dict(env, PYTHONPATH=str(ROOT))))
     report.update(shapes_runs(env, args.repeats, RESULTS))
     shapes_line = (
         f"  map shapes   k slider with the typical shapes off / on: {report['map_shapes_off_server_ms']:.0f} / "
         f"{report['map_shapes_on_server_ms']:.0f} ms server (ratio {report['map_shapes_server_ratio']:.2f}), "
         f"{report['map_shapes_off_browser_ms']:.0f} / {report['map_shapes_on_browser_ms']:.0f} ms until drawn "
-        f"(ratio {report['map_shapes_browser_ratio']:.2f}; target 1.5); map_figure alone "
-        f"{report['map_figure_off_ms']:.1f} / {report['map_figure_on_ms']:.1f} ms at k = {report['map_figure_k']}"
+        f"(ratio {report['map_shapes_browser_ratio']:.2f}; target 1.5)"
     )
     if args.part == "map-shapes":
         (RESULTS / f"dashboard-shapes-{name}.json").write_text(json.dumps(report, indent=2))

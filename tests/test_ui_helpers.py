@@ -1,4 +1,4 @@
-"""Tests of the pure helpers of pages/ui: map selection -> rows, montages and densities, splits between two k."""
+"""Tests of the pure helpers of pages/ui: montages and densities, typical shapes on the map, splits between two k."""
 
 import html
 import re
@@ -19,13 +19,11 @@ from pages.ui.render import (
     colour,
     density_image,
     montage,
-    plotly_text,
     png_data_uri,
     shrink_keeping_dots,
     swatch_header,
     text,
 )
-from pages.ui.selection import selected_rows
 
 DARK = 128  # a montage pixel below this is ink (INK = 20 on white 255)
 
@@ -35,74 +33,6 @@ def one_dot(m: int, g: int, y: int, x: int) -> np.ndarray:
     masks = np.zeros((m, g, g), bool)
     masks[0, y, x] = True
     return masks
-
-
-# ---------------------------------------------------------------- selected_rows
-
-
-def point(**fields) -> dict:
-    return {"curve_number": 0, **fields}
-
-
-@pytest.mark.parametrize(
-    "selection", [None, {}, {"points": []}, {"points": None}], ids=["none", "empty", "no-points", "null"]
-)
-def test_nothing_selected_gives_no_rows(selection) -> None:
-    rows = selected_rows(selection, 10)
-    assert rows.dtype == np.int64
-    assert rows.shape == (0,)
-
-
-@pytest.mark.parametrize(
-    ("points", "expected"),
-    [
-        ([point(customdata=3)], [3]),
-        ([point(customdata=3.0)], [3]),
-        ([point(customdata=[4])], [4]),
-        ([point(customdata=(4,))], [4]),
-        ([{"customdata": 6}], [6]),  # no curve_number: the images trace
-        ([point(point_index=2)], [2]),
-        ([point(customdata=7, point_index=2)], [7]),  # customdata wins: it is the row id
-    ],
-    ids=["number", "float", "list", "tuple", "no-curve-number", "point-index", "customdata-first"],
-)
-def test_selected_rows_read_the_row_id(points: list[dict], expected: list[int]) -> None:
-    rows = selected_rows({"points": points}, 10)
-    assert rows.dtype == np.int64
-    assert rows.tolist() == expected
-
-
-def test_points_of_other_traces_are_ignored() -> None:
-    selection = {"points": [point(customdata=1), {"curve_number": 1, "customdata": 5, "point_index": 0}]}
-    assert selected_rows(selection, 10).tolist() == [1]
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        pytest.param(point(customdata=10), id="n-rows"),
-        pytest.param(point(customdata=-1), id="negative"),
-        pytest.param(point(customdata="seven"), id="text"),
-        pytest.param(point(customdata=[]), id="empty-list"),
-        pytest.param(point(customdata=None), id="none"),
-        pytest.param(point(customdata={"row": 3}), id="dict"),
-        pytest.param(point(customdata=float("nan")), id="nan"),
-        pytest.param(point(), id="no-id-at-all"),
-    ],
-)
-def test_bad_ids_are_dropped(bad: dict) -> None:
-    assert selected_rows({"points": [point(customdata=4), bad]}, 10).tolist() == [4]
-
-
-def test_selected_rows_are_unique_and_sorted() -> None:
-    points = [
-        point(customdata=5),
-        point(customdata=[1]),
-        point(customdata=5),
-        point(point_index=3),
-        point(customdata=1),
-    ]
-    assert selected_rows({"points": points}, 10).tolist() == [1, 3, 5]
 
 
 # ---------------------------------------------------------------- shrink_keeping_dots
@@ -285,12 +215,6 @@ def test_a_text_shows_control_and_invisible_characters_escaped() -> None:
     assert html.unescape(text("a\u202eb\x1b[31m")) == "a\\u202eb\\x1b[31m"
 
 
-def test_plotly_text_shows_tags_as_text() -> None:
-    shown = plotly_text(["<a href='https://example.org'>x</a> & y", "plain"]).tolist()
-    assert shown == ["&lt;a href='https://example.org'>x&lt;/a> &amp; y", "plain"]
-    assert plotly_text([]).tolist() == []
-
-
 def page_of_app() -> None:
     import numpy as np
     import streamlit as st
@@ -358,28 +282,6 @@ def test_the_largest_k_offered_has_a_colour_per_cluster() -> None:
     assert len(set(PALETTE)) >= K_LIMIT
 
 
-def test_map_figure_draws_images_in_no_group_grey_and_says_so() -> None:
-    from pages.ui.render import NOISE_COLOUR, map_figure, sizes_strip
-
-    labels = np.array([0, 1, -1, 1, -1])
-    xy = np.arange(10, dtype=np.float32).reshape(5, 2)
-    names = np.array([f"{i}.png" for i in range(5)])
-    fig = map_figure(xy, labels, 2, names, "groups", word="group")
-    marker = fig.data[0].marker
-    assert list(marker.color) == [0, 1, 2, 1, 2]  # no group -> the extra grey band after the groups
-    assert marker.colorscale[-1][1] == NOISE_COLOUR.lower() or marker.colorscale[-1][1] == NOISE_COLOUR
-    assert list(marker.colorbar.ticktext) == ["0", "1", "none"]
-    assert marker.colorbar.title.text == "group"
-    assert list(fig.data[0].text) == [
-        "0.png<br>group 0",
-        "1.png<br>group 1",
-        "2.png<br>no group",
-        "3.png<br>group 1",
-        "4.png<br>no group",
-    ]
-    assert "none: 2" in sizes_strip([1, 2], noise=2)
-
-
 # ---------------------------------------------------------------- typical shapes on the map
 
 
@@ -430,69 +332,24 @@ def test_the_shapes_png_is_a_framed_see_through_image() -> None:
     assert tuple(rgba[10, 10]) == (255, 255, 255, SHAPE_BACKDROP_ALPHA)  # no ink: see-through white
 
 
-def test_map_figure_has_one_shape_image_per_group_with_points() -> None:
+def test_the_map_has_one_shape_image_per_group_with_points() -> None:
     import base64
     import io
 
     from PIL import Image
 
-    from pages.ui.render import SHAPE_SHARE, map_figure
+    from pages.ui.render import SHAPE_SHARE, shape_images
 
     xy, labels = two_groups_and_a_stray()
-    names = np.array([f"{i}.png" for i in range(len(xy))])
     shapes = np.random.default_rng(0).random((3, 48, 48))  # group 2 has no points
-    fig = map_figure(xy, labels, 3, names, "shapes", word="group", shapes=shapes)
-    images = fig.layout.images
-    assert [image.name for image in images] == ["shape 0", "shape 1"]
+    images = shape_images(xy, labels, shapes)
+    assert [image["name"] for image in images] == ["shape 0", "shape 1"]
     for image in images:
-        assert (image.xref, image.yref, image.layer) == ("x", "y", "above")
-        assert image.sizex == image.sizey == pytest.approx(SHAPE_SHARE * 20.0)
-        head, encoded = image.source.split(",", 1)
+        assert image["sizex"] == image["sizey"] == pytest.approx(SHAPE_SHARE * 20.0)
+        head, encoded = image["source"].split(",", 1)
         assert head == "data:image/png;base64"
         assert Image.open(io.BytesIO(base64.b64decode(encoded))).format == "PNG"
-    assert (images[0].x, images[0].y) == pytest.approx(tuple(xy[:6].mean(axis=0)))
-
-
-def test_map_figure_without_shapes_has_no_images() -> None:
-    from pages.ui.render import map_figure
-
-    xy, labels = two_groups_and_a_stray()
-    names = np.array([f"{i}.png" for i in range(len(xy))])
-    assert map_figure(xy, labels, 2, names, "plain").layout.images == ()
-
-
-def test_map_figure_names_the_groups_on_its_colour_bar_and_in_the_hover() -> None:
-    from pages.ui.render import TICK_CHARS, map_figure
-
-    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
-    long = "a very long name of a group of dots"
-    fig = map_figure(
-        xy, np.array([0, 1, -1]), 2, np.array(["a.png", "b.png", "c.png"]), "t", group_names=["rings", long]
-    )
-    scatter = fig.data[0]
-    assert list(scatter.marker.colorbar.ticktext) == ["rings", long[: TICK_CHARS - 1] + "…", "none"]
-    assert list(scatter.text) == ["a.png<br>rings", f"b.png<br>{long}", "c.png<br>no group"]
-
-
-def test_rows_in_regions_takes_every_image_inside_a_box_or_a_lasso() -> None:
-    from pages.ui.selection import rows_in_regions
-
-    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 0.5], [0.5, 3.0]])
-    box = {"box": [{"x": [1.5, -0.5], "y": [-0.5, 1.5]}], "lasso": []}
-    assert rows_in_regions(box, xy).tolist() == [0, 1]
-    triangle = {"box": [], "lasso": [{"x": [1.5, 4.0, 4.0], "y": [0.0, 0.0, 3.0]}]}  # below the line y = x - 1.5
-    assert rows_in_regions(triangle, xy).tolist() == [3]
-    assert rows_in_regions({"box": [], "lasso": []}, xy).tolist() == []
-    assert rows_in_regions(None, xy).tolist() == []
-
-
-def test_map_rows_uses_the_regions_only_on_a_density_map() -> None:
-    from pages.ui.selection import map_rows
-
-    xy = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
-    selection = {"points": [{"customdata": 0}], "box": [{"x": [-1, 2], "y": [-1, 2]}], "lasso": []}
-    assert map_rows(selection, xy, density_above=2).tolist() == [0, 1]  # the box: every image under it
-    assert map_rows(selection, xy, density_above=10).tolist() == [0]  # the points picked
+    assert (images[0]["x"], images[0]["y"]) == pytest.approx(tuple(xy[:6].mean(axis=0)))
 
 
 def test_density_layer_colours_each_bin_by_its_commonest_group() -> None:
@@ -512,22 +369,6 @@ def test_density_layer_colours_each_bin_by_its_commonest_group() -> None:
     assert pixels[-1, 0, 3] == 255 and 0 < pixels[0, -1, 3] < 255  # 4 images opaque, 1 image see-through
     assert pixels[300, 300, 3] == 0  # no image: nothing drawn
     assert (layer["x"], layer["y"], layer["sizex"], layer["sizey"]) == (0.0, 10.0, 10.0, 10.0)
-
-
-def test_a_large_map_is_a_density_image_under_a_sample_of_points(monkeypatch) -> None:
-    from pages.ui import render
-
-    monkeypatch.setattr(render, "DENSITY_ABOVE", 100)
-    monkeypatch.setattr(render, "DENSITY_SAMPLE", 50)
-    rng = np.random.default_rng(0)
-    xy = rng.normal(size=(300, 2))
-    names = np.array([f"{i}.png" for i in range(300)])
-    fig = render.map_figure(xy, rng.integers(0, 3, 300), 3, names, "t")
-    (scatter,) = fig.data
-    assert len(scatter.x) == 50 and list(scatter.customdata) == sorted(scatter.customdata)
-    rows = np.asarray(scatter.customdata)
-    assert np.allclose(scatter.x, xy[rows, 0]) and list(scatter.text) == names[rows].tolist()
-    assert [image.name for image in fig.layout.images] == ["density"]
 
 
 def test_a_large_map_places_its_shapes_from_a_sample_and_a_small_group_from_its_own_points(monkeypatch):
@@ -551,3 +392,10 @@ def test_the_smallest_values_are_those_a_stable_sort_puts_first(count):
 
     values = np.random.default_rng(count).integers(0, 20, 300).astype(np.float32)  # many ties
     assert np.array_equal(smallest(values, count), np.argsort(values, kind="stable")[:count])
+
+
+def test_the_sizes_strip_counts_the_images_in_no_group() -> None:
+    from pages.ui.render import sizes_strip
+
+    assert "none: 2" in sizes_strip([1, 2], noise=2)
+    assert "none" not in sizes_strip([1, 2])

@@ -20,7 +20,7 @@ import streamlit as st
 from core.engine.pipeline import Pipeline
 from core.reading.names import shown
 from pages.ui import data, render
-from pages.ui.selection import _inside_polygon
+from pages.ui.selection import rows_in_polygon
 
 WEB = Path(__file__).with_name("web")
 HEIGHT_PX = 640
@@ -70,6 +70,18 @@ def world(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return ((xy - centre) * scale).astype(np.float32), centre, scale
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _spacing(points_key: str, xy_world: np.ndarray) -> float:
+    """The median distance from a drawn point to its nearest neighbour, in world units: the map draws
+    the images in place once the zoom spreads the points this far apart on screen."""
+    from scipy.spatial import cKDTree
+
+    if len(xy_world) < 2:
+        return 1.0
+    distances, _ = cKDTree(xy_world).query(xy_world, k=2)
+    return float(max(np.median(distances[:, 1]), 1e-6))
+
+
 def point_size(n: int) -> int:
     return next((size for threshold, size in POINT_SIZES if n >= threshold), 7)
 
@@ -81,8 +93,7 @@ def selected_rows(value: object, xy_world: np.ndarray, drawn: np.ndarray) -> np.
         return np.zeros(0, np.int64)
     polygon = value.get("polygon")
     if len(drawn) < len(xy_world) and isinstance(polygon, list) and len(polygon) >= 3:
-        corners = np.asarray(polygon, np.float64)
-        return np.flatnonzero(_inside_polygon(xy_world, corners[:, 0], corners[:, 1])).astype(np.int64)
+        return rows_in_polygon(xy_world, np.asarray(polygon, np.float64))
     rows = np.asarray([r for r in value.get("rows") or [] if isinstance(r, int)], np.int64)
     return np.unique(rows[(rows >= 0) & (rows < len(xy_world))])
 
@@ -151,6 +162,7 @@ def show_map(
         "group_names": [shown(name) for name in names],  # the browser sets them as text, never as HTML
         "point_size": point_size(len(drawn)),
         "points_key": points_key,
+        "spacing": _spacing(points_key, xy_world[drawn]),
         "shapes": placed,
         "density": density,
         "marks": [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.pages_manager import PagesManager
@@ -15,7 +14,6 @@ from core.engine.pipeline import Pipeline, Sweep
 from core.errors import DotmapError
 from core.outputs.export import zip_of_files
 from pages.ui import data, render, state
-from pages.ui.selection import map_rows
 
 APP_NAME = "Dotmap"
 
@@ -166,12 +164,3 @@ def zip_download(
         on_click="ignore",
         key=f"{key}_download",
     )
-
-
-def selectable_map(fig: go.Figure, xy: np.ndarray, key: str, caption: str) -> np.ndarray:
-    """Draw a map that hands back what the user selects on it (a box, a lasso or one clicked point): their rows."""
-    event = st.plotly_chart(
-        fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"), config={"displaylogo": False}
-    )
-    st.caption(caption)
-    return map_rows(event.selection if event else None, xy, render.DENSITY_ABOVE)

@@ -1,4 +1,4 @@
-"""Renderers: thumbnail montages, typical-shape images and plotly figures. They only draw."""
+"""Renderers: thumbnail montages, typical-shape images, the map's density image and size strip. They only draw."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
 from core.reading.names import shown
@@ -28,14 +27,12 @@ GAP_PX = 6
 CAPTION_PX = 14
 INK = 20  # near-black ink on white, as the images are drawn
 BORDER = 200
-MARKER_SIZES = ((20_000, 3), (5_000, 4), (1_000, 5))  # (from this many points, marker size)
 
 
-TICK_CHARS = 18  # a group's name on the colour bar is cut to this
 # above this many images the map is a density image (a 2-D histogram drawn on the server) under a
 # sample of points for hover and click; $DOTMAP_DENSITY_ABOVE changes it (the browser test uses it)
 DENSITY_ABOVE = int(os.environ.get("DOTMAP_DENSITY_ABOVE", "100000"))
-DENSITY_SAMPLE = 20_000  # points drawn over the density image
+DENSITY_SAMPLE = int(os.environ.get("DOTMAP_DENSITY_SAMPLE", "20000"))  # points drawn over the density image
 DENSITY_PX = 640  # the density image's larger side, in bins
 DENSITY_MIN_ALPHA = 0.35  # a bin with one image; the fullest bin is opaque
 NOISE_COLOUR = "#c8c8c8"  # images in no group (automatic groups): light grey, never a group's colour
@@ -335,143 +332,6 @@ def density_layer(xy: np.ndarray, labels: np.ndarray, k: int) -> dict:
         "layer": "below",
         "name": "density",
     }
-
-
-def marker_size(n: int) -> int:
-    for threshold, size in MARKER_SIZES:
-        if n >= threshold:
-            return size
-    return 7
-
-
-def _discrete_scale(k: int) -> list[list]:
-    """A colourscale giving cluster c (on cmin=-0.5 .. cmax=k-0.5) exactly colour(c)."""
-    scale = []
-    for c in range(k):
-        scale += [[c / k, colour(c)], [(c + 1) / k, colour(c)]]
-    return scale
-
-
-def plotly_text(values) -> np.ndarray:
-    """Texts from files (names, group names) for plotly, which reads its text as a little HTML (``<a href>``,
-    ``<b>``, ...): ``&`` and ``<`` become references, so a name is shown as it is and never makes a link."""
-    values = np.asarray(values, dtype=str)
-    return np.char.replace(np.char.replace(values, "&", "&amp;"), "<", "&lt;") if len(values) else values
-
-
-def _group_hover(names: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Hover text of automatic groups: the name, then 'group g' or 'no group'."""
-    groups = np.char.add("<br>group ", labels.astype(str))
-    return np.char.add(np.asarray(names, dtype=str), np.where(labels < 0, "<br>no group", groups))
-
-
-def map_figure(
-    xy: np.ndarray,
-    labels: np.ndarray,
-    k: int,
-    names: np.ndarray,
-    title: str,
-    marks: np.ndarray | None = None,
-    mark_names: Sequence[str] | None = None,
-    height: int = 620,
-    word: str = "cluster",
-    shapes: np.ndarray | None = None,
-    group_names: Sequence[str] | None = None,
-) -> go.Figure:
-    """All images as one WebGL scatter coloured by cluster; row ids in ``customdata``.
-
-    ``names`` (n,) is an array of strings, the hover text (a list costs plotly 20x more to check).
-
-    ``marks`` (m, 2) adds starred points (new images) as a second trace. ``word`` names what the
-    colours are ("cluster", or "group" for groups found without a k); labels of -1 (in no group)
-    are drawn grey.
-
-    ``shapes`` (k, cells, cells), densities in 0..1 with one per label value 0..k-1, draws each
-    group's typical shape where it is densest, framed in its colour (:func:`shape_images`).
-
-    ``names``, ``group_names`` and ``mark_names`` are shown as text (:func:`plotly_text`).
-    ``group_names`` label the colour bar and the hover text instead of the ids (a curation's named groups).
-
-    Above ``DENSITY_ABOVE`` images, every image is drawn in a density image (:func:`density_layer`)
-    and only a fixed sample of ``DENSITY_SAMPLE`` as points (their row ids still in ``customdata``):
-    a browser draws a million WebGL points slowly, and the page would send all of them on each rerun.
-    """
-    n = len(xy)
-    names = plotly_text(names)
-    noise = bool(len(labels)) and labels.min() < 0  # automatic groups: -1 is no group, drawn grey
-    dense = n > DENSITY_ABOVE  # then every image is in the density image, a sample of them are points
-    rows = map_sample(n) if dense else np.arange(n)
-    all_xy, all_labels = xy, labels
-    if dense:
-        xy, labels, names = xy[rows], labels[rows], np.asarray(names)[rows]
-    colours = np.where(labels < 0, k, labels) if noise else labels
-    scale = _discrete_scale(k + 1 if noise else k)
-    if noise:
-        scale[-2:] = [[scale[-2][0], NOISE_COLOUR], [1.0, NOISE_COLOUR]]
-    ticks = list(range(k + 1 if noise else k))
-    tick_text = [str(t) for t in range(k)] + (["none"] if noise else [])
-    text, hover = (_group_hover(names, labels) if noise else names), None
-    if group_names is not None:
-        short = [name if len(name) <= TICK_CHARS else name[: TICK_CHARS - 1] + "…" for name in group_names]
-        tick_text = plotly_text(short).tolist() + (["none"] if noise else [])
-        group_names = plotly_text(group_names).tolist()
-        text = np.char.add(np.char.add(names.astype(str), "<br>"), np.asarray([*group_names, "no group"])[labels])
-        hover = "%{text}<extra></extra>"
-    fig = go.Figure(
-        go.Scattergl(
-            x=xy[:, 0],
-            y=xy[:, 1],
-            mode="markers",
-            customdata=rows,
-            text=text,
-            marker={
-                "color": colours,
-                "colorscale": scale,
-                "cmin": -0.5,
-                "cmax": len(ticks) - 0.5,
-                "size": marker_size(len(rows)),
-                "colorbar": {
-                    "title": {"text": word},
-                    "tickvals": ticks,
-                    "ticktext": tick_text,
-                    "len": 0.9,
-                },
-            },
-            hovertemplate=hover
-            or ("%{text}<extra></extra>" if noise else f"%{{text}}<br>{word} %{{marker.color}}<extra></extra>"),
-            name="images",
-            showlegend=False,
-        )
-    )
-    if marks is not None and len(marks):
-        fig.add_trace(
-            go.Scatter(
-                x=marks[:, 0],
-                y=marks[:, 1],
-                mode="markers+text",
-                text=plotly_text(mark_names or []).tolist(),
-                textposition="top center",
-                marker={"symbol": "star", "size": 18, "color": "black", "line": {"color": "white", "width": 1.5}},
-                hovertemplate="new image %{text}<extra></extra>",
-                name="new images",
-                showlegend=False,
-            )
-        )
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        dragmode="select",
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x"},
-        plot_bgcolor="white",
-    )
-    images = [density_layer(all_xy, all_labels, k)] if dense and n else []
-    if shapes is not None:
-        images += shape_images(all_xy, all_labels, shapes)
-    if images:
-        fig.update_layout(images=images)  # one update: add_layout_image checks each
-    return fig
 
 
 def sizes_strip(sizes: Sequence[int], noise: int = 0) -> str:

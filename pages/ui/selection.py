@@ -1,47 +1,8 @@
-"""From a plotly selection on the map to the row ids of the selected images (a pure function)."""
+"""From a selection on the map to the row ids of the selected images, and the k smallest values (pure functions)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
-
-IMAGES_TRACE = 0  # the map's first trace holds every image; later traces (new images) are not rows
-
-
-def selected_rows(selection: Mapping[str, Any] | None, n_rows: int) -> np.ndarray:
-    """Sorted unique row ids of the images selected on the map.
-
-    Parameters
-    ----------
-    selection : the ``selection`` of ``st.plotly_chart(..., on_select="rerun")``: a mapping with
-        ``points``, each a dict with ``curve_number`` and ``customdata`` (the row id, as a number
-        or a one-element list) or at least ``point_index``. None or empty means nothing selected.
-    n_rows : the number of images; ids outside 0..n_rows-1 are dropped.
-
-    Returns
-    -------
-    rows : ndarray of shape (n_selected,), int64.
-    """
-    if not selection:
-        return np.zeros(0, np.int64)
-    rows = []
-    for point in selection.get("points") or []:
-        if point.get("curve_number", IMAGES_TRACE) != IMAGES_TRACE:
-            continue
-        value = point.get("customdata", point.get("point_index"))
-        if isinstance(value, (list, tuple)):
-            value = value[0] if value else None
-        if value is None:
-            continue
-        try:
-            row = int(value)
-        except (TypeError, ValueError, OverflowError):
-            continue
-        if 0 <= row < n_rows:
-            rows.append(row)
-    return np.unique(np.asarray(rows, np.int64))
 
 
 def _inside_polygon(xy: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -58,37 +19,14 @@ def _inside_polygon(xy: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarra
     return inside
 
 
-def rows_in_regions(selection: Mapping[str, Any] | None, xy: np.ndarray) -> np.ndarray:
-    """Row ids of every image inside the selection's boxes and lassos (not only the points drawn).
-
-    A map drawn as a density image shows a sample of the points; a box or lasso over it means all
-    the images under it. ``xy`` (n, 2) are the map's positions. Returns sorted row ids (int64).
-    """
-    if not selection:
-        return np.zeros(0, np.int64)
-    xy = np.asarray(xy, np.float64)
-    chosen = np.zeros(len(xy), bool)
-    for box in selection.get("box") or []:
-        xs, ys = sorted(box.get("x", [])[:2]), sorted(box.get("y", [])[:2])
-        if len(xs) == 2 and len(ys) == 2:
-            chosen |= (xy[:, 0] >= xs[0]) & (xy[:, 0] <= xs[1]) & (xy[:, 1] >= ys[0]) & (xy[:, 1] <= ys[1])
-    for lasso in selection.get("lasso") or []:
-        xs, ys = np.asarray(lasso.get("x", []), np.float64), np.asarray(lasso.get("y", []), np.float64)
-        if len(xs) >= 3 and len(xs) == len(ys):
-            near = (xy[:, 0] >= xs.min()) & (xy[:, 0] <= xs.max()) & (xy[:, 1] >= ys.min()) & (xy[:, 1] <= ys.max())
-            candidates = np.flatnonzero(near)
-            chosen[candidates[_inside_polygon(xy[candidates], xs, ys)]] = True
-    return np.flatnonzero(chosen).astype(np.int64)
-
-
-def map_rows(selection: Mapping[str, Any] | None, xy: np.ndarray, density_above: int) -> np.ndarray:
-    """The images a map selection means: the points picked, or, on a density map (more than
-    ``density_above`` images), every image inside its boxes and lassos."""
-    if len(xy) > density_above:
-        inside = rows_in_regions(selection, xy)
-        if len(inside):
-            return inside
-    return selected_rows(selection, len(xy))
+def rows_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Sorted row ids (int64) of every point of ``xy`` (n, 2) inside ``polygon`` (m, 2), m >= 3: a lasso or
+    a box on the map, in the same coordinates. Only the points in its bounding box are tested one by one."""
+    xy, polygon = np.asarray(xy, np.float64), np.asarray(polygon, np.float64)
+    low, high = polygon.min(axis=0), polygon.max(axis=0)
+    candidates = np.flatnonzero(np.all((xy >= low) & (xy <= high), axis=1))
+    inside = _inside_polygon(xy[candidates], polygon[:, 0], polygon[:, 1])
+    return candidates[inside].astype(np.int64)
 
 
 def smallest(values: np.ndarray, count: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import re
 import zipfile
 
 import pytest
-from browsing import assert_no_exception, drag_box, goto, settle, shoot
+from browsing import MAP, assert_no_exception, drag_box, goto, map_title, settle, shoot
 from conftest import new_tab, streamlit_server
 
 from core.engine.pipeline import Pipeline, Settings
@@ -32,16 +32,14 @@ def recommended_k(prepared_demo) -> int:
     return Pipeline(folder, Settings(), cache).sweep().recommended_k
 
 
-def map_title(page) -> str:
-    return page.locator(".js-plotly-plot .gtitle").first.text_content()
-
-
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_shows_its_content(page, server, path) -> None:
     goto(page, server, path)
     assert_no_exception(page)
     assert page.locator("h1").first.inner_text().strip() == PAGES[path]
-    if path in ("Map", "Choose_k"):
+    if path == "Map":
+        page.wait_for_selector(MAP)
+    if path == "Choose_k":
         page.wait_for_selector(".js-plotly-plot")
     shoot(page, f"page-{path or 'Overview'}")
 
@@ -82,12 +80,11 @@ def test_a_page_loaded_twice_replays_its_caches(page, server, recommended_k) -> 
 
 def test_the_slider_changes_k_on_the_map(page, server, recommended_k) -> None:
     goto(page, server, "Map")
-    page.wait_for_selector(".js-plotly-plot .gtitle")
     assert f"k = {recommended_k}" in map_title(page)
     page.locator("[data-testid='stSlider'] input[type='range']").first.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
-        "k => { const t = document.querySelector('.js-plotly-plot .gtitle');"
+        "k => { const t = document.querySelector('.dm-title');"
         " return t !== null && t.textContent.includes('k = ' + k); }",
         arg=str(recommended_k + 1),
     )
@@ -98,15 +95,16 @@ def test_the_slider_changes_k_on_the_map(page, server, recommended_k) -> None:
 
 def test_the_map_colours_by_the_groups_found_without_a_k(page, server) -> None:
     goto(page, server, "Map")
-    page.wait_for_selector(".js-plotly-plot .gtitle")
+    map_title(page)
     page.get_by_text("groups found without a k").click()
     page.wait_for_function(
-        "() => { const t = document.querySelector('.js-plotly-plot .gtitle');"
+        "() => { const t = document.querySelector('.dm-title');"
         " return t !== null && t.textContent.includes('groups found without a k'); }"
     )
     settle(page)
     assert_no_exception(page)
-    assert "group" in page.locator(".js-plotly-plot .colorbar").first.text_content()
+    names = page.locator(MAP).evaluate("el => el.dotmap.data.group_names")
+    assert names and all(name.startswith("group ") for name in names)
     shoot(page, "map-auto-groups")
 
 
@@ -137,7 +135,8 @@ def test_an_upload_gets_its_cluster(page, server, prepared_demo) -> None:
     settle(page)
     assert_no_exception(page)
     assert page.get_by_text("notes.txt was not classified").count() == 1
-    page.wait_for_selector(".js-plotly-plot")
+    page.wait_for_selector(MAP)
+    assert page.locator(MAP).evaluate("el => el.dotmap.data.marks.map(m => m.name)") == ["dots_010.png"]
     shoot(page, "classify-upload")
 
 

@@ -11,7 +11,7 @@ import os
 import re
 
 import pytest
-from browsing import assert_no_exception, drag_box, goto, settle, shoot
+from browsing import MAP, assert_no_exception, drag_box, goto, settle, shoot
 from conftest import streamlit_server
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_start_from_the_recommended_k(tab, curate_server, recommended_k) -> None
     tab.get_by_role("button", name=f"Start from the {recommended_k} clusters").click()
     said(tab, f"Started from the {recommended_k} clusters")
     tab.get_by_text(f"{recommended_k} groups · 0 outliers").wait_for()
-    tab.locator(".js-plotly-plot").first.wait_for()
+    tab.locator(MAP).first.wait_for()
     assert len(saved(curations)["groups"]) == recommended_k
 
 

@@ -113,6 +113,9 @@ function setUp(view) {
   reset.onclick = () => plot.reset();
   setMode(self, 'pan');
   new ResizeObserver(() => resize(self)).observe(view.stage);
+  view.stage.addEventListener('mousemove', () => {
+    self.lastMove = performance.now();
+  });
   self.screenOf = (i) => toScreen(self, self.data.x[i], self.data.y[i]);
   view.root.dotmap = self; // the browser tests reach the map here
   return self;
@@ -140,6 +143,7 @@ function send(self, points) {
   const rows = self.data ? points.map((i) => self.data.rows[i]) : [];
   self.selected = points;
   const polygon = points.length > 1 ? self.polygon : null;
+  self.lastPolygon = polygon;
   self.polygon = null;
   self.view.root.dataset.selected = String(rows.length);
   self.setStateValue('selection', { rows, polygon, serial: Date.now() });
@@ -191,6 +195,7 @@ function showHover(self, i) {
   view.hover.style.top = `${top}px`;
   view.hover.style.display = 'block';
   view.root.dataset.hoverRow = String(row);
+  if (self.lastMove) view.root.dataset.hoverDelayMs = (performance.now() - self.lastMove).toFixed(1);
 }
 
 function star(context, x, y, size) {
@@ -229,14 +234,16 @@ function paint(self) {
     under.imageSmoothingEnabled = false;
     under.drawImage(self.density, x0, y0, x1 - x0, y1 - y0);
   }
+  view.root.dataset.density = data.density && self.density ? 'yes' : 'no';
   const over = view.over.getContext('2d');
   over.setTransform(ratio, 0, 0, ratio, 0, 0);
   over.clearRect(0, 0, self.width, self.height);
   const atlas = atlasOf(self);
   const inView = self.plot.get('pointsInView');
   let drawn = 0;
-  // thumbnails once the points in view have room to be seen apart: about 0.6 of their mean spacing
-  const room = 0.6 * Math.sqrt((self.width * self.height) / Math.max(1, inView.length));
+  // thumbnails once the zoom has spread the points apart: their median gap to a nearest neighbour
+  // (data.spacing, in world units) as wide on screen as a thumbnail's smallest side
+  const room = data.spacing * self.plot.get('cameraView')[0] * (self.height / 2);
   if (atlas && inView.length <= THUMBS_UP_TO && room >= THUMB_MIN_PX) {
     const side = Math.min(THUMB_MAX_PX, room);
     over.imageSmoothingEnabled = side < atlas.tile;
@@ -250,8 +257,11 @@ function paint(self) {
       drawTile(over, atlas, tile, x - side / 2, y - side / 2, side);
       drawn += 1;
     }
-  } else if (self.shapes) {
+  }
+  let shapes = 0;
+  if (!drawn && self.shapes) {
     for (const shape of self.shapes) {
+      shapes += 1;
       const [x, y] = toScreen(self, shape.x, shape.y);
       over.drawImage(shape.image, x - SHAPE_PX / 2, y - SHAPE_PX / 2, SHAPE_PX, SHAPE_PX);
     }
@@ -264,6 +274,7 @@ function paint(self) {
     over.fillText(mark.name, x + MARK_PX, y + 4);
   }
   view.root.dataset.thumbnails = String(drawn);
+  view.root.dataset.shapes = String(shapes);
   view.root.dataset.inView = String(inView.length);
   view.root.dataset.paints = String(Number(view.root.dataset.paints || 0) + 1);
 }
@@ -331,11 +342,12 @@ export default function mapComponent({ data, parentElement, setStateValue, setTr
     atlases.set(data.atlas_key, atlas);
     atlas.ready.then(() => {
       atlas.loaded = true;
+      if (self.data && self.data.atlas_key === data.atlas_key) root.dataset.atlas = 'yes';
       schedule(self);
     });
   }
   if (data.atlas_key && !atlases.has(data.atlas_key)) setTriggerValue('need_atlas', data.atlas_key);
-  root.dataset.atlas = data.atlas_key && atlases.has(data.atlas_key) ? 'yes' : 'no';
   takeData(self, data);
+  root.dataset.atlas = !data.atlas_key ? 'no' : atlasOf(self) ? 'yes' : 'loading';
   root.dataset.ready = 'yes';
 }
