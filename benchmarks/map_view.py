@@ -10,10 +10,14 @@ Measured (medians over --repeats), on the sparse and the dense demo sets:
   zoomed out (every point drawn) and zoomed in until the images are drawn in place, and how many
   images were drawn.
 
+With ``--before DIR`` (a checkout of the commit before the component, whose Map page was a plotly
+chart: ``git worktree add DIR 9fbf9c1``) the first draw and the k move are measured on that app
+too, in the same run, just before, on the same cache.
+
 Run from the repository root (makes and prepares the sets in benchmarks/data on first use):
 
     python benchmarks/map_view.py                       # both sets, 32,000 images, 3 repeats
-    python benchmarks/map_view.py --sets dense --repeats 5
+    python benchmarks/map_view.py --sets dense --repeats 5 --before /tmp/before
 """
 
 from __future__ import annotations
@@ -75,6 +79,63 @@ def gesture_frames(page, box: dict, zoom_steps: int) -> list[float]:
     return page.evaluate("p => p", record)
 
 
+PLOTLY_TITLE = ".js-plotly-plot .gtitle"  # the map before the component: a plotly chart
+
+
+def first_draw_and_k_move(page, url: str, plotly: bool) -> tuple[float, float]:
+    """Seconds from opening the Map page until its map is drawn (the component: every point and the
+    atlas; plotly: its title and WebGL points), and ms from the k slider's key press to the new k shown."""
+    start = time.perf_counter()
+    open_page(page, f"{url}/Map")
+    if plotly:
+        page.wait_for_selector(f"{PLOTLY_TITLE}", timeout=300_000)
+        page.wait_for_selector(".js-plotly-plot .gl-canvas-context", state="attached", timeout=300_000)
+    else:
+        page.wait_for_selector(f"{MAP}[data-atlas='yes']", timeout=300_000)
+    opened = time.perf_counter() - start
+    settle(page)
+    thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
+    k = int(thumb.get_attribute("aria-valuetext")) + 1
+    thumb.focus()
+    pressed = time.perf_counter()
+    page.keyboard.press("ArrowRight")
+    title = PLOTLY_TITLE if plotly else ".dm-title"
+    page.wait_for_function(
+        "[k, title] => { const t = document.querySelector(title); return t !== null && "
+        "(t.textContent.includes('k = ' + k + ' ') || t.textContent.endsWith('k = ' + k)); }",
+        arg=[k, title],
+        timeout=60_000,
+    )
+    moved = time.perf_counter() - pressed
+    settle(page)
+    return opened, 1000 * moved
+
+
+def before_runs(env: dict, repeats: int, before: Path) -> dict:
+    """First draw and k move of the app in ``before`` (the plotly map), the warm-up run left out."""
+    from playwright.sync_api import sync_playwright
+
+    first, moves = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        process, url = start_server(env, cwd=before)
+        try:
+            while not healthy(url):
+                time.sleep(0.05)
+            for run in range(repeats + 1):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                opened, moved = first_draw_and_k_move(page, url, plotly=True)
+                if run:
+                    first.append(opened)
+                    moves.append(moved)
+                page.close()
+        finally:
+            process.terminate()
+            process.wait(20)
+            browser.close()
+    return {"before_first_draw_s": statistics.median(first), "before_k_move_ms": statistics.median(moves)}
+
+
 def browser_runs(env: dict, repeats: int) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -87,21 +148,7 @@ def browser_runs(env: dict, repeats: int) -> dict:
                 time.sleep(0.05)
             for run in range(repeats + 1):  # the first run warms the server's caches and is left out
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                start = time.perf_counter()
-                open_page(page, f"{url}/Map")
-                page.wait_for_selector(f"{MAP}[data-atlas='yes']", timeout=300_000)
-                opened = time.perf_counter() - start
-                settle(page)
-                thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
-                k = int(thumb.get_attribute("aria-valuetext")) + 1
-                thumb.focus()
-                pressed = time.perf_counter()
-                page.keyboard.press("ArrowRight")
-                page.wait_for_function(
-                    "k => document.querySelector('.dm-title').textContent.includes('k = ' + k)", arg=k, timeout=60_000
-                )
-                moved = time.perf_counter() - pressed
-                settle(page)
+                opened, moved = first_draw_and_k_move(page, url, plotly=False)
                 stage = page.locator(f"{MAP} .dm-stage").first
                 stage.scroll_into_view_if_needed()
                 box = stage.bounding_box()
@@ -114,7 +161,7 @@ def browser_runs(env: dict, repeats: int) -> dict:
                 inside = gesture_frames(page, box, 0)
                 if run:
                     first.append(opened)
-                    moves.append(1000 * moved)
+                    moves.append(moved)
                     zoomed_out.append(statistics.median(out))
                     zoomed_in.append(statistics.median(inside))
                     drawn.append(int(page.locator(MAP).get_attribute("data-thumbnails")))
@@ -137,6 +184,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sets", nargs="+", choices=sorted(KINDS), default=sorted(KINDS))
+    parser.add_argument("--before", type=Path, help="a checkout whose Map page is the plotly chart, measured too")
     args = parser.parse_args()
 
     rows = []
@@ -145,7 +193,10 @@ def main() -> None:
         row = {"set": kind, "n": args.n, "repeats": args.repeats}
         row.update({f"quiet_{k}": v for k, v in atlas_runs(folder, cache, args.repeats, busy=False).items()})
         row.update({f"busy_{k}": v for k, v in atlas_runs(folder, cache, args.repeats, busy=True).items()})
-        row.update(browser_runs(dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache)), args.repeats))
+        env = dict(os.environ, DOTMAP_DATA=str(folder), DOTMAP_CACHE=str(cache))
+        if args.before:  # in the same run, just before this app: the same machine and cache
+            row.update(before_runs(env, args.repeats, args.before.resolve()))
+        row.update(browser_runs(env, args.repeats))
         rows.append(row)
         print(json.dumps(row), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -161,6 +212,11 @@ def main() -> None:
             f"frames {row['frame_ms_zoomed_out']:.1f} ms zoomed out, {row['frame_ms_zoomed_in']:.1f} ms zoomed in "
             f"({row['images_drawn_zoomed_in']:.0f} images drawn)"
         )
+        if "before_first_draw_s" in row:
+            print(
+                f"          before (plotly): first draw {row['before_first_draw_s']:.2f} s, "
+                f"k move {row['before_k_move_ms']:.0f} ms"
+            )
 
 
 if __name__ == "__main__":
