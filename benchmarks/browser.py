@@ -14,6 +14,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 APP_FOLDER = Path(__file__).resolve().parent.parent  # the repository root, where app.py is
 CHROMIUM = os.environ.get("DOTMAP_CHROMIUM", "/usr/bin/chromium")
 PAGE_TIMEOUT_MS = 300_000  # a first run on a large set can take minutes
@@ -63,3 +65,16 @@ def open_page(page, url: str) -> None:
     page.goto(url)
     page.locator("h1").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     settle(page)
+
+
+def busiest_point(page, box: dict) -> tuple[float, float]:
+    """The page position of the map's drawn point with the most others within 40 px, near the middle of
+    its stage (``box``, the stage's bounding box): where to zoom in to reach the images, not into a gap."""
+    positions = "el => Array.from(el.dotmap.data.x, (_, i) => el.dotmap.screenOf(i))"
+    points = np.array(page.locator(".dm-map[data-ready='yes']").evaluate(positions))
+    middle = np.all(np.abs(points - [box["width"] / 2, box["height"] / 2]) < [box["width"] / 4, box["height"] / 4], 1)
+    near = points[middle] if middle.any() else points
+    candidates = near[:: max(1, len(near) // 500)]
+    counts = [(np.abs(points - c).max(axis=1) < 40).sum() for c in candidates]
+    x, y = candidates[int(np.argmax(counts))]
+    return box["x"] + float(x), box["y"] + float(y)

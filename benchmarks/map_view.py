@@ -29,7 +29,7 @@ import statistics
 import time
 from pathlib import Path
 
-from browser import CHROMIUM, healthy, open_page, settle, start_server
+from browser import CHROMIUM, busiest_point, healthy, open_page, settle, start_server
 from harness import DATA, RESULTS, busy_core, make_demo_once
 
 KINDS = {"sparse": "shapes", "dense": "dense"}
@@ -65,9 +65,8 @@ def atlas_runs(folder: Path, cache: Path, repeats: int, busy: bool) -> dict:
     return {"atlas_s": statistics.median(seconds), "atlas_mb": size / 1e6}
 
 
-def gesture_frames(page, box: dict, zoom_steps: int) -> list[float]:
-    """Frame times (ms) while the mouse zooms in ``zoom_steps`` wheel steps at the centre, then pans."""
-    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+def gesture_frames(page, centre: tuple[float, float], zoom_steps: int) -> list[float]:
+    """Frame times (ms) while the mouse zooms in ``zoom_steps`` wheel steps at ``centre``, then pans."""
     page.mouse.move(*centre)
     record = page.evaluate_handle(RECORD, FRAMES)
     for _ in range(zoom_steps):
@@ -101,7 +100,7 @@ def first_draw_and_k_move(page, url: str, plotly: bool) -> tuple[float, float]:
     page.keyboard.press("ArrowRight")
     title = PLOTLY_TITLE if plotly else ".dm-title"
     page.wait_for_function(
-        "[k, title] => { const t = document.querySelector(title); return t !== null && "
+        "a => { const k = a[0]; const t = document.querySelector(a[1]); return t !== null && "
         "(t.textContent.includes('k = ' + k + ' ') || t.textContent.endsWith('k = ' + k)); }",
         arg=[k, title],
         timeout=60_000,
@@ -152,13 +151,16 @@ def browser_runs(env: dict, repeats: int) -> dict:
                 stage = page.locator(f"{MAP} .dm-stage").first
                 stage.scroll_into_view_if_needed()
                 box = stage.bounding_box()
-                out = gesture_frames(page, box, 1)
+                out = gesture_frames(page, (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2), 1)
+                page.locator(f"{MAP} .dm-mode", has_text="Reset view").click()
+                at = busiest_point(page, box)  # zoomed in where the points are, not into an empty middle
+                page.mouse.move(*at)
                 steps = 0
-                while int(page.locator(MAP).get_attribute("data-thumbnails")) == 0 and steps < 60:
+                while int(page.locator(MAP).get_attribute("data-thumbnails")) == 0 and steps < 200:
                     page.mouse.wheel(0, -120)
                     page.wait_for_timeout(40)
                     steps += 1
-                inside = gesture_frames(page, box, 0)
+                inside = gesture_frames(page, at, 0)
                 if run:
                     first.append(opened)
                     moves.append(moved)

@@ -2,8 +2,9 @@
 
 Run from the repository root, as a module (so that ``benchmarks`` imports):
 
-    python -m docs.take_screenshots        # writes docs/map.png, docs/cluster-card.png, docs/choose-k.png,
-                                           # docs/curate.png (a curation named after the demo's families)
+    python -m docs.take_screenshots        # writes docs/map.png, docs/map-hover.png, docs/map-zoomed-in.png,
+                                           # docs/cluster-card.png, docs/choose-k.png and docs/curate.png
+                                           # (a curation named after the demo's families)
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.browser import CHROMIUM, healthy, open_page, start_server
 from core.curation import file as curation_file
@@ -24,6 +27,7 @@ from core.reading.labels import read_labels
 
 OUT = Path(__file__).resolve().parent
 CARD = int(os.environ.get("CARD", "7"))  # the cluster whose card is shown: the triangles of the demo at k=8
+MAP = ".dm-map[data-atlas='yes']"  # the map component once its points and its thumbnails are in
 
 
 def main() -> None:
@@ -44,9 +48,10 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1300, "height": 1250}, device_scale_factor=1)
             open_page(page, f"{url}/Map")
-            page.wait_for_selector(".js-plotly-plot .gtitle")
+            page.wait_for_selector(MAP)
             page.wait_for_timeout(1500)
             page.locator("[data-testid='stMain']").screenshot(path=str(OUT / "map.png"))
+            hover_and_zoom(page)
 
             open_page(page, f"{url}/Clusters")
             page.wait_for_timeout(1000)
@@ -59,13 +64,43 @@ def main() -> None:
 
             page.set_viewport_size({"width": 1300, "height": 1560})  # the map and the first group's card
             open_page(page, f"{url}/Curate")
-            page.wait_for_selector(".js-plotly-plot .gtitle")
+            page.wait_for_selector(MAP)
             page.wait_for_timeout(2000)
             page.screenshot(path=str(OUT / "curate.png"))
             browser.close()
     finally:
         process.terminate()
     print(f"screenshots written to {OUT}")
+
+
+def hover_and_zoom(page) -> None:
+    """docs/map-hover.png: the image under the cursor at a lone point near the middle of the map;
+    docs/map-zoomed-in.png: zoomed in there until the points are drawn as their images."""
+    stage = page.locator(f"{MAP} .dm-stage").first
+    box = stage.bounding_box()
+    points = np.array(page.locator(MAP).evaluate("el => Array.from(el.dotmap.data.x, (_, i) => el.dotmap.screenOf(i))"))
+    points = points + [box["x"], box["y"]]
+    gaps = np.linalg.norm(points[:, None] - points[None], axis=2)
+    np.fill_diagonal(gaps, np.inf)
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    middle = np.linalg.norm(points - centre, axis=1) / box["width"]
+    row = int(np.argmax(gaps.min(axis=1) - 40 * middle))  # lone, and not far from the middle
+    page.mouse.move(*(points[row] + [6, 6]))
+    page.mouse.move(*points[row], steps=3)
+    page.wait_for_selector(f"{MAP}[data-hover-row='{row}']")
+    page.wait_for_timeout(300)
+    page.locator(MAP).screenshot(path=str(OUT / "map-hover.png"))
+    for _ in range(60):  # wheel steps, until the images are drawn, and a few more to make them larger
+        page.mouse.wheel(0, -120)
+        page.wait_for_timeout(60)
+        if int(page.locator(MAP).get_attribute("data-thumbnails")) > 0:
+            break
+    for _ in range(3):
+        page.mouse.wheel(0, -120)
+        page.wait_for_timeout(60)
+    page.mouse.move(box["x"] + 2, box["y"] + 2)  # the cursor off the points: no hover card
+    page.wait_for_timeout(800)
+    page.locator(MAP).screenshot(path=str(OUT / "map-zoomed-in.png"))
 
 
 def named_curation(pipeline: Pipeline) -> None:

@@ -65,3 +65,14 @@ def test_a_large_set_gets_tiles_for_a_fixed_sample() -> None:
     assert len(rows) == atlas.ATLAS_SAMPLE and np.all(np.diff(rows) > 0)
     assert np.array_equal(rows, atlas.atlas_rows(atlas.ATLAS_ALL_UP_TO + 1))
     assert np.array_equal(atlas.atlas_rows(10), np.arange(10))
+
+
+def test_a_region_gets_the_tiles_of_its_images_in_the_order_asked() -> None:
+    masks = np.zeros((6, 200, 200), bool)
+    for i in range(6):
+        masks[i, 10 * i : 10 * i + 5, 0:5] = True  # each image's dot lower down
+    pages, columns, _, side = atlas.region_tiles(pack_masks(masks), 200, np.array([4, 1]))
+    assert side == atlas.TILE_PX and len(pages) == 1 and columns == 2
+    sheet = np.asarray(Image.open(io.BytesIO(pages[0])))
+    np.testing.assert_array_equal(sheet[:, :side], tiles_of(masks[[4]], atlas.TILE_PX)[0])
+    np.testing.assert_array_equal(sheet[:, side : 2 * side], tiles_of(masks[[1]], atlas.TILE_PX)[0])

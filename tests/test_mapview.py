@@ -1,9 +1,10 @@
-"""The map component's Python side: the world the points are drawn in, and a selection made rows."""
+"""The map component's Python side: the world the points are drawn in, a selection made rows, the region
+of a density map the browser asks for."""
 
 import numpy as np
 import pytest
 
-from pages.ui.mapview import WORLD_SPAN, point_size, selected_rows, world
+from pages.ui.mapview import WORLD_SPAN, asked_box, point_size, rows_in_box, selected_rows, world
 from pages.ui.selection import rows_in_polygon
 
 
@@ -46,6 +47,23 @@ def test_rows_in_polygon_tests_only_the_points_in_its_bounding_box() -> None:
     square = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
     expected = np.flatnonzero(np.all(np.abs(xy) < 0.5, axis=1))
     assert rows_in_polygon(xy, square).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, {}, {"box": None}, {"box": [0, 0, 1]}, {"box": [0, 0, "1", 1]}, {"box": [1, 0, 0, 1]},
+     {"box": [0, 0, float("nan"), 1]}, {"box": [0, 0, float("inf"), 1]}, {"box": [0, 0, True, 1]}],
+    ids=["none", "empty", "null", "three", "text", "inverted", "nan", "inf", "bool"],
+)  # fmt: skip
+def test_a_region_that_is_not_one_is_refused(value) -> None:
+    assert asked_box(value) is None
+
+
+def test_a_region_takes_every_image_inside_it() -> None:
+    assert asked_box({"box": [0, -1.5, 1, 0.5], "serial": 3}) == (0.0, -1.5, 1.0, 0.5)
+    xy = np.random.default_rng(1).uniform(-1, 1, (5000, 2)).astype(np.float32)
+    expected = np.flatnonzero((xy[:, 0] >= 0) & (xy[:, 0] <= 1) & (xy[:, 1] >= -1.5) & (xy[:, 1] <= 0.5))
+    assert rows_in_box(xy, (0.0, -1.5, 1.0, 0.5)).tolist() == expected.tolist()
 
 
 def test_points_get_smaller_as_there_are_more() -> None:

@@ -97,6 +97,15 @@ def atlas_pages(tiles: np.ndarray, page_px: int = PAGE_PX) -> tuple[list[bytes],
     return pages, columns, per_page
 
 
+def region_tiles(packed: np.ndarray, grid: int, rows: np.ndarray) -> tuple[list[bytes], int, int, int]:
+    """The tiles of some images (``rows`` of the packed masks, in that order) on PNG pages: the pages'
+    bytes, columns, tiles per page and a tile's side. The map of a large set asks for the images of
+    the region in view this way, as it zooms in."""
+    tiles = shrink_to_tiles(packed[np.asarray(rows, np.int64)], grid)
+    pages, columns, per_page = atlas_pages(tiles)
+    return pages, columns, per_page, int(tiles.shape[1])
+
+
 def make_atlas(
     packed: np.ndarray, grid: int, on_progress: Callable[[int, int], None] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:

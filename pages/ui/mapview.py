@@ -4,12 +4,16 @@ A Streamlit custom component (v2) around regl-scatterplot (pages/ui/web/: map.js
 dependencies into map.bundle.js by build.sh, their licences in THIRD_PARTY.txt). The thumbnails come
 from the atlas stage (core.outputs.atlas) and travel to the browser once a session; the points, their
 colours and the typical shapes on every run. The selection (a lasso, a box, a click) comes back as row ids.
+On a density map (above render.DENSITY_ABOVE images, a sample drawn as points), zoomed in until a few
+thousand images are in view, the browser asks for the region in view and gets every image in it, as tiles
+made from the images there and then.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +22,7 @@ import numpy as np
 import streamlit as st
 
 from core.engine.pipeline import Pipeline
+from core.outputs.atlas import region_tiles
 from core.reading.names import shown
 from pages.ui import data, render
 from pages.ui.selection import rows_in_polygon
@@ -25,6 +30,8 @@ from pages.ui.selection import rows_in_polygon
 WEB = Path(__file__).with_name("web")
 HEIGHT_PX = 640
 SENT = "_mapview_atlases_sent"  # session state: the atlas keys this browser session has received
+REGIONS = "_mapview_regions"  # session state: per map, the region of a density map last asked for
+REGION_UP_TO = 4000  # images of a region sent as tiles at most (the browser draws up to 1,500 in view)
 POINT_SIZES = ((20_000, 3), (5_000, 4), (1_000, 5))  # (from this many points, size in px)
 WORLD_SPAN = 1.9  # the points fill [-0.95, 0.95] on their larger axis: a margin for the framed thumbnails
 
@@ -50,12 +57,62 @@ def _atlas_payload(key: str, _pipeline: Pipeline) -> dict:
     return {**meta, "pages": pages, "names": [names[r] for r in arrays["rows"]], "rows": arrays["rows"]}
 
 
-def _asked_for(key: str) -> object:
-    """The atlas key the browser asked for on the last run (the trigger ``need_atlas``), if any."""
+def _asked_for(key: str, trigger: str = "need_atlas") -> object:
+    """What the browser asked for on the last run with the trigger ``trigger``, if anything."""
     value = st.session_state.get(key)
     if isinstance(value, Mapping):
-        return value.get("need_atlas")
-    return getattr(value, "need_atlas", None)
+        return value.get(trigger)
+    return getattr(value, trigger, None)
+
+
+def asked_box(value: object) -> tuple[float, float, float, float] | None:
+    """The region (x0, y0, x1, y1) in world units of a ``need_view`` trigger, or None if it is not one."""
+    box = value.get("box") if isinstance(value, Mapping) else None
+    numbers = isinstance(box, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+    if not numbers or len(box) != 4:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (x0, y0, x1, y1) if all(map(math.isfinite, box)) and x0 < x1 and y0 < y1 else None
+
+
+def rows_in_box(xy_world: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The rows whose point lies inside ``box`` (x0, y0, x1, y1), sorted."""
+    x, y = xy_world[:, 0], xy_world[:, 1]
+    return np.flatnonzero((x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3]))
+
+
+def _region(pipeline: Pipeline, key: str, points_key: str, xy_world: np.ndarray, labels: np.ndarray) -> dict | None:
+    """The region of a density map the browser asked for (now or on an earlier run), as it takes it:
+    every image in it with its tile (the tiles only when just asked for), or ``too_many``."""
+    regions = st.session_state.setdefault(REGIONS, {})
+    box = asked_box(_asked_for(key, "need_view"))
+    fresh = box is not None
+    if fresh:
+        regions[key] = {"points_key": points_key, "box": box, "rows": rows_in_box(xy_world, box)}
+    region = regions.get(key)
+    if region is None or region["points_key"] != points_key:
+        return None
+    rows = region["rows"]
+    if len(rows) > REGION_UP_TO:
+        return {"too_many": int(len(rows))} if fresh else None
+    out = {
+        "id": hashlib.sha256(f"{points_key}|{region['box']}".encode()).hexdigest()[:16],
+        "box": list(region["box"]),
+        "xy": _b64(xy_world[rows]),
+        "rows": _b64(rows.astype(np.int32)),
+        "labels": _b64(np.asarray(labels)[rows].astype(np.int16)),
+        "atlas": None,
+    }
+    if fresh:  # asked for: the browser has not got these tiles (or lost them with a reload)
+        loaded = data.image_set(pipeline)
+        pages, columns, per_page, side = region_tiles(loaded.packed, loaded.grid, rows)
+        out["atlas"] = {
+            "pages": [base64.b64encode(page).decode("ascii") for page in pages],
+            "tile": side,
+            "columns": columns,
+            "per_page": per_page,
+        }
+    return out
 
 
 def world(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -149,6 +206,7 @@ def show_map(
             placed.append({"x": image["x"], "y": image["y"], "png": image["source"], "name": image["name"]})
     marked = (np.asarray(marks if marks is not None else [], np.float64).reshape(-1, 2) - centre) * scale
     points_key = hashlib.sha256(f"{layout_key}|{n}|{len(drawn)}".encode()).hexdigest()[:16]
+    spacing = _spacing(points_key, xy_world[drawn])
     message = {
         "height": HEIGHT_PX,
         "title": title,
@@ -162,7 +220,11 @@ def show_map(
         "group_names": [shown(name) for name in names],  # the browser sets them as text, never as HTML
         "point_size": point_size(len(drawn)),
         "points_key": points_key,
-        "spacing": _spacing(points_key, xy_world[drawn]),
+        "spacing": spacing,
+        "n_total": n,
+        # the median gap between all the images, from the sample's: a gap shrinks as the root of the density
+        "spacing_all": spacing * math.sqrt(len(drawn) / max(n, 1)),
+        "view": _region(pipeline, key, points_key, xy_world, labels) if dense else None,
         "shapes": placed,
         "density": density,
         "marks": [
@@ -181,5 +243,6 @@ def show_map(
         height=HEIGHT_PX + 70,
         on_selection_change=lambda: None,
         on_need_atlas_change=lambda: None,
+        on_need_view_change=lambda: None,
     )
     return selected_rows(getattr(result, "selection", None), xy_world, drawn)

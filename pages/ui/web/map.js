@@ -2,6 +2,8 @@
 // and, zoomed in, each image drawn in place from the thumbnail atlas. A Streamlit custom component
 // (v2): Python sends `data` (see pages/ui/mapview.py); the selection goes back as the state value
 // `selection` ({rows, polygon}); a missing atlas is asked for with the trigger value `need_atlas`.
+// On a density map (only a sample of the images drawn as points), zoomed in far enough, the images
+// of the region in view are asked for with the trigger value `need_view` and drawn in place.
 // Built into map.bundle.js by build.sh (esbuild): the page loads nothing from the internet.
 import createScatterplot from 'regl-scatterplot';
 
@@ -12,6 +14,8 @@ const THUMB_MAX_PX = 96;
 const SHAPE_PX = 72; // a typical shape on the map
 const FRAME_PX = 2;
 const MARK_PX = 9; // a new image's star
+const VIEW_MARGIN = 0.25; // a region asked for reaches this share of the view beyond each side
+const VIEW_STILL_MS = 150; // the view is asked for once the camera has been still this long
 const MODES = [
   ['pan', 'Pan and zoom', 'Drag to pan, scroll to zoom; shift + drag draws a lasso'],
   ['lasso', 'Lasso', 'Drag around the images to select'],
@@ -82,7 +86,7 @@ function setUp(view) {
     deselectOnEscape: true,
     deselectOnDblClick: true,
   });
-  const self = { plot, view, width, height, data: null, selected: [], polygon: null, frame: 0 };
+  const self = { plot, view, width, height, data: null, selected: [], polygon: null, frame: 0, views: new Map() };
   plot.subscribe('lassoEnd', ({ coordinates }) => {
     self.polygon = coordinates.map(([x, y]) => [x, y]);
   });
@@ -117,6 +121,7 @@ function setUp(view) {
     self.lastMove = performance.now();
   });
   self.screenOf = (i) => toScreen(self, self.data.x[i], self.data.y[i]);
+  self.worldOf = (sx, sy) => toWorld(self, sx, sy);
   view.root.dotmap = self; // the browser tests reach the map here
   return self;
 }
@@ -162,6 +167,76 @@ function toScreen(self, x, y) {
 function atlasOf(self) {
   const atlas = self.data && atlases.get(self.data.atlas_key);
   return atlas && atlas.loaded ? atlas : null;
+}
+
+// CSS pixels of the stage back to world coordinates (the inverse of toScreen; the camera does not rotate)
+function toWorld(self, sx, sy) {
+  const v = self.plot.get('cameraView');
+  const aspect = self.width / self.height;
+  return [(((2 * sx) / self.width - 1) * aspect - v[12]) / v[0], (1 - (2 * sy) / self.height - v[13]) / v[5]];
+}
+
+function inside(box, x0, y0, x1, y1) {
+  return box && x0 >= box[0] && y0 >= box[1] && x1 <= box[2] && y1 <= box[3];
+}
+
+// A density map zoomed in so far that the images in view (estimated from the sample) have room:
+// the region's images, if they are here, else a request for them once the camera stands still.
+function viewImages(self, inView) {
+  const { data } = self;
+  if (!data.density || !data.n_total) return null;
+  const estimate = (inView.length * data.n_total) / Math.max(1, data.rows.length);
+  const room = data.spacing_all * self.plot.get('cameraView')[0] * (self.height / 2);
+  if (estimate > THUMBS_UP_TO || room < THUMB_MIN_PX) return null;
+  const [x0, y1] = toWorld(self, 0, 0);
+  const [x1, y0] = toWorld(self, self.width, self.height);
+  const part = self.region;
+  const shown = part && self.views.get(part.id);
+  if (shown && shown.loaded && inside(part.box, x0, y0, x1, y1)) return { part, atlas: shown, room };
+  const asked = self.askedBox;
+  const area = (x1 - x0) * (y1 - y0);
+  const again = asked && inside(asked.box, x0, y0, x1, y1) && (!asked.refused || area > asked.area / 2);
+  clearTimeout(self.viewTimer);
+  if (!again) {
+    self.viewTimer = setTimeout(() => {
+      const mx = (x1 - x0) * VIEW_MARGIN;
+      const my = (y1 - y0) * VIEW_MARGIN;
+      const box = [x0 - mx, y0 - my, x1 + mx, y1 + my];
+      self.askedBox = { box, area: (box[2] - box[0]) * (box[3] - box[1]), refused: false };
+      self.view.root.dataset.viewAsked = String(Number(self.view.root.dataset.viewAsked || 0) + 1);
+      self.setTriggerValue('need_view', { box, serial: Date.now() });
+    }, VIEW_STILL_MS);
+  }
+  return null;
+}
+
+// The region Python sent with this run (its images' positions, rows, labels; its tiles the first time)
+function takeView(self, raw) {
+  self.region = null;
+  if (!raw) return;
+  if (raw.too_many) {
+    // more images in the region than can be drawn: asked again only once the view is half as large
+    if (self.askedBox) self.askedBox.refused = true;
+    return;
+  }
+  const xy = decode(raw.xy, Float32Array);
+  self.region = {
+    id: raw.id,
+    box: raw.box,
+    x: xy.filter((_, j) => j % 2 === 0),
+    y: xy.filter((_, j) => j % 2 === 1),
+    labels: decode(raw.labels, Int16Array),
+    rows: decode(raw.rows, Int32Array),
+  };
+  if (raw.atlas && !self.views.has(raw.id)) {
+    const atlas = loadAtlas(raw.atlas);
+    self.views.set(raw.id, atlas);
+    while (self.views.size > 4) self.views.delete(self.views.keys().next().value);
+    atlas.ready.then(() => {
+      atlas.loaded = true;
+      schedule(self);
+    });
+  }
 }
 
 function drawTile(context, atlas, tile, x, y, side) {
@@ -244,7 +319,24 @@ function paint(self) {
   // thumbnails once the zoom has spread the points apart: their median gap to a nearest neighbour
   // (data.spacing, in world units) as wide on screen as a thumbnail's smallest side
   const room = data.spacing * self.plot.get('cameraView')[0] * (self.height / 2);
-  if (atlas && inView.length <= THUMBS_UP_TO && room >= THUMB_MIN_PX) {
+  const region = viewImages(self, inView);
+  let regionDrawn = 0;
+  if (region) {
+    // every image of the region, not only the sample: drawn from the region's own tiles
+    const { part, atlas: tiles } = region;
+    const side = Math.min(THUMB_MAX_PX, region.room);
+    over.imageSmoothingEnabled = side < tiles.tile;
+    for (let j = 0; j < part.rows.length; j++) {
+      const [x, y] = toScreen(self, part.x[j], part.y[j]);
+      if (x < -side || y < -side || x > self.width + side || y > self.height + side) continue;
+      const label = part.labels[j];
+      over.fillStyle = label >= 0 ? data.colours[label] : data.noise;
+      over.fillRect(x - side / 2 - FRAME_PX, y - side / 2 - FRAME_PX, side + 2 * FRAME_PX, side + 2 * FRAME_PX);
+      drawTile(over, tiles, j, x - side / 2, y - side / 2, side);
+      regionDrawn += 1;
+    }
+    drawn = regionDrawn;
+  } else if (atlas && inView.length <= THUMBS_UP_TO && room >= THUMB_MIN_PX) {
     const side = Math.min(THUMB_MAX_PX, room);
     over.imageSmoothingEnabled = side < atlas.tile;
     for (const i of inView) {
@@ -274,6 +366,7 @@ function paint(self) {
     over.fillText(mark.name, x + MARK_PX, y + 4);
   }
   view.root.dataset.thumbnails = String(drawn);
+  view.root.dataset.viewImages = String(regionDrawn);
   view.root.dataset.shapes = String(shapes);
   view.root.dataset.inView = String(inView.length);
   view.root.dataset.paints = String(Number(view.root.dataset.paints || 0) + 1);
@@ -337,6 +430,7 @@ export default function mapComponent({ data, parentElement, setStateValue, setTr
   }
   const self = root.dotmap;
   self.setStateValue = setStateValue; // the latest run's
+  self.setTriggerValue = setTriggerValue;
   if (data.atlas && !atlases.has(data.atlas_key)) {
     const atlas = loadAtlas(data.atlas);
     atlases.set(data.atlas_key, atlas);
@@ -347,6 +441,7 @@ export default function mapComponent({ data, parentElement, setStateValue, setTr
     });
   }
   if (data.atlas_key && !atlases.has(data.atlas_key)) setTriggerValue('need_atlas', data.atlas_key);
+  takeView(self, data.view);
   takeData(self, data);
   root.dataset.atlas = !data.atlas_key ? 'no' : atlasOf(self) ? 'yes' : 'loading';
   root.dataset.ready = 'yes';
