@@ -160,13 +160,14 @@ def browser_runs(env: dict, repeats: int) -> dict:
                     page.mouse.wheel(0, -120)
                     page.wait_for_timeout(40)
                     steps += 1
+                images = int(page.locator(MAP).get_attribute("data-thumbnails"))  # before the pan moves on
                 inside = gesture_frames(page, at, 0)
                 if run:
                     first.append(opened)
                     moves.append(moved)
                     zoomed_out.append(statistics.median(out))
                     zoomed_in.append(statistics.median(inside))
-                    drawn.append(int(page.locator(MAP).get_attribute("data-thumbnails")))
+                    drawn.append(images)
                 page.close()
         finally:
             process.terminate()

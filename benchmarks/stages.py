@@ -25,7 +25,7 @@ import time
 
 from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh, stage_seconds
 
-STAGES = ("images", "features", "reduction", "neighbours", "space", "sweep", "typical", "map", "auto")
+STAGES = ("images", "features", "reduction", "neighbours", "space", "sweep", "typical", "atlas", "map", "auto")
 FIRST_CLUSTERING = STAGES[: STAGES.index("sweep") + 1]
 KINDS = {"sparse": "shapes", "dense": "dense"}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.browser import CHROMIUM, healthy, open_page, start_server
+from benchmarks.browser import CHROMIUM, busiest_point, healthy, open_page, start_server
 from core.curation import file as curation_file
 from core.curation import prepared
 from core.demo import builtin_demo_dir
@@ -28,6 +28,7 @@ from core.reading.labels import read_labels
 OUT = Path(__file__).resolve().parent
 CARD = int(os.environ.get("CARD", "7"))  # the cluster whose card is shown: the triangles of the demo at k=8
 MAP = ".dm-map[data-atlas='yes']"  # the map component once its points and its thumbnails are in
+ZOOM_PAST = int(os.environ.get("ZOOM_PAST", "6"))  # wheel steps past the first images drawn
 
 
 def main() -> None:
@@ -90,12 +91,14 @@ def hover_and_zoom(page) -> None:
     page.wait_for_selector(f"{MAP}[data-hover-row='{row}']")
     page.wait_for_timeout(300)
     page.locator(MAP).screenshot(path=str(OUT / "map-hover.png"))
-    for _ in range(60):  # wheel steps, until the images are drawn, and a few more to make them larger
+    page.locator(f"{MAP} .dm-mode", has_text="Reset view").click()
+    page.mouse.move(*busiest_point(page, box))
+    for _ in range(60):  # wheel steps, until the images are drawn, and more to spread them apart
         page.mouse.wheel(0, -120)
         page.wait_for_timeout(60)
         if int(page.locator(MAP).get_attribute("data-thumbnails")) > 0:
             break
-    for _ in range(3):
+    for _ in range(ZOOM_PAST):
         page.mouse.wheel(0, -120)
         page.wait_for_timeout(60)
     page.mouse.move(box["x"] + 2, box["y"] + 2)  # the cursor off the points: no hover card

@@ -11,6 +11,7 @@ const HOVER_PX = 120; // the image under the cursor: 3 screen px per tile px of 
 const THUMBS_UP_TO = 1500; // points in view at most for them to be drawn as thumbnails
 const THUMB_MIN_PX = 24;
 const THUMB_MAX_PX = 96;
+const AREA_ROOM_FROM_ZOOM = 1.5; // zoomed in at least this much (the first view is 1)
 const SHAPE_PX = 72; // a typical shape on the map
 const FRAME_PX = 2;
 const MARK_PX = 9; // a new image's star
@@ -176,6 +177,18 @@ function toWorld(self, sx, sy) {
   return [(((2 * sx) / self.width - 1) * aspect - v[12]) / v[0], (1 - (2 * sy) / self.height - v[13]) / v[5]];
 }
 
+// The side (CSS px) each image in view has room for; the images are drawn from THUMB_MIN_PX. The
+// zoom has spread the points apart when their median gap to a nearest neighbour (``spacing``, world
+// units) is that wide on screen; or, once the user has zoomed in, when the stage's area shared among
+// the points in view is twice as wide (a map's clusters are tight: the median gap alone reaches it
+// only when a handful of points are left in view).
+function roomOf(self, spacing, pointsInView) {
+  const zoom = self.plot.get('cameraView')[0];
+  const gap = spacing * zoom * (self.height / 2);
+  const share = zoom >= AREA_ROOM_FROM_ZOOM ? Math.sqrt((self.width * self.height) / Math.max(1, pointsInView)) / 2 : 0;
+  return Math.max(gap, share);
+}
+
 function inside(box, x0, y0, x1, y1) {
   return box && x0 >= box[0] && y0 >= box[1] && x1 <= box[2] && y1 <= box[3];
 }
@@ -186,7 +199,7 @@ function viewImages(self, inView) {
   const { data } = self;
   if (!data.density || !data.n_total) return null;
   const estimate = (inView.length * data.n_total) / Math.max(1, data.rows.length);
-  const room = data.spacing_all * self.plot.get('cameraView')[0] * (self.height / 2);
+  const room = roomOf(self, data.spacing_all, estimate);
   if (estimate > THUMBS_UP_TO || room < THUMB_MIN_PX) return null;
   const [x0, y1] = toWorld(self, 0, 0);
   const [x1, y0] = toWorld(self, self.width, self.height);
@@ -316,9 +329,7 @@ function paint(self) {
   const atlas = atlasOf(self);
   const inView = self.plot.get('pointsInView');
   let drawn = 0;
-  // thumbnails once the zoom has spread the points apart: their median gap to a nearest neighbour
-  // (data.spacing, in world units) as wide on screen as a thumbnail's smallest side
-  const room = data.spacing * self.plot.get('cameraView')[0] * (self.height / 2);
+  const room = roomOf(self, data.spacing, inView.length);
   const region = viewImages(self, inView);
   let regionDrawn = 0;
   if (region) {
