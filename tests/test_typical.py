@@ -6,7 +6,7 @@ import pytest
 import core.representation.typical
 from core.reading.images import pack_masks
 from core.representation.features import FEATURE_KINDS
-from core.representation.typical import TYPICAL_CELLS, cluster_means, pose_free_densities
+from core.representation.typical import TYPICAL_CELLS, cluster_means, pose_free_densities, sampled_members
 
 GRID = 64
 
@@ -221,3 +221,55 @@ def test_one_ink_pixel_lands_in_the_centre_cell(kind: str) -> None:
     density = densities_of([place(np.ones((1, 1), bool), 40, 17)], kind)[0].reshape(TYPICAL_CELLS, TYPICAL_CELLS)
     assert np.argwhere(density).tolist() == [[24, 24]]
     assert density[24, 24] == 1.0
+
+
+# ---------------------------------------------------------------- a sample of each cluster's members
+
+
+@pytest.mark.parametrize("sample", [1, 3, 50])
+def test_each_cluster_keeps_a_sample_of_its_own_members(sample: int) -> None:
+    labels = np.random.default_rng(3).integers(0, [[2], [5], [9]], size=(3, 200))
+    kept = sampled_members(labels, [2, 5, 9], sample, seed=4)
+    for j, k in enumerate([2, 5, 9]):
+        chosen = kept[j] >= 0
+        assert np.array_equal(kept[j][chosen], labels[j][chosen])  # a kept image keeps its cluster
+        assert np.all(kept[j][~chosen] == -1)
+        sizes = np.bincount(labels[j], minlength=k)
+        assert np.array_equal(np.bincount(kept[j][chosen], minlength=k), np.minimum(sizes, sample))
+
+
+def test_the_sample_is_seeded_and_mostly_the_same_images_for_every_k() -> None:
+    labels = np.random.default_rng(3).integers(0, [[2], [20]], size=(2, 4000))
+    kept = sampled_members(labels, [2, 20], 100, seed=1)
+    assert np.array_equal(kept, sampled_members(labels, [2, 20], 100, seed=1))
+    assert not np.array_equal(kept, sampled_members(labels, [2, 20], 100, seed=2))
+    few, many = kept >= 0  # 200 images kept for k=2, 2,000 for k=20: the first in one queue
+    assert np.mean(many[few]) > 0.95
+
+
+def test_a_sample_as_large_as_every_cluster_changes_nothing(four_masks: np.ndarray) -> None:
+    packed = pack_masks(four_masks)
+    labels = np.array([[0, 1, 0, 1], [2, 0, 1, 1]])
+    full = cluster_means(packed, GRID, "shape", labels, [2, 3])
+    np.testing.assert_array_equal(cluster_means(packed, GRID, "shape", labels, [2, 3], sample=2), full)
+
+
+def test_a_cluster_of_a_sample_of_one_is_that_members_density(four_masks: np.ndarray) -> None:
+    packed = pack_masks(four_masks)
+    density = pose_free_densities(packed, GRID, "pixels", 16)
+    labels = np.array([[0, 0, 0, 0]])
+    kept = sampled_members(labels, [1], 1, seed=0)
+    (member,) = np.flatnonzero(kept[0] >= 0)
+    means = cluster_means(packed, GRID, "pixels", labels, [1], cells=16, sample=1, seed=0)
+    np.testing.assert_allclose(means[0], scaled_mean(density, [member], 16), rtol=1e-5)
+
+
+def test_images_kept_for_no_cluster_are_not_drawn(four_masks: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = []
+    real = core.representation.typical.pose_free_densities
+    monkeypatch.setattr(
+        core.representation.typical, "pose_free_densities", lambda p, *a: drawn.append(len(p)) or real(p, *a)
+    )
+    labels = np.array([[0, 0, 0, 0], [0, 0, 1, 1]])
+    cluster_means(pack_masks(four_masks), GRID, "shape", labels, [1, 2], sample=1, seed=0)
+    assert sum(drawn) == 2  # one member a cluster: 2 images for k=2, k=1's the first in the queue, one of them

@@ -8,6 +8,7 @@ import numpy as np
 
 from core.clustering.agreement import adjusted_rand
 from core.clustering.algorithms import distances_to_centres, fit_clusters, unit_rows
+from core.engine.processes import spread
 
 SILHOUETTE_SAMPLE = 10_000  # silhouettes are taken against at most this many images
 STABILITY_RUNS = 5  # two runs let one lucky or unlucky start decide whether a k passes
@@ -84,27 +85,49 @@ def silhouettes(
     in_sample = np.zeros(n, bool)
     in_sample[sample] = True
     per_image = np.zeros((len(ks), n), np.float32)
-    for start in range(0, n, QUERY_BATCH):
-        stop = min(start + QUERY_BATCH, n)
-        sums = _pairwise(X[start:stop], R, R_sq, metric) @ onehot  # (batch, sum of k)
-        self_count = in_sample[start:stop].astype(np.float32)
-        for j, labels in enumerate(labels_by_k):
-            block = sums[:, offsets[j] : offsets[j + 1]]
-            own = labels[start:stop]
-            rows = np.arange(stop - start)
-            own_count = counts[offsets[j] + own] - self_count
-            a = block[rows, own] / np.maximum(own_count, 1)
-            means = block / np.maximum(counts[offsets[j] : offsets[j + 1]], 1)
-            means[rows, own] = np.inf
-            means[:, counts[offsets[j] : offsets[j + 1]] == 0] = np.inf
-            b = means.min(1)
-            s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
-            s[own_count < 1] = 0.0
-            per_image[j, start:stop] = np.where(np.isfinite(s), s, 0.0)
+    spans = [(start, min(start + QUERY_BATCH, n)) for start in range(0, n, QUERY_BATCH)]
+    shared = dict(X=X, R=R, R_sq=R_sq, onehot=onehot, counts=counts, in_sample=in_sample, metric=metric)
+    # the batches on a process per core from SPREAD_FROM_IMAGES (32,000 dense images, k = 2..20: 3.8 s -> 2.5 s)
+    batches = spread(_silhouettes_of_rows, spans, n, labels_by_k=list(labels_by_k), offsets=offsets, **shared)
+    for (start, stop), block in zip(spans, batches, strict=True):
+        per_image[:, start:stop] = block
         if on_progress is not None:
             on_progress(stop, n, "silhouette")
     scores = per_image[:, sample].mean(1).astype(np.float64)
     return scores, per_image
+
+
+def _silhouettes_of_rows(
+    span: tuple[int, int],
+    X: np.ndarray,
+    R: np.ndarray,
+    R_sq: np.ndarray,
+    onehot: np.ndarray,
+    counts: np.ndarray,
+    in_sample: np.ndarray,
+    labels_by_k: list[np.ndarray],
+    offsets: np.ndarray,
+    metric: str,
+) -> np.ndarray:
+    """The silhouettes (n_k, stop - start) of rows ``span`` of X for every clustering (see silhouettes)."""
+    start, stop = span
+    sums = _pairwise(X[start:stop], R, R_sq, metric) @ onehot  # (batch, sum of k)
+    self_count = in_sample[start:stop].astype(np.float32)
+    rows = np.arange(stop - start)
+    block_scores = np.zeros((len(labels_by_k), stop - start), np.float32)
+    for j, labels in enumerate(labels_by_k):
+        block = sums[:, offsets[j] : offsets[j + 1]]
+        own = labels[start:stop]
+        own_count = counts[offsets[j] + own] - self_count
+        a = block[rows, own] / np.maximum(own_count, 1)
+        means = block / np.maximum(counts[offsets[j] : offsets[j + 1]], 1)
+        means[rows, own] = np.inf
+        means[:, counts[offsets[j] : offsets[j + 1]] == 0] = np.inf
+        b = means.min(1)
+        s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+        s[own_count < 1] = 0.0
+        block_scores[j] = np.where(np.isfinite(s), s, 0.0)
+    return block_scores
 
 
 def stability(

@@ -18,7 +18,7 @@ import numpy as np
 
 from core.clustering import scoring
 from core.clustering.sweep import Sweep, per_k, sweep_from_arrays
-from core.engine import threads
+from core.engine import processes, threads
 from core.engine.backends import Backend
 from core.engine.cache import Cache, Entry, default_cache_dir, make_key
 from core.engine.settings import CLUSTER_SPACES, Settings
@@ -162,13 +162,20 @@ class Pipeline:
         return self.entry("fit", k)
 
     def fit_on_cluster(self, ks: list[int]) -> None:
-        """The fits of ``ks`` not cached yet, as one task per k on a cluster backend (each k is independent)."""
+        """The fits of ``ks`` not cached yet, one task per k (each k is independent): on a cluster
+        backend, or here on a process per core (``core.engine.processes.spread``)."""
         missing = [k for k in ks if f"fit-k{k}" not in self._entries and not self.is_cached("fit", k)]
-        if self.backend.name == "local" or not missing:
+        if not missing:
             return
         s = self.settings
         fit = partial(scoring.fit_and_score, algorithm=s.algorithm, seed=s.seed)
-        for i, (k, result) in enumerate(zip(missing, self.backend.map(fit, missing, X=self.space()), strict=True)):
+        X = self.space()
+        if self.backend.name == "local":
+            missing.sort(reverse=True)  # the largest k takes longest: first, so the last to end are short
+            fitted = zip(missing, processes.spread(fit, missing, len(X), X=X), strict=True)
+        else:
+            fitted = zip(missing, self.backend.map(fit, missing, X=X), strict=True)
+        for i, (k, result) in enumerate(fitted):
             start = time.perf_counter()
             entry, computed = self.cache.get_or_compute("fit", self.key("fit", k), lambda result=result: result)
             self.records.append(StageRecord(f"fit-k{k}", time.perf_counter() - start, computed))

@@ -1,4 +1,5 @@
-"""Process lifetimes: whether a process still runs, and workers that end when their parent dies."""
+"""Process lifetimes (whether a process still runs, workers that end when their parent dies) and the
+local way to put every core to per-block or per-k work."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
+from typing import Any
 
 WATCH_EVERY_S = 0.5  # a worker notices within this that its parent is gone
+SPREAD_FROM_IMAGES = 5_000  # below this a stage's blocks or ks run here: starting workers costs more
 
 
 def process_alive(pid: int) -> bool:
@@ -81,3 +85,50 @@ def in_order(pool: Executor, fn: Callable, items: list, ahead: int) -> Iterator:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity where the system says, else every core)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+_SHARED: dict[str, Any] = {}  # a worker's copy of spread()'s shared inputs, sent once per worker
+
+
+def _start_worker(owner: int, shared: dict[str, Any]) -> None:
+    exit_with_owner(owner)
+    _SHARED.clear()
+    _SHARED.update(shared)
+
+
+def _call(fn: Callable, item: Any) -> Any:
+    from core.engine import threads
+
+    with threads.limited():  # one BLAS and OpenMP thread a worker: the workers already fill the cores
+        return fn(item, **_SHARED)
+
+
+def spread(fn: Callable, items: Iterable, n_images: int, workers: int | None = None, **shared: Any) -> Iterator:
+    """``fn(item, **shared)`` for every item, yielded in the order of ``items``, on a process per core.
+
+    The local way to use every core for work that is independent per block of images or per k (each
+    worker computes on one thread; ``benchmarks/stages.py`` measures it quiet and with a core busy).
+    ``shared`` goes to each worker once, not with every item. Below ``SPREAD_FROM_IMAGES`` images, or
+    with one core or one item, everything runs here in order. A worker ends when this process dies.
+    """
+    from core.engine import threads
+
+    items = list(items)
+    workers = min(workers or cores(), len(items))
+    if workers <= 1 or n_images < SPREAD_FROM_IMAGES:
+        yield from (fn(item, **shared) for item in items)
+        return
+    with threads.limited():  # scikit-learn and the pools loaded here once, not in every worker (1 s each)
+        context = pool_context()
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), shared)
+    ) as pool:
+        yield from in_order(pool, partial(_call, fn), items, ahead=2 * workers)

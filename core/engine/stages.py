@@ -148,7 +148,15 @@ def typical_shapes(p: Pipeline) -> Result:
     loaded, s = p.images(), p.settings
     source = p.file("images", "packed")
     means = typical.cluster_means(
-        loaded.packed, loaded.grid, s.features, p.sweep().labels, s.ks, backend=p.backend, source=source
+        loaded.packed,
+        loaded.grid,
+        s.features,
+        p.sweep().labels,
+        s.ks,
+        backend=p.backend,
+        source=source,
+        sample=typical.TYPICAL_SAMPLE,
+        seed=s.seed,
     )
     p.progress(1, 1, "typical shapes")
     return {"means": means}, {}
@@ -236,7 +244,11 @@ STAGES: dict[str, Stage] = {
             ("algorithm", "seed"),
         ),
         Stage(
-            "typical", lambda s: "Typical shape of every cluster", typical_shapes, ("images", "sweep"), ("features",)
+            "typical",
+            lambda s: "Typical shape of every cluster",
+            typical_shapes,
+            ("images", "sweep"),
+            ("features", "seed"),
         ),
         Stage(
             "atlas",

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.engine.backends import Backend
+from core.engine.processes import spread
 from core.reading.images import ImageSet
 from core.reading.ondisk import RowWriter, image_block_rows, let_go, map_rows, row_blocks
 
@@ -268,8 +269,9 @@ def compute_features(
     """Features of every image of a set, in chunks: ndarray of shape (n_images, n_features).
 
     With ``out``, the rows are streamed into that .npy file instead (1M images of ``pixels``
-    features are 10 GB) and its path is returned. With a cluster ``backend``, each chunk is a task
-    that reads its rows from ``source``, the images' .npy file in the cache.
+    features are 10 GB) and its path is returned. With ``source``, the images' .npy file in the
+    cache, each chunk is a task that reads its rows from it: on a cluster ``backend``, or here on a
+    process per core (``core.engine.processes.spread``).
     """
     if kind not in _KINDS:
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
@@ -279,6 +281,8 @@ def compute_features(
         if source is None:
             raise ValueError("a cluster backend reads the images from a file: give source=.")
         blocks = backend.map(partial(features_of_rows, source=str(source), grid=images.grid, kind=kind), spans)
+    elif source is not None:  # here, on a process per core, each reading its rows from the file
+        blocks = spread(partial(features_of_rows, source=str(source), grid=images.grid, kind=kind), spans, n)
     else:
         blocks = (_features_of_span(images, span, kind) for span in spans)
     parts = []
