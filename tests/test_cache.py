@@ -8,12 +8,14 @@ import os
 import pickle
 import re
 import shlex
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.engine import digests
 from core.engine.cache import MANIFEST, Cache, default_cache_dir, make_key
 from core.errors import DotmapError
 
@@ -171,6 +173,63 @@ def test_broken_entry_is_noted_and_recomputed(cache: Cache, stored: CountingComp
     assert re.search(rf"{STAGE}-{KEY} was broken \(.*{note}.*\); recomputed", cache.notes[0])
     np.testing.assert_array_equal(entry.arrays["a"], np.arange(12, dtype=np.float32).reshape(3, 4))
     assert Cache(cache.root).load(STAGE, KEY) is not None  # the rewritten entry is whole again
+
+
+# ---------------------------------------------------------------- large files known by their stat
+
+
+@pytest.fixture
+def large(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file counts as large (over HASH_WHOLE_UP_TO); returns the list of files hashed from now on."""
+    monkeypatch.setattr(digests, "HASH_WHOLE_UP_TO", 16)
+    hashed: list[Path] = []
+    real = digests.sha256_of
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(digests, "sha256_of", counting)
+    return hashed
+
+
+def _older_than_a_tick() -> None:
+    time.sleep(2 * digests.SAME_TICK_NS / 1e9)
+
+
+def test_a_large_file_is_hashed_once_then_known_by_its_stat(cache: Cache, large: list[Path]) -> None:
+    compute = CountingCompute()
+    cache.get_or_compute(STAGE, KEY, compute)
+    manifest = json.loads((cache.path(STAGE, KEY) / MANIFEST).read_text())
+    assert all("stat" not in info for info in manifest["files"].values())  # written in this tick: not trusted
+    _older_than_a_tick()
+    large.clear()
+    assert Cache(cache.root).load(STAGE, KEY) is not None
+    assert sorted(path.name for path in large) == ["a.npy", "b.npy"]
+    large.clear()
+    entry = Cache(cache.root).load(STAGE, KEY)
+    assert large == []
+    np.testing.assert_array_equal(entry.arrays["a"], np.arange(12, dtype=np.float32).reshape(3, 4))
+
+
+@pytest.mark.parametrize("damage", [alter_npy_same_size, truncate_npy])
+def test_a_large_file_changed_after_its_stat_is_caught(cache: Cache, stored: CountingCompute, large, damage) -> None:
+    _older_than_a_tick()
+    assert Cache(cache.root).load(STAGE, KEY) is not None  # hashed, and its stat kept
+    damage(cache.path(STAGE, KEY))
+    again = Cache(cache.root)
+    assert again.load(STAGE, KEY) is None
+    assert re.search(r"a\.npy (does not match its checksum|is missing or of the wrong size)", again.notes[0])
+
+
+def test_a_copied_cache_is_hashed_again(cache: Cache, stored: CountingCompute, large, tmp_path: Path) -> None:
+    _older_than_a_tick()
+    assert cache.load(STAGE, KEY) is not None
+    copy = tmp_path / "copy"
+    shutil.copytree(cache.root, copy)  # other inodes, even where the times are kept
+    large.clear()
+    assert Cache(copy).load(STAGE, KEY) is not None
+    assert sorted(path.name for path in large) == ["a.npy", "b.npy"]
 
 
 def test_broken_entry_is_removed_on_load(cache: Cache, stored: CountingCompute) -> None:

@@ -4,10 +4,14 @@ An entry is written into a temporary folder and renamed into place, its manifest
 reader sees a whole entry or none. Every file's size and SHA-256 are in the manifest and are
 checked on load; an entry that is partial, altered or unreadable is removed and recomputed.
 A file lock per entry makes two processes asking for the same entry compute it once.
+
+A large file is hashed on load only when it may have changed since its digest was taken (see
+core.engine.digests: reading 5 GB to hash it cost 6 s at every server start at a million images).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +27,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from core.engine import atomic
+from core.engine.digests import file_info, hashed, unchanged_since_hashed
 from core.engine.disk import disk_full_error, is_disk_full, out_of_files, write_problem
 from core.engine.processes import process_alive
 from core.errors import DiskFullError, DotmapError
@@ -86,14 +92,6 @@ def make_key(stage: str, **parts: Any) -> str:
     """A stable hex key for a stage from its settings and its upstream keys (JSON-serialisable)."""
     text = json.dumps({"stage": stage, "format": FORMAT_VERSION, **parts}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _remove(path: Path) -> None:
@@ -216,15 +214,20 @@ class Cache:
         manifest = self._read_manifest(folder)
         arrays: Arrays = {}
         problem = "" if manifest is not None else self._manifest_problem(folder)
+        rehashed = False
         if manifest is not None:
             for name, info in manifest["files"].items():
                 file = folder / name
                 if not file.is_file() or file.stat().st_size != info.get("size"):
                     problem = f"{name} is missing or of the wrong size"
                     break
-                if _sha256(file) != info.get("sha256"):
-                    problem = f"{name} does not match its checksum"
-                    break
+                if not unchanged_since_hashed(file, info):
+                    digest, stat = hashed(file)
+                    if digest != info.get("sha256"):
+                        problem = f"{name} does not match its checksum"
+                        break
+                    if stat is not None:
+                        info["stat"], rehashed = stat, True
                 try:
                     arrays[Path(name).stem] = ondisk.load(file)
                 except (OSError, ValueError) as exc:
@@ -234,7 +237,13 @@ class Cache:
             self.notes.append(f"cache entry {folder.name} was broken ({problem}); recomputed it")
             _remove(folder)
             return None
+        if rehashed:  # a copied or restored cache: hashed once, then known by its stat again
+            self._restat(folder, manifest)
         return Entry(arrays, manifest["meta"])
+
+    def _restat(self, folder: Path, manifest: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # a read-only cache: nothing is lost, the next load hashes again
+            atomic.write_text(folder / MANIFEST, json.dumps(manifest))
 
     def _write(self, stage: str, key: str, arrays: Written, meta: dict[str, Any]) -> None:
         final = self.path(stage, key)
@@ -250,7 +259,7 @@ class Cache:
                     raise TypeError(f"array {name!r} has dtype object; the cache stores plain arrays")
                 else:
                     np.save(file, array, allow_pickle=False)
-                files[file.name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+                files[file.name] = file_info(file)
             manifest = {"format": FORMAT_VERSION, "stage": stage, "files": files, "meta": meta}
             (staging / MANIFEST).write_text(json.dumps(manifest))
             _remove(final)
