@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -98,6 +99,7 @@ def run_fresh(
     *args: Any,
     env: dict[str, str] | None = None,
     memory_limit: int | None = None,
+    root: Path | None = None,
 ) -> Any:
     """``function(*args)`` of ``benchmarks/{module}.py`` in a fresh Python process: its return value.
 
@@ -111,6 +113,9 @@ def run_fresh(
         The process's environment (default: this one's).
     memory_limit : int, optional
         Bytes of address space: past it the child gets a MemoryError rather than the kernel's OOM killer.
+    root : Path, optional
+        Another checkout (an older commit, for a before-and-after in one run): its benchmark and its
+        ``core`` run instead of this one's.
 
     Raises
     ------
@@ -121,9 +126,12 @@ def run_fresh(
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
+    here = ROOT if root is None else root
+    # this checkout's core, wherever an editable install of Dotmap points (a clean clone's CI re-points it)
+    env = {**(env if env is not None else os.environ), "PYTHONPATH": str(here)}
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), module, function, json.dumps(args)],
-        cwd=ROOT,
+        [sys.executable, str(here / "benchmarks" / "harness.py"), module, function, json.dumps(args)],
+        cwd=here,
         env=env,
         capture_output=True,
         text=True,

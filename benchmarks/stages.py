@@ -11,6 +11,7 @@ Run from the repository root (medians of --repeats runs; sets are made once in b
 
     python3 benchmarks/stages.py                          # 32,000 images of each kind, one run each
     python3 benchmarks/stages.py --n 4000 --repeats 3 --kinds dense --loads quiet
+    git worktree add /tmp/before COMMIT && python3 benchmarks/stages.py --before /tmp/before
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import resource
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh, stage_seconds
 
@@ -41,16 +43,25 @@ def prepare_once(folder: str, cache: str) -> dict[str, float]:
     seconds["first clustering"] = sum(seconds.get(stage, 0.0) for stage in FIRST_CLUSTERING)
     seconds["total"] = time.perf_counter() - started
     seconds["peak MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the stages spread over a process per core: the largest worker (forked, so sharing pages with this one)
+    seconds["worker peak MB"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return seconds
 
 
-def measure(folder: str, busy: bool, repeats: int) -> dict[str, float]:
-    """Median of each number over ``repeats`` fresh runs."""
-    runs = []
+def measure(folder: str, busy: bool, repeats: int, before: Path | None = None) -> tuple[dict, dict]:
+    """Median of each number over ``repeats`` fresh runs; with ``before``, of that checkout's runs too,
+    each just before one of this checkout's (the same machine, the same moment)."""
+    runs: dict[str, list] = {"after": [], "before": []}
     for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as cache, busy_core(busy):
-            runs.append(run_fresh("stages", "prepare_once", folder, cache))
-    return {name: statistics.median(run.get(name, 0.0) for run in runs) for name in runs[0]}
+        for which, root in (("before", before), ("after", None)):
+            if which == "before" and before is None:
+                continue
+            with tempfile.TemporaryDirectory() as cache, busy_core(busy):
+                runs[which].append(run_fresh("stages", "prepare_once", folder, cache, root=root))
+    return tuple(
+        {name: statistics.median(run.get(name, 0.0) for run in found) for name in found[0]} if found else {}
+        for found in (runs["after"], runs["before"])
+    )
 
 
 def main() -> None:
@@ -59,23 +70,30 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--loads", nargs="+", default=["quiet", "busy"], choices=["quiet", "busy"])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--before", type=Path, help="a checkout of an older commit, measured too, run by run")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     columns = [(kind, load) for kind in args.kinds for load in args.loads]
-    results = {}
+    results, earlier = {}, {}
     for kind, load in columns:
         folder = make_demo_once(DATA / f"{KINDS[kind]}-{args.n}-seed1", args.n, 1, kind=KINDS[kind])
-        results[kind, load] = measure(str(folder), load == "busy", args.repeats)
+        before = args.before.resolve() if args.before else None
+        results[kind, load], earlier[kind, load] = measure(str(folder), load == "busy", args.repeats, before)
         row = {"n": args.n, "kind": kind, "load": load, "repeats": args.repeats, "cores": os.cpu_count()}
         with open(RESULTS / "stages.jsonl", "a") as out:
-            out.write(json.dumps({**row, "seconds": results[kind, load]}) + "\n")
-    print(f"{args.n:,} images, medians of {args.repeats}\n")
-    print("| stage | " + " | ".join(f"{kind}, {load}" for kind, load in columns) + " |")
+            out.write(json.dumps({**row, "seconds": results[kind, load], "before": earlier[kind, load]}) + "\n")
+    print(f"{args.n:,} images, medians of {args.repeats}" + (f"; before: {args.before}" if args.before else ""))
+    print("\n| stage | " + " | ".join(f"{kind}, {load}" for kind, load in columns) + " |")
     print("|---|" + "---:|" * len(columns))
-    for name in (*STAGES, "first clustering", "total", "peak MB"):
-        unit = " MB" if name == "peak MB" else " s"
-        cells = " | ".join(f"{results[c].get(name, 0.0):,.{0 if unit == ' MB' else 1}f}{unit}" for c in columns)
-        print(f"| {name} | {cells} |")
+    for name in (*STAGES, "first clustering", "total", "peak MB", "worker peak MB"):
+        print(f"| {name} | " + " | ".join(_cell(results[c], earlier[c], name) for c in columns) + " |")
+
+
+def _cell(after: dict, before: dict, name: str) -> str:
+    """A number (``before -> after`` when there is a before)."""
+    unit, digits = (" MB", 0) if name.endswith("MB") else (" s", 1)
+    number = lambda run: f"{run[name]:,.{digits}f}{unit}" if name in run else "-"  # noqa: E731
+    return f"{number(before)} -> {number(after)}" if before else number(after)
 
 
 if __name__ == "__main__":
