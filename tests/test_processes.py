@@ -69,3 +69,73 @@ def test_a_pipeline_spread_over_processes_gives_what_it_gives_here(images, tmp_p
     assert np.array_equal(a.silhouette, b.silhouette) and a.recommended_k == b.recommended_k
     for x, y in zip(here.cluster_means(), spread.cluster_means(), strict=True):
         assert np.array_equal(x, y)
+
+
+def _counts_to(n: int, on_progress) -> None:
+    for i in range(n):
+        on_progress(i + 1, n, "counting")
+
+
+def _fails_beside(on_progress) -> None:
+    raise ValueError("the map is bad")
+
+
+def _dies_beside(on_progress) -> None:
+    os._exit(3)
+
+
+def test_work_beside_hands_on_its_progress_and_says_it_succeeded():
+    seen = []
+    beside = processes.Beside(_counts_to, 300)
+    assert beside.wait(lambda done, total, stage: seen.append((done, total, stage))) is None
+    assert seen == [(i + 1, 300, "counting") for i in range(300)]
+
+
+@pytest.mark.parametrize(
+    "fn, said", [(_fails_beside, "ValueError: the map is bad"), (_dies_beside, "ended with exit code 3")]
+)
+def test_work_beside_that_fails_or_dies_says_what_happened(fn, said: str):
+    problem = processes.Beside(fn).wait()
+    assert problem is not None and said in problem
+
+
+def _failing_stage_beside(stage: str, *args, on_progress) -> None:
+    raise RuntimeError(f"no {stage} today")
+
+
+@pytest.mark.slow
+def test_the_map_made_beside_is_the_map_made_here(images, tmp_path, monkeypatch):
+    settings = Settings(k_min=2, k_max=4)
+    here = Pipeline(images, settings, tmp_path / "here")
+    here.prepare()
+    assert not any(r.stage == "map" and not r.computed for r in here.records)
+    monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 0)
+    beside = Pipeline(images, settings, tmp_path / "beside")
+    seen, waited = [], []
+    real_wait = processes.Beside.wait
+
+    def wait(self, on_progress=None):  # when the wait ends, the other process has cached the map
+        waited.append((real_wait(self, on_progress), beside.is_cached("map")))
+        return waited[-1][0]
+
+    monkeypatch.setattr(processes.Beside, "wait", wait)
+    beside.on_progress = lambda done, total, stage: seen.append(stage)
+    beside.prepare()
+    assert waited == [(None, True)]
+    assert np.array_equal(here.map(), beside.map())
+    (record,) = [r for r in beside.records if r.stage == "map"]
+    assert record.computed and record.seconds > 0
+    assert any(stage.startswith("map (UMAP): epochs") for stage in seen)  # the epochs came from the other process
+    assert not beside.cache.notes
+
+
+@pytest.mark.slow
+def test_a_map_that_fails_beside_is_said_and_made_here(images, tmp_path, monkeypatch):
+    from core.engine import pipeline as pipeline_module
+
+    monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 0)
+    monkeypatch.setattr(pipeline_module, "_stage_beside", _failing_stage_beside)
+    p = Pipeline(images, Settings(k_min=2, k_max=4), tmp_path / "cache")
+    p.prepare()
+    assert p.map().shape == (600, 2)
+    assert any("failed (RuntimeError: no map today)" in note and "made it here" in note for note in p.cache.notes)

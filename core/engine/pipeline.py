@@ -31,6 +31,9 @@ from core.representation import reduction
 __all__ = ["CLUSTER_SPACES", "Pipeline", "Settings", "StageRecord", "Step", "Sweep", "skipped_words"]
 
 SKIPPED_NAMED = 5  # skipped files named in an error; the rest are counted
+# the stage made in a process beside the others once BESIDE_AFTER is done (see Pipeline.prepare): its inputs
+# are cached long before, and it and the stages after BESIDE_AFTER each run on one core
+BESIDE_STAGE, BESIDE_AFTER = "map", "sweep"
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -271,16 +274,59 @@ class Pipeline:
             self.image_meta()  # the skipped-file list is part of what a run reports
             return self.records[first:]
         self.cache.remove_orphaned_staging()  # what a killed run left half-written
+        beside: processes.Beside | None = None
         for step in self.plan(with_map):
             computing = on_step is not None and not self.is_cached(step.stage)
             if computing:
                 on_step(step, True)
-            step.run()
+            if beside is not None and step.stage == BESIDE_STAGE:
+                self._finish_beside(beside)
+            else:
+                step.run()
             if step.stage == "images":
                 self.check_enough_images()
+            if step.stage == BESIDE_AFTER and with_map:
+                beside = self._start_beside()
             if computing:
                 on_step(step, False)
         return self.records[first:]
+
+    def _start_beside(self) -> processes.Beside | None:
+        """The 2-D map, in a process beside this one, while this one makes the typical shapes, the
+        thumbnails and the groups (each of those and the map's layout runs on one core): from
+        SPREAD_FROM_IMAGES images on a machine of more than one core, when the map is not cached."""
+        n = len(self.image_meta()["paths"])
+        if (
+            self.backend.name != "local"
+            or n < processes.SPREAD_FROM_IMAGES
+            or processes.cores() < 2
+            or self.is_cached(BESIDE_STAGE)
+        ):
+            return None
+        return processes.Beside(
+            _stage_beside, BESIDE_STAGE, self.data_dir, self.settings, self.cache.root, self.inventory, self.image_shape
+        )
+
+    def _finish_beside(self, beside: processes.Beside) -> None:
+        """Wait for the stage made beside (handing on its progress) and load it; if it failed, say so
+        and make it here, where its error, if it has one, is raised as any stage's is."""
+        problem = beside.wait(self.progress)
+        seconds = time.perf_counter() - beside.started
+        if problem is not None:
+            self.cache.notes.append(
+                f"the {BESIDE_STAGE} stage, made in a process beside this one, failed ({problem}); made it here instead"
+            )
+            self.entry(BESIDE_STAGE)
+            return
+        self.entry(BESIDE_STAGE)
+        record = self.records[-1]
+        if record.stage == BESIDE_STAGE and not record.computed:  # computed, beside: its wall time since it began
+            self.records[-1] = StageRecord(BESIDE_STAGE, seconds, True)
+
+
+def _stage_beside(stage: str, data_dir, settings, cache_dir, inventory, image_shape, on_progress) -> None:
+    """In a process of its own (processes.Beside): one stage of the pipeline, into the shared cache."""
+    Pipeline(data_dir, settings, cache_dir, on_progress, inventory=inventory, image_shape=image_shape).entry(stage)
 
 
 def _on_numeric_threads(work: Callable[[], Any]) -> Any:

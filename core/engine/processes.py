@@ -1,5 +1,5 @@
-"""Process lifetimes (whether a process still runs, workers that end when their parent dies) and the
-local way to put every core to per-block or per-k work."""
+"""Process lifetimes (whether a process still runs, workers that end when their parent dies), the
+local way to put every core to per-block or per-k work, and a stage run beside the others."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import partial
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -116,14 +116,15 @@ def spread(fn: Callable, items: Iterable, n_images: int, workers: int | None = N
 
     The local way to use every core for work that is independent per block of images or per k (each
     worker computes on one thread; ``benchmarks/stages.py`` measures it quiet and with a core busy).
-    ``shared`` goes to each worker once, not with every item. Below ``SPREAD_FROM_IMAGES`` images, or
-    with one core or one item, everything runs here in order. A worker ends when this process dies.
+    ``shared`` goes to each worker once, not with every item. Below ``SPREAD_FROM_IMAGES`` images, with
+    one core or one item, or in a process :class:`Beside` another, everything runs here in order. A
+    worker ends when this process dies.
     """
     from core.engine import threads
 
     items = list(items)
     workers = min(workers or cores(), len(items))
-    if workers <= 1 or n_images < SPREAD_FROM_IMAGES:
+    if workers <= 1 or n_images < SPREAD_FROM_IMAGES or current_process().daemon:  # a daemon has no children
         yield from (fn(item, **shared) for item in items)
         return
     with threads.limited():  # scikit-learn and the pools loaded here once, not in every worker (1 s each)
@@ -132,3 +133,55 @@ def spread(fn: Callable, items: Iterable, n_images: int, workers: int | None = N
         workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), shared)
     ) as pool:
         yield from in_order(pool, partial(_call, fn), items, ahead=2 * workers)
+
+
+class Beside:
+    """``fn(*args, on_progress=...)`` run in a process beside this one, for a stage that need not wait
+    for the ones this process runs meanwhile (the 2-D map beside the typical shapes and the groups).
+
+    Its progress comes back through a queue and is handed on by :meth:`wait`; the process ends when
+    this one dies (daemonic, and it watches its owner).
+    """
+
+    def __init__(self, fn: Callable, *args: Any) -> None:
+        context = pool_context()
+        self._messages = context.Queue()  # a feeder thread sends: the worker never blocks on a full pipe
+        self._process = context.Process(
+            target=_run_beside, args=(os.getpid(), self._messages, fn, args), daemon=True, name="dotmap-beside"
+        )
+        self.started = time.perf_counter()
+        self._process.start()
+
+    def wait(self, on_progress: Callable[[int, int, str], None] | None = None) -> str | None:
+        """Hand on its progress until it ends; None when its work succeeded, else what went wrong, in words."""
+        import queue
+
+        kind, payload, ended = "", None, False
+        while kind in ("", "progress"):
+            try:
+                kind, payload = self._messages.get(timeout=0 if ended else WATCH_EVERY_S)
+            except queue.Empty:
+                if ended:  # it ended and said nothing more
+                    break
+                ended = not self._process.is_alive()  # one more look: its last words may still be on the way
+                continue
+            if kind == "progress" and on_progress is not None:
+                on_progress(*payload)
+        self._process.join()
+        if kind == "failed":
+            return payload
+        if kind != "done":
+            return f"its process ended with exit code {self._process.exitcode} before it was done"
+        return None
+
+
+def _run_beside(owner: int, messages: Any, fn: Callable, args: tuple) -> None:
+    exit_with_owner(owner)
+    try:
+        fn(*args, on_progress=lambda done, total, stage: messages.put(("progress", (done, total, stage))))
+    except BaseException as exc:  # told to the owner, which decides; a KeyboardInterrupt included
+        messages.put(("failed", f"{type(exc).__name__}: {exc}"))
+    else:
+        messages.put(("done", None))
+    messages.close()
+    messages.join_thread()

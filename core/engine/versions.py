@@ -27,9 +27,9 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires, version
 from types import FunctionType, ModuleType
 
-# modules that decide where a stage runs, not what it computes: the same stage on this machine or
-# on a Dask cluster has one key (its tasks are functions of the stage's own modules, which count)
-WHERE_NOT_WHAT = {"core.engine.backends"}
+# modules that decide where a stage runs, not what it computes: the same stage here, on a process per
+# core or on a Dask cluster has one key (its tasks are functions of the stage's own modules, which count)
+WHERE_NOT_WHAT = {"core.engine.backends", "core.engine.processes"}
 
 
 def code_fingerprint(source: str) -> str:
