@@ -85,6 +85,34 @@ def busy_core(busy: bool = True) -> Iterator[None]:
         spinner.wait()
 
 
+TREE_SAMPLE_S = 0.2
+
+
+def tree_pss_mb(pid: int) -> float:
+    """The proportional set size in MB of a process and every process under it, now (Linux: /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):  # it ended meanwhile
+            continue
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo.extend(c for c, parent in parents.items() if parent == p and c not in tree)
+    kb = 0
+    for p in tree:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kb += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return kb / 1024
+
+
 class ChildFailed(RuntimeError):
     """A function run by `run_fresh` did not return: ``stderr`` is what its process wrote there."""
 
@@ -100,6 +128,7 @@ def run_fresh(
     env: dict[str, str] | None = None,
     memory_limit: int | None = None,
     root: Path | None = None,
+    peak_tree: list[float] | None = None,
 ) -> Any:
     """``function(*args)`` of ``benchmarks/{module}.py`` in a fresh Python process: its return value.
 
@@ -116,6 +145,9 @@ def run_fresh(
     root : Path, optional
         Another checkout (an older commit, for a before-and-after in one run): its benchmark and its
         ``core`` run instead of this one's.
+    peak_tree : list, optional
+        Gets the peak memory in MB of the process and every process under it taken together (their
+        proportional set sizes, so pages they share count once), sampled every ``TREE_SAMPLE_S``.
 
     Raises
     ------
@@ -129,14 +161,26 @@ def run_fresh(
     here = ROOT if root is None else root
     # this checkout's core, wherever an editable install of Dotmap points (a clean clone's CI re-points it)
     env = {**(env if env is not None else os.environ), "PYTHONPATH": str(here)}
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, str(here / "benchmarks" / "harness.py"), module, function, json.dumps(args)],
         cwd=here,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         preexec_fn=limit if memory_limit is not None else None,
     )
+    peak = 0.0
+    while True:
+        try:  # a timeout loses no output: the next call goes on reading
+            stdout, stderr = process.communicate(timeout=TREE_SAMPLE_S)
+            break
+        except subprocess.TimeoutExpired:
+            if peak_tree is not None:
+                peak = max(peak, tree_pss_mb(process.pid))
+    if peak_tree is not None:
+        peak_tree.append(peak)
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if done.returncode != 0:
         raise ChildFailed(
             f"{module}.{function}{args} failed (exit {done.returncode}):\n{done.stderr[-STDERR_TAIL:]}", done.stderr

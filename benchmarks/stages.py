@@ -6,6 +6,10 @@ features, the UMAP cluster space, the map and the groups without a k), on the bu
 (sparse: 1-2 px dots, a median of ~290 ink pixels an image) and the dense kind (40-400 dots of 3-5 px,
 ~1,500 ink pixels: the ink of real scans), on a quiet machine and with another process keeping one
 core busy. "first clustering" is what the Overview waits for: every stage up to the scored k sweep.
+Memory: "peak MB" is the prepare's own process, "worker peak MB" the largest of the processes it
+started, "all processes MB" the peak of them all together (proportional set sizes sampled every
+0.2 s, so pages a fork shares count once). The map is made beside the stages after the sweep, so
+the stages' seconds add up to more than the total.
 
 Run from the repository root (medians of --repeats runs; sets are made once in benchmarks/data/):
 
@@ -57,7 +61,9 @@ def measure(folder: str, busy: bool, repeats: int, before: Path | None = None) -
             if which == "before" and before is None:
                 continue
             with tempfile.TemporaryDirectory() as cache, busy_core(busy):
-                runs[which].append(run_fresh("stages", "prepare_once", folder, cache, root=root))
+                peak: list[float] = []
+                run = run_fresh("stages", "prepare_once", folder, cache, root=root, peak_tree=peak)
+                runs[which].append({**run, "all processes MB": peak[0]})
     return tuple(
         {name: statistics.median(run.get(name, 0.0) for run in found) for name in found[0]} if found else {}
         for found in (runs["after"], runs["before"])
@@ -85,7 +91,7 @@ def main() -> None:
     print(f"{args.n:,} images, medians of {args.repeats}" + (f"; before: {args.before}" if args.before else ""))
     print("\n| stage | " + " | ".join(f"{kind}, {load}" for kind, load in columns) + " |")
     print("|---|" + "---:|" * len(columns))
-    for name in (*STAGES, "first clustering", "total", "peak MB", "worker peak MB"):
+    for name in (*STAGES, "first clustering", "total", "peak MB", "worker peak MB", "all processes MB"):
         print(f"| {name} | " + " | ".join(_cell(results[c], earlier[c], name) for c in columns) + " |")
 
 

@@ -3,6 +3,7 @@ local way to put every core to per-block or per-k work, and a stage run beside t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -66,6 +67,12 @@ def pool_context() -> BaseContext:
     """
     if threading.active_count() == 1:
         return get_context("fork")
+    return fork_server()
+
+
+def fork_server() -> BaseContext:
+    """The forkserver context: each process forked from a fresh server, so nothing of this one's state
+    (its threads, numba's GNU OpenMP pool, which kills a forked child that uses it) comes along."""
     context = get_context("forkserver")
     context.set_forkserver_preload(["core.reading.images", "core.engine.processes"])
     return context
@@ -140,11 +147,13 @@ class Beside:
     for the ones this process runs meanwhile (the 2-D map beside the typical shapes and the groups).
 
     Its progress comes back through a queue and is handed on by :meth:`wait`; the process ends when
-    this one dies (daemonic, and it watches its owner).
+    this one dies (daemonic, and it watches its owner). It comes from the fork server, never a fork of
+    this process: after the cluster space's UMAP a forked child's UMAP was killed by numba ("fork()
+    called from a process already using GNU OpenMP").
     """
 
     def __init__(self, fn: Callable, *args: Any) -> None:
-        context = pool_context()
+        context = fork_server()
         self._messages = context.Queue()  # a feeder thread sends: the worker never blocks on a full pipe
         self._process = context.Process(
             target=_run_beside, args=(os.getpid(), self._messages, fn, args), daemon=True, name="dotmap-beside"
@@ -175,8 +184,13 @@ class Beside:
         return None
 
 
+BESIDE_NICENESS = 10  # the work beside takes what cores the owner leaves: it gets a tenth of a core the owner wants
+
+
 def _run_beside(owner: int, messages: Any, fn: Callable, args: tuple) -> None:
     exit_with_owner(owner)
+    with contextlib.suppress(OSError):
+        os.nice(BESIDE_NICENESS)
     try:
         fn(*args, on_progress=lambda done, total, stage: messages.put(("progress", (done, total, stage))))
     except BaseException as exc:  # told to the owner, which decides; a KeyboardInterrupt included

@@ -53,12 +53,17 @@ def import_umap() -> ModuleType:
     import umap.spectral
     import umap.umap_
     import umap.utils
+    from tqdm import tqdm
 
     global _disk_cache_on
     if not _disk_cache_on:
         for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils):
             _enable_disk_cache(module)
         _disk_cache_on = True
+    # the epoch bar (see _epoch_bar) would start tqdm's monitor thread, which lives as long as the process:
+    # a process with a second thread starts its workers from a fork server (processes.pool_context), each
+    # importing scikit-learn again (a second of every later stage that spreads over the cores)
+    tqdm.monitor_interval = 0
     return umap
 
 
