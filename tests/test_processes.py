@@ -12,7 +12,7 @@ from core.clustering import scoring
 from core.demo import make_demo
 from core.engine import processes
 from core.engine.pipeline import Pipeline, Settings
-from core.representation import features, typical
+from core.representation import features, reduction, typical
 
 SETTINGS = Settings(k_min=2, k_max=7, cluster_space="pca")
 
@@ -56,6 +56,7 @@ def test_a_pipeline_spread_over_processes_gives_what_it_gives_here(images, tmp_p
     monkeypatch.setattr(features, "CHUNK_IMAGES", 150)
     monkeypatch.setattr(typical, "CHUNK_IMAGES", 150)
     monkeypatch.setattr(scoring, "QUERY_BATCH", 128)
+    monkeypatch.setattr(reduction, "EXACT_TASK_ROWS", 128)
     monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 10**9)
     here = Pipeline(images, SETTINGS, tmp_path / "here")
     here.prepare(with_map=False)
@@ -63,6 +64,8 @@ def test_a_pipeline_spread_over_processes_gives_what_it_gives_here(images, tmp_p
     spread = Pipeline(images, SETTINGS, tmp_path / "spread")
     spread.prepare(with_map=False)
     assert np.array_equal(here.features(), spread.features())
+    for x, y in zip(here.neighbours(), spread.neighbours(), strict=True):
+        assert np.array_equal(x, y)
     a, b = here.sweep(), spread.sweep()
     assert np.array_equal(a.labels, b.labels)
     assert [row["stability"] for row in a.table] == [row["stability"] for row in b.table]

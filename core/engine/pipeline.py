@@ -298,9 +298,9 @@ class Pipeline:
         return self.records[first:]
 
     def _start_beside(self) -> processes.Beside | None:
-        """The 2-D map, in a process beside this one (at a lower priority: it takes what this one leaves
-        of the cores) while this one makes the typical shapes, the thumbnails and the groups. From
-        SPREAD_FROM_IMAGES images on a machine of more than one core, when the map is not cached."""
+        """The 2-D map, in a process beside this one, while this one makes the typical shapes, the
+        thumbnails and the groups. From SPREAD_FROM_IMAGES images on a machine of more than one core,
+        when the map is not cached."""
         n = len(self.image_meta()["paths"])
         if (
             self.backend.name != "local"

@@ -3,7 +3,6 @@ local way to put every core to per-block or per-k work, and a stage run beside t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -184,13 +183,8 @@ class Beside:
         return None
 
 
-BESIDE_NICENESS = 10  # the work beside takes what cores the owner leaves: it gets a tenth of a core the owner wants
-
-
 def _run_beside(owner: int, messages: Any, fn: Callable, args: tuple) -> None:
     exit_with_owner(owner)
-    with contextlib.suppress(OSError):
-        os.nice(BESIDE_NICENESS)
     try:
         fn(*args, on_progress=lambda done, total, stage: messages.put(("progress", (done, total, stage))))
     except BaseException as exc:  # told to the owner, which decides; a KeyboardInterrupt included
