@@ -31,10 +31,11 @@ from core.representation import reduction
 __all__ = ["CLUSTER_SPACES", "Pipeline", "Settings", "StageRecord", "Step", "Sweep", "skipped_words"]
 
 SKIPPED_NAMED = 5  # skipped files named in an error; the rest are counted
-# the stage made in a process beside the others once BESIDE_AFTER is done (see Pipeline.prepare). Not earlier:
-# beside the cluster space's UMAP, which leaves a core idle, it took 3.7 s off a dense 32,000-image prepare
-# (48.5 -> 44.8 s) but made the cluster space 1.3-1.5 s slower, and the first clustering is what a user waits for
-BESIDE_STAGE, BESIDE_AFTER = "map", "sweep"
+# the stage made in a process beside the others once BESIDE_AFTER is done (see Pipeline.prepare); dense 32,000
+# images, benchmarks/stages.py: beside the cluster space (which leaves a core idle) it took 3.7 s off the whole
+# prepare but made the first clustering 1.3-1.5 s slower; beside the typical shapes (two workers) it only slowed
+# them and took the peak of all processes to 1.37 GB; after them: the same total, 1.13 GB
+BESIDE_STAGE, BESIDE_AFTER = "map", "typical"
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -298,9 +299,9 @@ class Pipeline:
         return self.records[first:]
 
     def _start_beside(self) -> processes.Beside | None:
-        """The 2-D map, in a process beside this one, while this one makes the typical shapes, the
-        thumbnails and the groups. From SPREAD_FROM_IMAGES images on a machine of more than one core,
-        when the map is not cached."""
+        """The 2-D map, in a process beside this one, while this one makes the thumbnails and the
+        groups. From SPREAD_FROM_IMAGES images on a machine of more than one core, when the map is not
+        cached."""
         n = len(self.image_meta()["paths"])
         if (
             self.backend.name != "local"
