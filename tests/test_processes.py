@@ -74,6 +74,32 @@ def test_a_pipeline_spread_over_processes_gives_what_it_gives_here(images, tmp_p
         assert np.array_equal(x, y)
 
 
+def test_a_process_running_threads_spreads_from_the_fork_server(images, tmp_path, monkeypatch):
+    """A job's process (or a notebook's) runs other threads: its workers come from the fork server, with
+    the same results."""
+    import threading
+
+    monkeypatch.setattr(features, "CHUNK_IMAGES", 150)
+    monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 10**9)
+    here = Pipeline(images, SETTINGS, tmp_path / "here")
+    here.prepare(with_map=False)
+    monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 0)
+    contexts = []
+    real_context = processes.pool_context
+    monkeypatch.setattr(processes, "pool_context", lambda: contexts.append(real_context()) or contexts[-1])
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        spread = Pipeline(images, SETTINGS, tmp_path / "spread")
+        spread.prepare(with_map=False)
+    finally:
+        stop.set()
+    assert contexts and {c.get_start_method() for c in contexts} == {"forkserver"}
+    assert np.array_equal(here.features(), spread.features())
+    assert np.array_equal(here.sweep().labels, spread.sweep().labels)
+
+
 def _counts_to(n: int, on_progress) -> None:
     for i in range(n):
         on_progress(i + 1, n, "counting")
