@@ -143,7 +143,7 @@ def spread(fn: Callable, items: Iterable, n_images: int, workers: int | None = N
 
 class Beside:
     """``fn(*args, on_progress=...)`` run in a process beside this one, for a stage that need not wait
-    for the ones this process runs meanwhile (the 2-D map beside the typical shapes and the groups).
+    for the ones this process runs meanwhile (the 2-D map beside the thumbnails and the groups).
 
     Its progress comes back through a queue and is handed on by :meth:`wait`; the process ends when
     this one dies (daemonic, and it watches its owner). It comes from the fork server, never a fork of

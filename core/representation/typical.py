@@ -140,7 +140,8 @@ def sampled_members(labels: np.ndarray, ks: Sequence[int], sample: int, seed: in
     for j, k in enumerate(ks):
         queued = labels[j, queue]
         by_cluster = np.argsort(queued, kind="stable")  # grouped by cluster, in queue order within each
-        starts = np.cumsum(np.bincount(queued, minlength=k)) - np.bincount(queued, minlength=k)
+        sizes = np.bincount(queued, minlength=k)
+        starts = np.cumsum(sizes) - sizes
         place = np.empty(n, np.int64)
         place[by_cluster] = np.arange(n) - starts[queued[by_cluster]]
         kept[j, queue[place >= sample]] = -1
