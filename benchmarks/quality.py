@@ -15,7 +15,9 @@ Data sets (made once under --work, default ~/.cache/dotmap-quality):
   (arc), partial shapes, clutter dots, dot sizes 1-3 px and 25-250 dots;
 - digits: scikit-learn's 1,797 real handwritten digits (UCI), drawn as dot clouds at a random
   place and size: data nobody here wrote;
-- dense: the demo's 8 families drawn with the ink of real scans (40-400 dots of 3-5 px).
+- dense: the demo's 8 families drawn with the ink of real scans (40-400 dots of 3-5 px);
+- glyphs: the letters A-J of 12 Hershey typefaces (roman, italic, script; the hershey-fonts package's
+  files), their strokes drawn as dots, upright give or take a slant: real glyphs nobody here drew.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ SETS = {
     "hard-shapes": DataSet("hard-shapes", 2000, 10, held_out=("spiral", "cross")),
     "digits": DataSet("digits", 1797, 10, held_out=("3", "7")),
     "dense": DataSet("dense", 2000, 8, held_out=("spiral", "two-blobs")),
+    "glyphs": DataSet("glyphs", 2000, 10, held_out=("C", "H")),
 }
 NOVELTY_TRAIN, NOVELTY_FRESH, ODD_EACH = 1500, 400, 25
 K_MAX = 15
@@ -157,21 +160,21 @@ def novelty_rates(work: Path, name: str, settings: Settings, cache: Path) -> dic
 
 
 def _labels_of(spec: DataSet) -> list[str]:
-    from core.demo import FAMILIES, HARD_FAMILIES
+    from core.demo import FAMILIES, GLYPH_LETTERS, HARD_FAMILIES
 
     if spec.kind == "digits":
         return [str(d) for d in range(10)]
+    if spec.kind == "glyphs":
+        return list(GLYPH_LETTERS)
     return list(HARD_FAMILIES if spec.kind == "hard-shapes" else FAMILIES)
 
 
 def _parts(predictor, masks: np.ndarray) -> dict[str, np.ndarray]:
     from core.outputs.predict import N_SIMILAR
     from core.reading import images
-    from core.representation import features
     from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
-    s = predictor.pipeline.settings
-    X = features.features_from_packed(images.pack_masks(masks), s.grid, s.features)
+    X = predictor.pipeline.features_of(images.pack_masks(masks))
     Z = predictor.reduction.project(X)
     _, distances = nearest_neighbors(predictor.reduction.Z, max(N_NEIGHBORS, N_SIMILAR), Z)
     return predictor.novelty_parts(distances, np.count_nonzero(masks.reshape(len(masks), -1), axis=1))

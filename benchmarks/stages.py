@@ -15,6 +15,7 @@ Run from the repository root (medians of --repeats runs; sets are made once in b
 
     python3 benchmarks/stages.py                          # 32,000 images of each kind, one run each
     python3 benchmarks/stages.py --n 4000 --repeats 3 --kinds dense --loads quiet
+    python3 benchmarks/stages.py --features learned       # the encoder's training and its features
     git worktree add /tmp/before COMMIT && python3 benchmarks/stages.py --before /tmp/before
 """
 
@@ -31,16 +32,30 @@ from pathlib import Path
 
 from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh, stage_seconds
 
-STAGES = ("images", "features", "reduction", "neighbours", "space", "sweep", "typical", "atlas", "map", "auto")
+STAGES = (
+    "images",
+    "encoder",
+    "learned",
+    "features",
+    "reduction",
+    "neighbours",
+    "space",
+    "sweep",
+    "typical",
+    "atlas",
+    "map",
+    "auto",
+)  # fmt: skip  (encoder and learned: the stages of --features learned, in place of features)
 FIRST_CLUSTERING = STAGES[: STAGES.index("sweep") + 1]
 KINDS = {"sparse": "shapes", "dense": "dense"}
 
 
-def prepare_once(folder: str, cache: str) -> dict[str, float]:
-    """In a fresh process: a default ``prepare`` of ``folder`` into ``cache``; seconds per stage, peak MB."""
+def prepare_once(folder: str, cache: str, features: str | None = None) -> dict[str, float]:
+    """In a fresh process: a default ``prepare`` of ``folder`` into ``cache`` (other ``features`` if given);
+    seconds per stage, peak MB."""
     from core.engine.pipeline import Pipeline, Settings
 
-    pipeline = Pipeline(folder, Settings(), cache)
+    pipeline = Pipeline(folder, Settings(features=features) if features else Settings(), cache)
     started = time.perf_counter()
     pipeline.prepare()
     seconds = stage_seconds(pipeline.records)
@@ -52,7 +67,9 @@ def prepare_once(folder: str, cache: str) -> dict[str, float]:
     return seconds
 
 
-def measure(folder: str, busy: bool, repeats: int, before: Path | None = None) -> tuple[dict, dict]:
+def measure(
+    folder: str, busy: bool, repeats: int, before: Path | None = None, features: str | None = None
+) -> tuple[dict, dict]:
     """Median of each number over ``repeats`` fresh runs; with ``before``, of that checkout's runs too,
     each just before one of this checkout's (the same machine, the same moment)."""
     runs: dict[str, list] = {"after": [], "before": []}
@@ -62,7 +79,7 @@ def measure(folder: str, busy: bool, repeats: int, before: Path | None = None) -
                 continue
             with tempfile.TemporaryDirectory() as cache, busy_core(busy):
                 peak: list[float] = []
-                run = run_fresh("stages", "prepare_once", folder, cache, root=root, peak_tree=peak)
+                run = run_fresh("stages", "prepare_once", folder, cache, features, root=root, peak_tree=peak)
                 runs[which].append({**run, "all processes MB": peak[0]})
     return tuple(
         {name: statistics.median(run.get(name, 0.0) for run in found) for name in found[0]} if found else {}
@@ -76,6 +93,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--loads", nargs="+", default=["quiet", "busy"], choices=["quiet", "busy"])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--features", default=None, help="other features than the default (learned: the encoder)")
     parser.add_argument("--before", type=Path, help="a checkout of an older commit, measured too, run by run")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -84,14 +102,20 @@ def main() -> None:
     for kind, load in columns:
         folder = make_demo_once(DATA / f"{KINDS[kind]}-{args.n}-seed1", args.n, 1, kind=KINDS[kind])
         before = args.before.resolve() if args.before else None
-        results[kind, load], earlier[kind, load] = measure(str(folder), load == "busy", args.repeats, before)
+        results[kind, load], earlier[kind, load] = measure(
+            str(folder), load == "busy", args.repeats, before, args.features
+        )
         row = {"n": args.n, "kind": kind, "load": load, "repeats": args.repeats, "cores": os.cpu_count()}
+        row["features"] = args.features or "default"
         with open(RESULTS / "stages.jsonl", "a") as out:
             out.write(json.dumps({**row, "seconds": results[kind, load], "before": earlier[kind, load]}) + "\n")
     print(f"{args.n:,} images, medians of {args.repeats}" + (f"; before: {args.before}" if args.before else ""))
+    print(f"features: {args.features or 'the default'}")
     print("\n| stage | " + " | ".join(f"{kind}, {load}" for kind, load in columns) + " |")
     print("|---|" + "---:|" * len(columns))
     for name in (*STAGES, "first clustering", "total", "peak MB", "worker peak MB", "all processes MB"):
+        if not any(name in results[c] or name in earlier[c] for c in columns):
+            continue
         print(f"| {name} | " + " | ".join(_cell(results[c], earlier[c], name) for c in columns) + " |")
 
 

@@ -14,7 +14,7 @@ from core.reading import folders
 from core.reading.decode import POLARITIES
 from core.reading.images import pack_masks
 from core.reading.names import shown
-from core.representation.features import FEATURE_KINDS, feature_view
+from core.representation.features import FRAME, HAND_MADE_KINDS, LEARNED_KINDS, NETWORK_KINDS, feature_view
 from pages.ui import charts, data, page, render, state, timing
 from pages.ui import jobs as ui_jobs
 from pages.ui import settings_widgets as widgets
@@ -92,6 +92,10 @@ def settings_form() -> None:
             except DotmapError as exc:
                 st.error(render.text(exc))
                 return
+            missing = widgets.features_unavailable(chosen.features)
+            if missing is not None:
+                st.error(render.text(missing))
+                return
             state.set_where(chosen_where)
             state.set_settings(chosen, folder.strip())
 
@@ -106,9 +110,13 @@ def feature_preview(mask: np.ndarray, name: str, chosen: str) -> None:
         "shape": "shape: centred and scaled",
         "shape-rotation": "shape-rotation: ink per ring (rows) by angle; only its variation around a ring counts",
     }
-    for col, kind in zip(cols[1:], FEATURE_KINDS, strict=True):
+    for col, kind in zip(cols[1:], HAND_MADE_KINDS, strict=True):
         view = feature_view(packed, mask.shape[0], kind)
         picked = " (chosen)" if kind == chosen else ""
+        if chosen in NETWORK_KINDS and kind == "shape":
+            turned = ", turned to the dots' principal axes" if FRAME[chosen] == "shape-rotation" else ""
+            network = "encoder" if chosen in LEARNED_KINDS else "network"
+            picked = f" (the `{chosen}` {network} is given this{turned})"
         stretch = 3.0 if kind == "shape-rotation" else 1.0  # 10 rings by 32 angles: taller rows read better
         col.image(render.density_image(view, 192, stretch), caption=titles[kind] + picked)
 

@@ -12,12 +12,14 @@ from core.clustering.algorithms import ALGORITHM_WORDS
 from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
 from core.outputs import compare
+from core.representation.features import FRAME
 from pages.ui import charts, data, page, render, state
 from pages.ui import settings_widgets as widgets
 
 SHOWN_DISAGREEING = 20
 THUMB_COLUMNS = 10
-OTHER_FEATURES = {"shape-rotation": "shape", "shape": "shape-rotation", "pixels": "shape-rotation"}  # B's first offer
+# B's first offer: the other hand-made view; for a network's features, the hand-made ones of its frame
+OTHER_FEATURES = {"shape-rotation": "shape", "shape": "shape-rotation", "pixels": "shape-rotation", **FRAME}
 
 
 def describe(s: Settings) -> str:
@@ -45,6 +47,10 @@ def pick_b(a: Settings) -> Settings | None:
             algorithm = widgets.algorithm(offer["algorithm"], key="b_algorithm")
             components = widgets.components(offer["components"], key="b_components")
         if st.form_submit_button("Compare", type="primary", key="compare", icon=":material/compare_arrows:"):
+            missing = widgets.features_unavailable(features)
+            if missing is not None:
+                st.error(render.text(missing))
+                return None
             st.session_state["compare_b"] = {
                 "features": features,
                 "cluster_space": space,

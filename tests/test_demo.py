@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from core.demo import FAMILIES, draw_demo_image, make_demo
+from core.demo.glyphs import GLYPH_FONTS, GLYPH_LETTERS, draw_glyph, glyph_strokes
 from core.errors import DotmapError
 from core.reading.folders import scan_folder
 from core.reading.images import load_images
@@ -291,6 +292,7 @@ def test_demo_at_the_threshold_stays_flat(tmp_path: Path) -> None:
     [
         ("shapes", ["ring", "line", "two-blobs"], ["ring", "line", "two-blobs"] * 7),
         ("digits", ["3", "7"], None),  # scikit-learn's order of its threes and sevens
+        ("glyphs", ["A", "J"], ["A", "J"] * 10 + ["A"]),
     ],
 )
 def test_large_demo_labels_name_every_image_with_its_group(tmp_path: Path, kind, families, expected) -> None:
@@ -396,3 +398,43 @@ def test_the_dense_kind_carries_the_ink_of_real_scans(tmp_path: Path) -> None:
     assert np.median(ink[dense]) > 3 * np.median(ink[sparse]) and np.median(ink[dense]) > 1000
     labels = (dense / "labels.csv").read_text().splitlines()
     assert labels[0] == "filename,label" and {line.split(",")[1] for line in labels[1:]} == set(FAMILIES)
+
+
+# ---------------------------------------------------------------- glyphs
+
+
+@pytest.mark.parametrize("font", GLYPH_FONTS)
+def test_every_glyph_font_has_every_letter_as_strokes_of_unit_height(font: str) -> None:
+    for letter in GLYPH_LETTERS:
+        strokes = glyph_strokes(font, letter)
+        assert strokes.ndim == 3 and strokes.shape[1:] == (2, 2) and len(strokes) >= 1
+        assert strokes[..., 1].min() == pytest.approx(0.0) and strokes[..., 1].max() == pytest.approx(1.0)
+
+
+def test_a_glyph_is_upright_a_t_has_its_bar_on_top() -> None:
+    """Hershey's y goes down as an image's rows do: a letter is not drawn upside down."""
+    image = draw_glyph("J", "futural", np.random.default_rng(0), 200)
+    rows = np.nonzero((image < 128).any(axis=1))[0]
+    ink = image < 128
+    top, bottom = ink[rows[0] : rows[0] + 10], ink[rows[-1] - 10 : rows[-1] + 1]
+    columns = lambda part: np.ptp(np.nonzero(part.any(axis=0))[0])  # noqa: E731
+    assert columns(bottom) > columns(top)  # J: its hook at the bottom is wider than its stem's top
+
+
+def test_a_glyph_set_has_the_letters_in_turn_and_is_repeatable(tmp_path: Path) -> None:
+    out = make_demo(tmp_path / "a", n=12, seed=2, size=SIZE * 4, kind="glyphs")
+    labels = [label for _, label in read_rows(out)[1:]]
+    assert labels == list(GLYPH_LETTERS) + list(GLYPH_LETTERS[:2])
+    again = make_demo(tmp_path / "b", n=12, seed=2, size=SIZE * 4, kind="glyphs")
+    assert folder_bytes(out) == folder_bytes(again)
+    image = np.array(Image.open(out / labels_file_name(out, 0)))
+    assert set(np.unique(image)) <= {0, 255} and (image == 0).any()
+
+
+def test_a_glyph_set_refuses_a_canvas_too_small_for_its_letters(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"size=100 is too small for glyphs"):
+        make_demo(tmp_path / "a", n=4, size=100, kind="glyphs")
+
+
+def labels_file_name(folder: Path, i: int) -> str:
+    return read_rows(folder)[1 + i][0]

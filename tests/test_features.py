@@ -7,7 +7,7 @@ import core.representation.features
 from core.reading.images import ImageSet, pack_masks
 from core.representation.features import (
     ANGULAR_BINS,
-    FEATURE_KINDS,
+    HAND_MADE_KINDS,
     RADIAL_BINS,
     SHAPE_CELLS,
     compute_features,
@@ -209,7 +209,7 @@ def test_shape_features_have_unit_norm(kind: str) -> None:
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("kind", HAND_MADE_KINDS)
 def test_blank_image_gives_finite_zero_features(kind: str) -> None:
     X = features_of([np.zeros((GRID, GRID), bool), place(letter_f(), 5, 5)], kind)
     assert np.isfinite(X).all()
@@ -217,7 +217,7 @@ def test_blank_image_gives_finite_zero_features(kind: str) -> None:
     assert X[1].any()
 
 
-@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("kind", HAND_MADE_KINDS)
 def test_single_ink_pixel_gives_finite_features(kind: str) -> None:
     mask = np.zeros((1, GRID, GRID), bool)
     mask[0, 40, 17] = True
@@ -226,7 +226,7 @@ def test_single_ink_pixel_gives_finite_features(kind: str) -> None:
     assert X.any()
 
 
-@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("kind", HAND_MADE_KINDS)
 def test_features_of_a_row_do_not_depend_on_its_neighbours(kind: str) -> None:
     masks = [place(letter_f(), 5, 5), ring(), place(letter_f(2), 30, 20)]
     together = features_of(masks, kind)
@@ -255,7 +255,7 @@ def image_set(rng: np.random.Generator) -> ImageSet:
     return ImageSet(pack_masks(masks), 24, [f"{i}.png" for i in range(7)])
 
 
-@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("kind", HAND_MADE_KINDS)
 def test_compute_features_in_chunks_equals_one_call(monkeypatch, image_set: ImageSet, kind: str) -> None:
     whole = features_from_packed(image_set.packed, image_set.grid, kind)
     monkeypatch.setattr(core.representation.features, "CHUNK_IMAGES", 3)
@@ -298,7 +298,7 @@ def test_feature_view_is_a_2d_density_with_max_one(kind: str, shape: tuple[int, 
     assert view.max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("kind", HAND_MADE_KINDS)
 def test_feature_view_of_a_blank_image_is_zero(kind: str) -> None:
     view = feature_view(packed_view_masks()[1], VIEW_GRID, kind)
     assert view.dtype == np.float32

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import signal
+import sys
 import time
 import zipfile
 from dataclasses import asdict
@@ -132,6 +133,34 @@ def test_overview_applies_new_settings(demo: Path) -> None:
     assert at.session_state["settings"]["features"] == "shape"
     assert at.session_state["settings"]["k_max"] == 6
     assert "k 2..6" in texts(at, "caption")
+
+
+def test_overview_without_torch_says_what_to_install_for_learned_features(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a machine without the extra
+    at = open_page()
+    before = dict(at.session_state["settings"])
+    at.radio(key="form_features").set_value("learned")
+    at.button(key="apply").click().run()
+    assert "python3 -m pip install -r requirements-learned.txt" in texts(at, "error")
+    assert at.session_state["settings"] == before  # nothing was started
+    assert not jobs.active_jobs(default_cache_dir())
+
+
+def test_overview_prepares_learned_features(demo: Path) -> None:
+    """The encoder trains in the background job (the demo's 240 images: 60 small epochs), then the page shows
+    the clustering of its features."""
+    at = open_page()
+    at.radio(key="form_features").set_value("learned")
+    at.slider(key="form_k").set_value((2, 6))
+    at.selectbox(key="form_space").set_value("pca")
+    at.button(key="apply").click().run()
+    settle(at)
+    assert_clean(at)
+    assert at.session_state["settings"]["features"] == "learned"
+    assert "features `learned`" in texts(at, "markdown") + texts(at, "caption")
+    assert "Recommended k" in [m.label for m in at.metric]
 
 
 def test_overview_prepares_on_a_dask_scheduler_it_cannot_reach_and_says_so(demo: Path, tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "shapes": f"{len(demo.FAMILIES)} shape families",
         "hard-shapes": f"{len(demo.HARD_FAMILIES)} shape families (hard)",
         "dense": f"{len(demo.FAMILIES)} shape families with dense ink",
+        "glyphs": f"the letters {demo.GLYPH_LETTERS[0]}-{demo.GLYPH_LETTERS[-1]} of {len(demo.GLYPH_FONTS)} typefaces",
     }
     print(f"wrote {args.n} demo images of {groups.get(args.kind, '10 handwritten digits')} and labels.csv to {out}")
     return 0

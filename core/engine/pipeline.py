@@ -26,7 +26,8 @@ from core.engine.stages import STAGES, plan_stages, stage_of, stage_version
 from core.errors import DotmapError, NoImagesError, NoStructureError
 from core.reading import arrays, folders, images, ondisk
 from core.reading.names import shown
-from core.representation import reduction
+from core.representation import learned, pretrained, reduction
+from core.representation.features import LEARNED_KINDS, features_from_packed
 
 __all__ = ["CLUSTER_SPACES", "Pipeline", "Settings", "StageRecord", "Step", "Sweep", "skipped_words"]
 
@@ -87,6 +88,7 @@ class Pipeline:
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}
+        self._network: Any = None  # the pretrained network, once new images needed it
 
     # ---- keys: pure functions of settings and upstream keys, derived from the stage table ----
     def key(self, stage: str, k: int | None = None) -> str:
@@ -95,6 +97,8 @@ class Pipeline:
         parts: dict[str, Any] = {name: getattr(s, name) for name in entry.settings}
         if entry.reads_folder:
             parts["data"] = self.inventory.fingerprint
+        if entry.fingerprints is not None:
+            parts.update(entry.fingerprints(self))
         if entry.per_k:
             if k is None:
                 raise ValueError(f"stage {stage!r} has one result per k: give k")
@@ -108,7 +112,7 @@ class Pipeline:
 
     def file(self, stage: str, name: str) -> Path:
         """Where a cached stage keeps one array (a cluster's workers read it there)."""
-        return self.cache.path(stage, self.key(stage)) / f"{name}.npy"
+        return self.cache.path(stage_of(stage, self.settings).name, self.key(stage)) / f"{name}.npy"
 
     # ---- running a stage ------------------------------------------------------------------
     def entry(self, stage: str, k: int | None = None) -> Entry:
@@ -149,6 +153,23 @@ class Pipeline:
 
     def features(self) -> np.ndarray:
         return self.entry("features").arrays["X"]
+
+    def encoder(self) -> learned.Encoder:
+        """The encoder trained on these images (features ``learned``, ``learned-rotation``; needs PyTorch)."""
+        entry = self.entry("encoder")
+        return learned.Encoder(entry.arrays, entry.meta)
+
+    def features_of(self, packed: np.ndarray) -> np.ndarray:
+        """The features of new images (packed rows on this set's grid), as this set's were made: (m, n_features)."""
+        s = self.settings
+        if s.features in LEARNED_KINDS:
+            fine = learned.encoder_input(packed, s.grid, s.features)
+            return self.encoder().features(fine)
+        if s.features == "pretrained":
+            if self._network is None:
+                self._network = pretrained.find_network()[0]
+            return pretrained.features_of_packed(self._network, packed, s.grid)
+        return features_from_packed(packed, s.grid, s.features)
 
     def reduction(self) -> reduction.Reduction:
         return reduction.Reduction(**self.entry("reduction").arrays)

@@ -24,7 +24,7 @@ from core.engine import versions
 from core.errors import NoImagesError
 from core.outputs import atlas
 from core.reading import folders, images, rows
-from core.representation import embedding, features, reduction, typical
+from core.representation import embedding, features, learned, pretrained, reduction, typical
 
 if TYPE_CHECKING:
     from core.engine.pipeline import Pipeline
@@ -44,6 +44,7 @@ class Stage:
     wanted : whether the plan runs it for itself, given the settings and whether a map is wanted; a stage
         not wanted runs only as some wanted stage's input.
     stands_for : under these settings, the stage whose result this one is (its key and its result are that one's).
+    fingerprints : what outside the settings its result depends on (a weights file's digest), in its key.
     disk_bytes : about how many bytes its entry takes, for a full disk's message; given for the stages that
         stream their arrays into the cache as they compute (the others' are counted when written).
     """
@@ -58,6 +59,7 @@ class Stage:
     wanted: Callable[[Settings, bool], bool] = lambda settings, with_map: True
     stands_for: Callable[[Settings], str | None] = lambda settings: None
     disk_bytes: Callable[[Pipeline], int] | None = None
+    fingerprints: Callable[[Pipeline], dict[str, str]] | None = None
 
 
 def read_images(p: Pipeline) -> Result:
@@ -84,6 +86,9 @@ def images_bytes(p: Pipeline) -> int:
 def features_bytes(p: Pipeline) -> int:
     """One float32 row of features per image read, as wide as the kind of features makes it."""
     s = p.settings
+    if s.features in features.NETWORK_KINDS:
+        width = learned.EMBED_DIM if _learned(s) else 512  # VGG16's; another model's may differ
+        return len(p.image_meta()["paths"]) * width * np.dtype(np.float32).itemsize
     blank = np.zeros((1, (s.grid * s.grid + 7) // 8), np.uint8)
     width = features.features_from_packed(blank, s.grid, s.features).shape[1]
     return len(p.image_meta()["paths"]) * width * np.dtype(np.float32).itemsize
@@ -94,6 +99,39 @@ def compute_features(p: Pipeline) -> Result:
     out = p.cache.scratch_file("features", "X")
     source = p.file("images", "packed")
     return {"X": features.compute_features(p.images(), p.settings.features, p.on_progress, out, p.backend, source)}, {}
+
+
+def train_encoder(p: Pipeline) -> Result:
+    p.check_enough_images()
+    s, loaded = p.settings, p.images()
+    p.progress(0, 0, "encoder: what it sees of each image")
+    rows = learned.training_rows(len(loaded), s.seed)
+    fine = learned.encoder_input(np.asarray(loaded.packed[rows]), loaded.grid, s.features)
+    on_epoch = lambda done, total, loss: p.progress(done, total, f"encoder: epochs (loss {loss:.3f})")  # noqa: E731
+    return learned.train_encoder(fine, s.features, s.seed, on_epoch=on_epoch)
+
+
+def learned_features(p: Pipeline) -> Result:
+    loaded, out = p.images(), p.cache.scratch_file("learned", "X")
+    kind, encoder = p.settings.features, p.encoder()
+    X = learned.compute_learned_features(loaded.packed, loaded.grid, kind, encoder, p.on_progress, out)
+    return {"X": X}, {}
+
+
+def pretrained_features(p: Pipeline) -> Result:
+    p.check_enough_images()
+    loaded, out = p.images(), p.cache.scratch_file("pretrained", "X")
+    X, meta = pretrained.compute_pretrained_features(loaded.packed, loaded.grid, p.on_progress, out)
+    return {"X": X}, meta
+
+
+def _learned(s: Settings) -> bool:
+    return s.features in features.LEARNED_KINDS
+
+
+def _network_stage(s: Settings) -> str | None:
+    """The stage whose features these settings use, when a network makes them."""
+    return "learned" if _learned(s) else "pretrained" if s.features == "pretrained" else None
 
 
 def compute_reduction(p: Pipeline) -> Result:
@@ -203,6 +241,34 @@ STAGES: dict[str, Stage] = {
             compute_features,
             ("images",),
             ("features",),
+            stands_for=_network_stage,
+            disk_bytes=features_bytes,
+        ),
+        Stage(
+            "encoder",
+            lambda s: "Train an encoder on the images (learned features)",
+            train_encoder,
+            ("images",),
+            ("features", "seed"),
+            wanted=lambda s, with_map: False,
+        ),
+        Stage(
+            "learned",
+            lambda s: f"Compute the `{s.features}` features with the trained encoder",
+            learned_features,
+            ("images", "encoder"),
+            ("features",),
+            wanted=lambda s, with_map: False,
+            disk_bytes=features_bytes,
+        ),
+        Stage(
+            "pretrained",
+            lambda s: "Compute the `pretrained` features (a network trained on photographs)",
+            pretrained_features,
+            ("images",),
+            ("features",),
+            wanted=lambda s, with_map: False,
+            fingerprints=lambda p: {"weights": pretrained.weights_fingerprint()},
             disk_bytes=features_bytes,
         ),
         Stage(

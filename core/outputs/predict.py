@@ -13,7 +13,6 @@ from core.curation import classifier as group_model
 from core.curation.model import Curation, CurationError
 from core.engine.pipeline import Pipeline
 from core.reading import images
-from core.representation import features
 from core.representation.embedding import place_by_neighbours
 from core.representation.reduction import N_NEIGHBORS, nearest_neighbors
 
@@ -130,7 +129,7 @@ class Predictor:
         """Predictions for ink masks of shape (m, grid, grid)."""
         settings = self.pipeline.settings
         packed = images.pack_masks(masks)
-        Z = self.reduction.project(features.features_from_packed(packed, settings.grid, settings.features))
+        Z = self.reduction.project(self.pipeline.features_of(packed))
         indices, distances = nearest_neighbors(self.reduction.Z, max(N_NEIGHBORS, N_SIMILAR), Z)
         points = (
             Z

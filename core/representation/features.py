@@ -8,6 +8,10 @@ Every feature is computed from the ink pixels as points, so blank space costs no
   stays apart from a 9).
 - ``shape-rotation``: a polar density of the centred, scaled points, whose angular Fourier
   magnitudes do not change when the shape is rotated or mirrored.
+- ``learned`` and ``learned-rotation``: an encoder trained on the user's own images sees the
+  centred, scaled density (``FRAME``); ``pretrained``: a network trained on photographs sees it. They
+  are made in core.representation.learned and .pretrained, which need PyTorch, so this module names
+  them but never imports them.
 Densities go through a square root (the Hellinger embedding), so Euclidean distances between
 feature rows behave like distances between distributions.
 """
@@ -27,11 +31,22 @@ from core.engine.processes import spread
 from core.reading.images import ImageSet
 from core.reading.ondisk import RowWriter, image_block_rows, let_go, map_rows, row_blocks
 
-FEATURE_KINDS = ("pixels", "shape", "shape-rotation")
+HAND_MADE_KINDS = ("pixels", "shape", "shape-rotation")
+LEARNED_KINDS = ("learned", "learned-rotation")
+NETWORK_KINDS = (*LEARNED_KINDS, "pretrained")  # made by a neural network (PyTorch)
+FEATURE_KINDS = HAND_MADE_KINDS + NETWORK_KINDS
+# the frame of the hand-made features in which each network is given an image
+FRAME = {"learned": "shape", "learned-rotation": "shape-rotation", "pretrained": "shape"}
 FEATURE_HELP = {
     "pixels": "ink density on a coarse grid: where a shape is drawn, and how large, matters",
     "shape": "the dot cloud centred and scaled first: position and size do not count, angle does",
     "shape-rotation": "position, size, rotation and mirroring do not count: only the shape",
+    "learned": "an encoder trained on your images first (a few minutes on a laptop; needs PyTorch): position "
+    "and size do not count, angle does",
+    "learned-rotation": "an encoder trained on your images first (needs PyTorch): position, size, rotation and "
+    "mirroring do not count",
+    "pretrained": "a network trained on photographs (ImageNet's VGG16, or your model file; needs PyTorch and its "
+    "weights on this machine): position and size do not count",
 }
 PIXEL_CELLS = 50  # the pixel grid is PIXEL_CELLS x PIXEL_CELLS block means
 SHAPE_CELLS = 32
@@ -251,10 +266,16 @@ _KINDS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 }
 
 
-def features_from_packed(packed: np.ndarray, grid: int, kind: str) -> np.ndarray:
-    """Features of bit-packed masks (n, nbytes): ndarray of shape (n, n_features), float32."""
+def _check_hand_made(kind: str) -> None:
+    if kind in NETWORK_KINDS:
+        raise ValueError(f"features={kind!r} come from a network: see core.representation.learned and .pretrained.")
     if kind not in _KINDS:
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
+
+
+def features_from_packed(packed: np.ndarray, grid: int, kind: str) -> np.ndarray:
+    """Hand-made features of bit-packed masks (n, nbytes): ndarray of shape (n, n_features), float32."""
+    _check_hand_made(kind)
     return _KINDS[kind](np.atleast_2d(packed), grid)
 
 
@@ -273,8 +294,7 @@ def compute_features(
     cache, each chunk is a task that reads its rows from it: on a cluster ``backend``, or here on a
     process per core (``core.engine.processes.spread``).
     """
-    if kind not in _KINDS:
-        raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
+    _check_hand_made(kind)
     n = len(images)
     spans = row_blocks(n, CHUNK_IMAGES or image_block_rows())
     if backend is not None and backend.name != "local":
@@ -326,13 +346,15 @@ def feature_view(packed_row: np.ndarray, grid: int, kind: str) -> np.ndarray:
     ``pixels``: the block densities (cells, cells). ``shape``: the centred, scaled density
     (SHAPE_CELLS, SHAPE_CELLS). ``shape-rotation``: the polar density (RADIAL_BINS rings from the
     centre down, ANGULAR_BINS angles across) whose ring-wise Fourier magnitudes are the features.
+    ``learned``, ``learned-rotation``, ``pretrained``: the ``shape`` view, the centred, scaled density their
+    network is given (``learned-rotation``'s is turned to the dots' principal axes first).
     """
     packed = np.atleast_2d(packed_row)[:1]
     if kind == "pixels":
         flat = pixel_features(packed, grid)[0]
         side = int(round(np.sqrt(flat.size)))
         view = flat.reshape(side, side)
-    elif kind == "shape":
+    elif kind == "shape" or kind in NETWORK_KINDS:
         view = shape_features(packed, grid)[0].reshape(SHAPE_CELLS, SHAPE_CELLS)
     elif kind == "shape-rotation":
         view = np.sqrt(polar_density(packed, grid)[0])

@@ -18,7 +18,7 @@ import numpy as np
 from core.engine.backends import Backend
 from core.engine.processes import spread
 from core.reading.ondisk import image_block_rows, let_go, map_rows, row_blocks
-from core.representation.features import FEATURE_KINDS, SHAPE_EXTENT, ink_points, posed_points
+from core.representation.features import FEATURE_KINDS, FRAME, SHAPE_EXTENT, ink_points, posed_points
 
 TYPICAL_CELLS = 48  # side of a mean image
 # members averaged for a cluster's typical shape in the pipeline (a seeded sample; benchmarks/typical_sample.py,
@@ -50,6 +50,7 @@ def pose_free_densities(packed: np.ndarray, grid: int, kind: str, cells: int = T
     """
     if kind not in FEATURE_KINDS:
         raise ValueError(f"features={kind!r} should be one of {FEATURE_KINDS}.")
+    kind = FRAME.get(kind, kind)  # a learned kind: the frame its encoder sees
     packed = np.atleast_2d(packed)
     n = len(packed)
     if kind == "pixels":

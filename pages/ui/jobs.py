@@ -66,7 +66,8 @@ def _running_bar(s: StageProgress, now: float) -> None:
     """A bar with counts where the stage can count, else the time it has been running and why."""
     if s.total > 1:
         what = "epochs" if "epochs" in s.detail else "done"
-        st.progress(min(s.done / s.total, 1.0), text=f"{s.words}: {s.done:,} of {s.total:,} {what}")
+        loss = s.detail[s.detail.index("(loss") :] if "(loss" in s.detail else ""  # the encoder's training
+        st.progress(min(s.done / s.total, 1.0), text=f"{s.words}: {s.done:,} of {s.total:,} {what} {loss}".rstrip())
     else:
         why = f" ({SETUP_WORDS})" if "UMAP" in s.detail or s.stage in ("space", "map") else ""
         st.progress(0.0, text=f"{s.words}: {now - s.started:.0f} s{why}")

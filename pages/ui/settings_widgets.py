@@ -6,11 +6,17 @@ import streamlit as st
 
 from core.clustering.algorithms import ALGORITHM_WORDS, ALGORITHMS
 from core.engine.settings import CLUSTER_SPACES
-from core.representation.features import FEATURE_HELP, FEATURE_KINDS
+from core.representation.features import FEATURE_HELP, FEATURE_KINDS, NETWORK_KINDS
 
 FEATURES_HELP = (
     "Pose-free features rescue shapes drawn anywhere at any angle, but they would put a 6 with a 9 (a turned 6). "
-    "Choose what must NOT count for your images."
+    "Choose what must NOT count for your images.\n\n"
+    "The learned features come from an encoder trained on your own images, without labels, before the first "
+    "clustering (about 2 minutes on a 2-core laptop whatever the number of images, seconds on a GPU). On the "
+    "quality suite they found handwritten digits and near-alike shapes better than the hand-made features, and "
+    "typeset letters worse: try them beside the hand-made ones on the Compare page. They need PyTorch "
+    "(`python3 -m pip install -r requirements-learned.txt`). `pretrained` uses a network trained on "
+    "photographs (VGG16), where its weights are on this machine."
 )
 ALGORITHM_HELP = (
     "k-means: round groups of similar size, fast (the default). Spherical k-means compares by angle. "
@@ -21,6 +27,24 @@ SPACE_HELP = (
     "umap: cluster in a 10-D UMAP of the components (best groups, needs UMAP); "
     "pca: cluster the components themselves (no UMAP needed, faster)."
 )
+
+
+def features_unavailable(kind: str) -> str | None:
+    """Why these features cannot be made on this machine, in words with what to do; None when they can."""
+    from core.representation import learned, pretrained
+
+    if kind not in NETWORK_KINDS:
+        return None
+    if not learned.learned_available():
+        return learned.INSTALL_WORDS
+    if kind == "pretrained":
+        try:
+            found = pretrained.weights_file()
+        except pretrained.PretrainedUnavailableError as exc:
+            return str(exc)
+        if found is None:
+            return pretrained.missing_words()
+    return None
 
 
 def features(value: str, key: str) -> str:

@@ -217,3 +217,21 @@ def test_preparing_on_a_dask_scheduler_it_cannot_reach_is_told_on_the_page(page,
     settle(page)
     assert_no_exception(page)
     shoot(page, "dask-unreachable")
+
+
+# ---- Learned features: chosen on the Overview, trained in the background job with its epochs shown --------
+LEARNED_MS = 240_000  # the demo's 240 images: 60 small epochs, then the usual stages
+
+
+def test_learned_features_train_with_their_epochs_shown_then_cluster(page, server) -> None:
+    goto(page, server, "")
+    page.locator("[data-testid='stRadio'] label").filter(has_text=re.compile(r"^learned-rotation")).click()
+    page.get_by_role("button", name="Apply and prepare").click()
+    page.get_by_text(re.compile(r"of \d+ epochs \(loss \d")).first.wait_for(timeout=120_000)
+    shoot(page, "learned-training")
+    page.get_by_text("Recommended k").first.wait_for(timeout=LEARNED_MS)
+    settle(page)
+    assert_no_exception(page)
+    assert page.get_by_text(re.compile(r"of the\s+learned-rotation\s+features")).count() == 1  # the variance's caption
+    assert page.get_by_text(re.compile(r"the\s+learned-rotation\s+encoder is given this")).count() == 1
+    shoot(page, "learned-done")

@@ -5,7 +5,9 @@ Four kinds: ``shapes`` (the built-in demo: 8 families, any position, size, angle
 varied dot size and density), ``dense`` (the shapes' families with the ink of real scans: 40-400 dots
 of 3-5 px each, several thousand ink pixels an image, where the demo has a few hundred) and
 ``digits`` (scikit-learn's 1,797 real handwritten digits, drawn as dot clouds at a random place and
-size): the quality suite's and the benchmarks' data (benchmarks/quality.py, benchmarks/).
+size) and ``glyphs`` (the letters A-J of 12 typefaces of the Hershey fonts, roman, italic and script,
+their strokes drawn as dots, upright give or take a slant): the quality suite's and the benchmarks'
+data (benchmarks/quality.py, benchmarks/).
 """
 
 from __future__ import annotations
@@ -17,18 +19,28 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from core.demo.glyphs import (
+    CANVAS,
+    DIGIT_SIZE,
+    GLYPH_FONTS,
+    GLYPH_LETTERS,
+    GLYPH_SIZE,
+    MARGIN,
+    digit_set,
+    draw_digit,
+    draw_glyph,
+    render_dots,
+)
 from core.engine.atomic import atomic_file
 from core.engine.processes import exit_with_owner, in_order, pool_context
 from core.errors import DotmapError
 
-CANVAS = 200
-MARGIN = 4
 MIN_RADIUS, MAX_RADIUS = 18.0, 80.0
 MIN_DOTS, MAX_DOTS = 40, 160
 JITTER = 0.035  # dot noise, as a share of the shape's radius
@@ -119,24 +131,13 @@ HARD_FAMILIES: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
     "line": _line,
     "spiral": _spiral,
 }
-KINDS = ("shapes", "hard-shapes", "dense", "digits")
+KINDS = ("shapes", "hard-shapes", "dense", "digits", "glyphs")
 DENSE_DOTS = (40, 400)
 DENSE_DOT_SIZES = (3, 5)  # px squares: dots of radius 1-2 px
 HARD_DOTS = (25, 250)
 HARD_DOT_SIZES = (1, 3)
 PARTIAL_SHARE, PARTIAL_GAP = 0.3, np.pi / 3  # a third of the images miss a 60-degree sector
 CLUTTER_MAX = 0.15  # stray dots anywhere on the canvas, up to this share of the shape's dots
-DIGIT_SIZE = (90.0, 180.0)  # px the 8x8 digit is drawn over
-DIGIT_DOTS_PER_LEVEL = 0.6  # dots per unit of ink (0..16) in one of the 64 cells
-
-
-def _render(xy: np.ndarray, dot: int, size: int) -> np.ndarray:
-    image = np.full((size, size), 255, np.uint8)
-    xy = np.rint(xy).astype(int)
-    for dy in range(dot):
-        for dx in range(dot):
-            image[np.clip(xy[:, 1] + dy, 0, size - 1), np.clip(xy[:, 0] + dx, 0, size - 1)] = 0
-    return image
 
 
 def draw_demo_image(
@@ -180,23 +181,7 @@ def draw_demo_image(
         dot = int(rng.integers(DENSE_DOT_SIZES[0], DENSE_DOT_SIZES[1] + 1))
     else:
         dot = int(rng.integers(1, 3))  # 1 or 2 px dots
-    return _render(xy, dot, size)
-
-
-def draw_digit(digit: np.ndarray, rng: np.random.Generator, size: int = CANVAS) -> np.ndarray:
-    """One real handwritten digit (8x8 ink levels 0..16, scikit-learn's) as a dot cloud.
-
-    Each of the 64 cells gets dots in proportion to its ink, spread evenly inside the cell; the
-    digit is drawn over a random size and place (upright: a rotated 6 is a 9).
-    """
-    counts = rng.poisson(digit.reshape(8, 8) * DIGIT_DOTS_PER_LEVEL)
-    rows, cols = np.nonzero(counts)
-    repeats = counts[rows, cols]
-    cells = np.c_[np.repeat(cols, repeats), np.repeat(rows, repeats)].astype(float)
-    unit = (cells + rng.uniform(0, 1, cells.shape)) / 8.0  # 0..1 in both axes
-    extent = rng.uniform(*DIGIT_SIZE)
-    corner = rng.uniform(MARGIN, size - extent - MARGIN, 2)
-    return _render(unit * extent + corner, int(rng.integers(1, 3)), size)
+    return render_dots(xy, dot, size)
 
 
 BUILTIN_N = 2000
@@ -257,20 +242,12 @@ class _Plan:
         return f"{i // self.per_folder:0{len(str((self.n - 1) // self.per_folder))}d}/{name}"
 
     def label(self, i: int) -> str:
+        if self.kind == "glyphs":
+            return self.families[i % len(self.families)]
         if self.kind == "digits":
-            targets = _digit_set(self.families)[1]
+            targets = digit_set(self.families)[1]
             return str(int(targets[i % len(targets)]))
         return self.families[i % len(self.families)]
-
-
-@lru_cache(maxsize=4)
-def _digit_set(kept: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's handwritten digits (data, target), only those named in ``kept``; once per process."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    chosen = [i for i, t in enumerate(bunch.target) if kept is None or str(int(t)) in kept]
-    return bunch.data[chosen], bunch.target[chosen]
 
 
 def _save_png(image: np.ndarray, path: str, one_bit: bool) -> None:
@@ -285,11 +262,13 @@ def _save_png(image: np.ndarray, path: str, one_bit: bool) -> None:
 def _write_images(out: str, plan: _Plan, indices: range, stream: np.random.Generator | None = None) -> int:
     """Draw and write the images ``indices``, each from its own seed (plan.seed, index), or, for a
     small set, in turn from the one ``stream``. Returns how many were written."""
-    digits = _digit_set(plan.families)[0] if plan.kind == "digits" else None
+    digits = digit_set(plan.families)[0] if plan.kind == "digits" else None
     for i in indices:
         rng = stream if stream is not None else np.random.default_rng([plan.seed, i])
         if digits is not None:
             image = draw_digit(digits[i % len(digits)], rng, plan.size)
+        elif plan.kind == "glyphs":
+            image = draw_glyph(plan.label(i), GLYPH_FONTS[int(rng.integers(len(GLYPH_FONTS)))], rng, plan.size)
         else:
             image = draw_demo_image(
                 plan.label(i), rng, plan.size, hard=plan.kind == "hard-shapes", dense=plan.kind == "dense"
@@ -344,8 +323,8 @@ def make_demo(
 ) -> Path:
     """Write ``n`` demo PNGs and ``labels.csv`` (filename,label) into a new folder.
 
-    ``kind`` is one of KINDS. For shapes, families take turns, so every family has
-    ``n // len(families)`` images or one more; digits are taken in scikit-learn's order, repeated
+    ``kind`` is one of KINDS. For shapes and glyphs (whose families are letters), families take turns,
+    so every family has ``n // len(families)`` images or one more; digits are taken in scikit-learn's order, repeated
     (with new dots) past its 1,797, and ``families`` may name the digits ("0".."9") to keep.
     The folder must not exist yet or be empty: nothing already there is overwritten.
 
@@ -357,12 +336,13 @@ def make_demo(
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} should be one of {KINDS}.")
-    known = HARD_FAMILIES if kind == "hard-shapes" else FAMILIES
+    known = HARD_FAMILIES if kind == "hard-shapes" else tuple(GLYPH_LETTERS) if kind == "glyphs" else FAMILIES
     if kind != "digits":
         families = list(known) if families is None else families
     if families is not None and not families:
         raise ValueError("families should name at least one family.")
-    if size < 2 * (MIN_RADIUS + MARGIN) + 1 or (kind == "digits" and size < DIGIT_SIZE[1] + 2 * MARGIN):
+    tallest = {"digits": DIGIT_SIZE[1], "glyphs": GLYPH_SIZE[1]}.get(kind, 0)
+    if size < 2 * (MIN_RADIUS + MARGIN) + 1 or size < tallest + 2 * MARGIN:
         raise ValueError(f"size={size} is too small for {kind}.")
     if n < 1:
         raise ValueError(f"n={n} should be >= 1.")
@@ -373,7 +353,7 @@ def make_demo(
         raise ValueError(f"unknown families {unknown}; choose from {sorted(known)}.")
     chosen = None if families is None else tuple(families)
     plan = _Plan(kind, n, seed, size, chosen, large=n > SUBFOLDER_FROM, per_folder=FILES_PER_FOLDER)
-    if kind == "digits" and not len(_digit_set(plan.families)[1]):
+    if kind == "digits" and not len(digit_set(plan.families)[1]):
         raise ValueError("families should name at least one digit, 0..9.")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

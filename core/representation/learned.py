@@ -1,0 +1,352 @@
+"""Features learned from the user's own images: a small convolutional encoder trained without labels (PyTorch).
+
+What the encoder sees of an image is its ink density in the frame of the hand-made features
+(core.representation.typical.pose_free_densities): centred on the dots and scaled to their spread,
+so position and size never count; for ``learned-rotation`` also turned to the dots' principal axes.
+What else does not count is taught by the augmentations it is trained with: dots dropped and added,
+thicker or thinner, a small shift, stretch and shear; for ``learned-rotation`` any turn and a mirror.
+
+Two ways to train it (``METHODS``), both measured on the quality suite (docs/quality.md):
+- ``contrastive``: two augmented views of each image are pulled together and pushed from the other
+  images of the batch (SimCLR's NT-Xent loss on a projection head); the features are the encoder's.
+- ``autoencoder``: the encoder and a decoder rebuild the clean density from an augmented one (a
+  denoising autoencoder, the first step of N2D); the features are the code in the middle.
+
+PyTorch is an extra (requirements-learned.txt): without it a clear error says what to install. It
+trains on a CUDA device when there is one, else on the CPU's cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import DotmapError
+from core.reading.ondisk import RowWriter, image_block_rows, let_go, row_blocks
+from core.representation.features import FRAME, LEARNED_KINDS
+
+TURNS = {"learned": False, "learned-rotation": True}  # whether any turn and a mirror are augmentations
+METHODS = ("contrastive", "autoencoder")
+# the quality suite's choice (docs/quality.md, benchmarks/quality.py): the autoencoder scored higher on digits
+# (0.751 against 0.730) and glyphs (0.561 against 0.389), lower on hard shapes (0.733 against 0.751), in 60% of
+# the time (one view a batch, not two)
+METHOD = "autoencoder"
+INPUT_CELLS = 32  # the encoder's input grid
+FINE_CELLS = 64  # augmentations work on this finer grid, then it is pooled to INPUT_CELLS
+CHANNELS = (16, 32, 64)  # (32, 64, 128) cost 3.7x the time a batch on 2 cores
+EMBED_DIM = 64
+PROJECTION_DIM = 32
+BATCH = 256
+TRAIN_SAMPLE = 8192  # images the encoder trains on (seeded); the features are of every image
+TRAIN_STEPS = 480  # batches of training in all, over as many epochs as that takes (at most MAX_EPOCHS)
+MAX_EPOCHS = 60  # a small set: 240 images train 60 batches (15 s on 2 cores)
+LEARNING_RATE = 2e-3
+TEMPERATURE = 0.2
+ENCODE_BATCH = 1024
+INSTALL = "python3 -m pip install -r requirements-learned.txt"
+INSTALL_WORDS = (
+    "The learned features need PyTorch, which is not installed here. Install it with "
+    f"`{INSTALL}` (the CPU build on Linux: about 0.9 GB, half a minute), or choose other features "
+    "(shape, shape-rotation or pixels)."
+)
+
+EpochFn = Callable[[int, int, float], None]
+
+
+class LearnedUnavailableError(DotmapError):
+    """PyTorch, which the learned features need, is not installed."""
+
+
+def import_torch() -> Any:
+    """PyTorch, or a LearnedUnavailableError saying what to install."""
+    try:
+        import torch
+    except ImportError:
+        raise LearnedUnavailableError(INSTALL_WORDS) from None
+    return torch
+
+
+def learned_available() -> bool:
+    """Whether PyTorch is installed, without importing it (a second, and memory, in the dashboard's server)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def device_name() -> str:
+    """Where the encoder trains: ``cuda`` when a CUDA device is there (``DOTMAP_DEVICE=cpu`` says no), else ``cpu``."""
+    torch = import_torch()
+    wanted = os.environ.get("DOTMAP_DEVICE", "").strip().lower()
+    if wanted not in ("", "cpu", "cuda"):
+        raise DotmapError(f"DOTMAP_DEVICE={wanted!r} should be cpu or cuda.")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise DotmapError("DOTMAP_DEVICE=cuda, but PyTorch sees no CUDA device here; unset it to train on the CPU.")
+    return "cuda" if wanted != "cpu" and torch.cuda.is_available() else "cpu"
+
+
+def encoder_input(packed: np.ndarray, grid: int, kind: str) -> np.ndarray:
+    """The fine ink densities the encoder's input is made from: ndarray of shape (n, FINE_CELLS, FINE_CELLS),
+    float32, each row summing to 1 (an image with no ink: zeros)."""
+    from core.representation.typical import pose_free_densities
+
+    if kind not in LEARNED_KINDS:
+        raise ValueError(f"kind={kind!r} should be one of {LEARNED_KINDS}.")
+    density = pose_free_densities(packed, grid, FRAME[kind], cells=FINE_CELLS)
+    return density.reshape(-1, FINE_CELLS, FINE_CELLS)
+
+
+def _network(torch: Any, method: str) -> tuple[Any, Any]:
+    """The encoder, and its head: a projection (contrastive) or a decoder (autoencoder)."""
+    nn = torch.nn
+    a, b, c = CHANNELS
+
+    def block(cin: int, cout: int) -> list:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    side = INPUT_CELLS // 8
+    encoder = nn.Sequential(
+        *block(1, a), *block(a, a), nn.MaxPool2d(2),
+        *block(a, b), *block(b, b), nn.MaxPool2d(2),
+        *block(b, c), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c * side * side, EMBED_DIM),
+    )  # fmt: skip
+    if method == "contrastive":
+        head = nn.Sequential(
+            nn.ReLU(), nn.Linear(EMBED_DIM, EMBED_DIM), nn.ReLU(), nn.Linear(EMBED_DIM, PROJECTION_DIM)
+        )
+    else:
+        head = nn.Sequential(
+            nn.Linear(EMBED_DIM, c * side * side), nn.ReLU(), nn.Unflatten(1, (c, side, side)),
+            nn.ConvTranspose2d(c, b, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(b, a, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(a, 1, 4, 2, 1),
+        )  # fmt: skip
+    return encoder, head
+
+
+def _blur(torch: Any, x: Any, sigma: Any) -> Any:
+    """Each image of (B, 1, H, W) blurred by its own Gaussian width ``sigma`` (B,), in fine cells."""
+    radius = 4
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets[None, :] / sigma[:, None]) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)  # (B, 2r+1)
+    B, _, H, W = x.shape
+    flat = x.reshape(1, B, H, W)
+    F = torch.nn.functional
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0)), kernel[:, None, None, :], groups=B)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius)), kernel[:, None, :, None], groups=B)
+    return flat.reshape(B, 1, H, W)
+
+
+def _to_input(torch: Any, fine: Any, sigma: Any) -> Any:
+    """Fine densities (B, 1, FINE, FINE) -> the encoder's input (B, 1, INPUT_CELLS, INPUT_CELLS): blurred,
+    pooled, square-rooted (Hellinger, as the hand-made features) and scaled to about unit values."""
+    pooled = torch.nn.functional.avg_pool2d(_blur(torch, fine, sigma), FINE_CELLS // INPUT_CELLS)
+    return torch.sqrt(pooled.clamp_min(0) * (FINE_CELLS // INPUT_CELLS) ** 2) * INPUT_CELLS
+
+
+def _augment(torch: Any, fine: Any, turns: bool, generator: Any) -> Any:
+    """An augmented view of a batch of fine densities (B, 1, FINE, FINE): the encoder's input."""
+    B, dev = fine.shape[0], fine.device
+
+    def uniform(low: float, high: float, *shape: int) -> Any:
+        return torch.rand(*(shape or (B,)), generator=generator, device=dev) * (high - low) + low
+
+    keep = uniform(0.6, 1.0)[:, None, None, None]
+    dropped = fine * (torch.rand(fine.shape, generator=generator, device=dev) < keep)
+    mass = fine.sum((1, 2, 3), keepdim=True) / (fine > 0).sum((1, 2, 3), keepdim=True).clamp_min(1)
+    added = (torch.rand(fine.shape, generator=generator, device=dev) < uniform(0, 0.01)[:, None, None, None]) * mass
+    x = dropped + added
+    angle = uniform(0, 2 * math.pi) if turns else uniform(-0.25, 0.25)
+    scale = uniform(0.85, 1.15)
+    stretch = uniform(0.9, 1.1)
+    shear = uniform(-0.15, 0.15)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    mirror = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0) if turns else torch.ones(B, device=dev)
+    theta = torch.zeros(B, 2, 3, device=dev)
+    theta[:, 0, 0] = cos * scale * stretch * mirror
+    theta[:, 0, 1] = -sin * scale + shear
+    theta[:, 1, 0] = sin * scale * stretch * mirror
+    theta[:, 1, 1] = cos * scale
+    theta[:, :, 2] = uniform(-0.08, 0.08, B, 2)
+    F = torch.nn.functional
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _to_input(torch, x, uniform(0.6, 1.6))
+
+
+def _nt_xent(torch: Any, a: Any, b: Any) -> Any:
+    """SimCLR's loss: each view's partner is its positive, the batch's other 2B - 2 views its negatives."""
+    F = torch.nn.functional
+    z = F.normalize(torch.cat([a, b]), dim=1)
+    similarity = z @ z.T / TEMPERATURE
+    n = len(a)
+    similarity.fill_diagonal_(float("-inf"))
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(similarity, partner)
+
+
+def _batches(n: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    order = rng.permutation(n)
+    for start in range(0, n - BATCH // 2 + 1 if n > BATCH else 1, BATCH):
+        yield order[start : start + BATCH]
+
+
+def train_encoder(
+    fine: np.ndarray,
+    kind: str,
+    seed: int = 0,
+    method: str | None = None,
+    epochs: int | None = None,
+    on_epoch: EpochFn | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Train the encoder on the fine densities (n, FINE_CELLS, FINE_CELLS) of images (see
+    :func:`training_rows`), without labels, seeded.
+
+    ``epochs`` defaults to enough for TRAIN_STEPS batches. ``on_epoch(done, epochs, loss)`` follows the
+    training (it may raise to cancel it). Returns the encoder's weights as named arrays, and meta: the
+    method, the loss of each epoch, the device and the seconds.
+    """
+    torch = import_torch()
+    method = method or METHOD
+    if kind not in LEARNED_KINDS:
+        raise ValueError(f"kind={kind!r} should be one of {LEARNED_KINDS}.")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} should be one of {METHODS}.")
+    if len(fine) < 2:
+        raise ValueError(f"n_images={len(fine)} should be >= 2 to train an encoder.")
+    device = device_name()
+    start = time.perf_counter()
+    with _torch_threads(torch, device):
+        torch.manual_seed(seed)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        encoder, head = _network(torch, method)
+        encoder.to(device).train()
+        head.to(device).train()
+        parameters = list(encoder.parameters()) + list(head.parameters())
+        optimiser = torch.optim.AdamW(parameters, lr=LEARNING_RATE, weight_decay=1e-4)
+        per_epoch = sum(1 for _ in _batches(len(fine), np.random.default_rng(0)))
+        epochs = epochs or min(MAX_EPOCHS, math.ceil(TRAIN_STEPS / per_epoch))
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, LEARNING_RATE, total_steps=epochs * per_epoch)
+        data = torch.from_numpy(np.ascontiguousarray(fine, np.float32)).to(device)[:, None]
+        losses = []
+        for epoch in range(epochs):
+            total, count = 0.0, 0
+            for rows in _batches(len(fine), rng):
+                batch = data[torch.from_numpy(np.sort(rows)).to(device)]
+                if method == "contrastive":
+                    a = head(encoder(_augment(torch, batch, TURNS[kind], generator)))
+                    b = head(encoder(_augment(torch, batch, TURNS[kind], generator)))
+                    loss = _nt_xent(torch, a, b)
+                else:
+                    clean = _to_input(torch, batch, torch.ones(len(batch), device=device))
+                    loss = torch.nn.functional.mse_loss(head(encoder(_augment(torch, batch, False, generator))), clean)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total, count = total + loss.item() * len(rows), count + len(rows)
+            losses.append(total / max(count, 1))
+            if on_epoch is not None:
+                on_epoch(epoch + 1, epochs, losses[-1])
+        state = encoder.state_dict()
+    weights = {f"w{i:02d}": tensor.detach().cpu().numpy() for i, tensor in enumerate(state.values())}
+    meta = {
+        "method": method,
+        "names": list(state.keys()),
+        "losses": [round(x, 5) for x in losses],
+        "device": device,
+        "seconds": round(time.perf_counter() - start, 2),
+        "epochs": epochs,
+        "images": len(fine),
+    }
+    return weights, meta
+
+
+def training_rows(n: int, seed: int, sample: int = TRAIN_SAMPLE) -> np.ndarray:
+    """The images the encoder trains on: a seeded sample of ``sample`` of the ``n`` (all when fewer), sorted."""
+    if n <= sample:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+
+
+def compute_learned_features(
+    packed: np.ndarray,
+    grid: int,
+    kind: str,
+    encoder: Encoder,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    out: str | os.PathLike | None = None,
+) -> np.ndarray | Path:
+    """The learned features of every image (packed rows, n): ndarray of shape (n, EMBED_DIM), float32, by
+    blocks; with ``out``, streamed into that .npy file, whose path is returned."""
+    n = len(packed)
+    parts, writer = [], None
+    try:
+        for start, stop in row_blocks(n, image_block_rows()):
+            block = encoder.features(encoder_input(np.asarray(packed[start:stop]), grid, kind))
+            let_go(packed)
+            if out is None:
+                parts.append(block)
+            else:
+                writer = writer or RowWriter(out, (EMBED_DIM,), np.float32)
+                writer.append(block)
+            if on_progress is not None:
+                on_progress(stop, n, "features")
+    finally:
+        if writer is not None:
+            writer.close()
+    if out is not None:
+        if writer is None:
+            RowWriter(out, (EMBED_DIM,), np.float32).close()
+        return Path(out)
+    return np.concatenate(parts) if parts else np.zeros((0, EMBED_DIM), np.float32)
+
+
+class Encoder:
+    """A trained encoder, ready to turn images into features (on the CPU: a few thousand images a second)."""
+
+    def __init__(self, weights: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        torch = import_torch()
+        self._torch = torch
+        encoder, _ = _network(torch, meta["method"])
+        state = {name: torch.from_numpy(np.array(weights[f"w{i:02d}"])) for i, name in enumerate(meta["names"])}
+        encoder.load_state_dict(state)
+        self._encoder = encoder.eval()
+
+    def features(self, fine: np.ndarray) -> np.ndarray:
+        """Features of fine densities (n, FINE_CELLS, FINE_CELLS): ndarray of shape (n, EMBED_DIM), float32."""
+        torch = self._torch
+        out = np.zeros((len(fine), EMBED_DIM), np.float32)
+        with _torch_threads(torch, "cpu"), torch.inference_mode():
+            for start in range(0, len(fine), ENCODE_BATCH):
+                batch = torch.from_numpy(np.ascontiguousarray(fine[start : start + ENCODE_BATCH], np.float32))[:, None]
+                x = _to_input(torch, batch, torch.ones(len(batch)))
+                out[start : start + len(batch)] = self._encoder(x).numpy()
+        return out
+
+
+class _torch_threads:
+    """Inside, PyTorch runs on every core (Dotmap's other stages run on one BLAS thread: core.engine.threads);
+    its own pool, not the BLAS one, so it does not spin against them. On CUDA nothing changes."""
+
+    def __init__(self, torch: Any, device: str) -> None:
+        self.torch, self.device = torch, device
+
+    def __enter__(self) -> None:
+        from core.engine.processes import cores
+
+        self.before = self.torch.get_num_threads()
+        if self.device == "cpu":
+            self.torch.set_num_threads(cores())
+
+    def __exit__(self, *exc: object) -> None:
+        self.torch.set_num_threads(self.before)
