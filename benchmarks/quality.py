@@ -190,19 +190,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="share of each set's size (for a quick run)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "dotmap-quality")
     parser.add_argument("--json", type=Path, default=None, help="also write every result to this file")
-    parser.add_argument("--novelty", action="store_true", help="only the 'unlike every cluster' test")
+    parser.add_argument(
+        "--novelty", action="store_true", help="only the 'unlike every cluster' test (default features, or --features)"
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cache = args.work / "cache"
     if args.novelty:
-        print("| set | images | n | flag | gap | ink |")
-        print("|---|---|---:|---:|---:|---:|")
+        kinds = [Settings().features] if args.features == list(FEATURE_KINDS) else args.features
+        print("| set | features | images | n | flag | gap | ink |")
+        print("|---|---|---|---:|---:|---:|---:|")
         for name in args.sets:
-            for group, r in novelty_rates(args.work, name, Settings(k_max=K_MAX), cache).items():
-                print(
-                    f"| {name} | {group} | {r['n']} | {r['flag']:.2f} | {r['gap']:.2f} | {r['ink']:.2f} |",
-                    flush=True,
-                )
+            for kind in kinds:
+                for group, r in novelty_rates(args.work, name, Settings(features=kind, k_max=K_MAX), cache).items():
+                    print(
+                        f"| {name} | {kind} | {group} | {r['n']} | {r['flag']:.2f} | {r['gap']:.2f} | {r['ink']:.2f} |",
+                        flush=True,
+                    )
         return 0
     results = []
     print(

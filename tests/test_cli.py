@@ -331,3 +331,16 @@ def test_demo_workers_is_checked_and_passed_on(tmp_path: Path, capsys: pytest.Ca
     monkeypatch.setattr(core.demo, "SUBFOLDER_FROM", 10)  # 12 images make a "large" set, drawn by 1 worker
     assert main(["demo", str(tmp_path / "one"), "--n", "12", "--workers", "1", "--quiet"]) == 0
     assert len(list((tmp_path / "one").glob("*/dots_*.png"))) == 12
+
+
+def test_the_encoders_epochs_are_one_bar_with_the_loss_beside_it(capsys: pytest.CaptureFixture) -> None:
+    from core.cli.progress import Progress
+
+    progress = Progress(True)
+    progress(1, 3, "encoder: epochs (loss 0.900)")
+    bar = progress.bar
+    progress(2, 3, "encoder: epochs (loss 0.450)")
+    assert progress.bar is bar  # the same bar, moved on: not a new one for each loss
+    progress(3, 3, "encoder: epochs (loss 0.300)")
+    err = capsys.readouterr().err
+    assert "encoder: epochs" in err and "loss 0.450" in err and "(loss" not in err

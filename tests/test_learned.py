@@ -149,6 +149,19 @@ def test_features_are_of_each_image_alone(two_families) -> None:
     np.testing.assert_allclose(encoder.features(fine[2:3]), together[2:3], rtol=1e-4, atol=1e-5)
 
 
+def test_learned_rotation_features_do_not_depend_on_which_way_the_axes_point(two_families) -> None:
+    """The principal axes' signs are arbitrary: a flipped input gets the same features (the four flips' mean)."""
+    fine, _ = two_families
+    weights, meta = learned.train_encoder(fine, "learned-rotation", epochs=1)
+    encoder = learned.Encoder(weights, meta)
+    X = encoder.features(fine[:4])
+    for flipped in (fine[:4, :, ::-1], fine[:4, ::-1, :], fine[:4, ::-1, ::-1]):
+        np.testing.assert_allclose(encoder.features(flipped), X, rtol=1e-4, atol=1e-5)
+    oriented, meta = learned.train_encoder(fine, "learned", epochs=1)
+    upright = learned.Encoder(oriented, meta)
+    assert not np.allclose(upright.features(fine[:4, ::-1, :]), upright.features(fine[:4]), atol=1e-3)
+
+
 def test_training_refuses_too_few_images_and_unknown_methods(two_families) -> None:
     fine, _ = two_families
     with pytest.raises(ValueError, match=r"n_images=1 should be >= 2"):

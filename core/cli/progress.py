@@ -24,6 +24,7 @@ class Progress:
             return
         from tqdm import tqdm
 
+        stage, _, loss = stage.partition(" (loss ")  # the encoder's epochs: one bar, its loss beside it
         if stage != self.stage or self.bar is None or bool(self.bar.total) != (total > 1):
             self.close()
             self.stage = stage
@@ -36,6 +37,8 @@ class Progress:
                 self.bar = tqdm(total=total, desc=f"{stage:<22}", file=sys.stderr, leave=False, dynamic_ncols=True)
         if self.bar.total:
             self.bar.n = done
+            if loss:
+                self.bar.set_postfix_str(f"loss {loss.rstrip(')')}", refresh=False)
             self.bar.refresh()
         if done >= total:
             self.close()

@@ -181,6 +181,19 @@ def _augment(torch: Any, fine: Any, turns: bool, generator: Any) -> Any:
     return _to_input(torch, x, uniform(0.6, 1.6))
 
 
+FLIPS = ((), (3,), (2,), (2, 3))  # none, left-right, up-down, both (a half turn)
+
+
+def _flip(torch: Any, x: Any, which: Any) -> Any:
+    """Each image of (B, 1, H, W) flipped by its own FLIPS[which[i]]."""
+    out = x.clone()
+    for i, dims in enumerate(FLIPS[1:], start=1):
+        chosen = which == i
+        if dims and bool(chosen.any()):
+            out[chosen] = torch.flip(x[chosen], dims)
+    return out
+
+
 def _nt_xent(torch: Any, a: Any, b: Any) -> Any:
     """SimCLR's loss: each view's partner is its positive, the batch's other 2B - 2 views its negatives."""
     F = torch.nn.functional
@@ -247,6 +260,8 @@ def train_encoder(
                     b = head(encoder(_augment(torch, batch, TURNS[kind], generator)))
                     loss = _nt_xent(torch, a, b)
                 else:
+                    if TURNS[kind]:  # the principal axes' signs are arbitrary: any of the four flips, in both
+                        batch = _flip(torch, batch, torch.randint(4, (len(batch),), generator=generator, device=device))
                     clean = _to_input(torch, batch, torch.ones(len(batch), device=device))
                     loss = torch.nn.functional.mse_loss(head(encoder(_augment(torch, batch, False, generator))), clean)
                 optimiser.zero_grad(set_to_none=True)
@@ -260,6 +275,7 @@ def train_encoder(
         state = encoder.state_dict()
     weights = {f"w{i:02d}": tensor.detach().cpu().numpy() for i, tensor in enumerate(state.values())}
     meta = {
+        "kind": kind,
         "method": method,
         "names": list(state.keys()),
         "losses": [round(x, 5) for x in losses],
@@ -321,16 +337,21 @@ class Encoder:
         state = {name: torch.from_numpy(np.array(weights[f"w{i:02d}"])) for i, name in enumerate(meta["names"])}
         encoder.load_state_dict(state)
         self._encoder = encoder.eval()
+        self._flips = TURNS.get(meta.get("kind", ""), False)
 
     def features(self, fine: np.ndarray) -> np.ndarray:
-        """Features of fine densities (n, FINE_CELLS, FINE_CELLS): ndarray of shape (n, EMBED_DIM), float32."""
+        """Features of fine densities (n, FINE_CELLS, FINE_CELLS): ndarray of shape (n, EMBED_DIM), float32.
+
+        For ``learned-rotation`` the mean of the codes of the four flips of each image: which way the dots'
+        principal axes point is arbitrary, so the features do not depend on it."""
         torch = self._torch
         out = np.zeros((len(fine), EMBED_DIM), np.float32)
         with _torch_threads(torch, "cpu"), torch.inference_mode():
             for start in range(0, len(fine), ENCODE_BATCH):
                 batch = torch.from_numpy(np.ascontiguousarray(fine[start : start + ENCODE_BATCH], np.float32))[:, None]
                 x = _to_input(torch, batch, torch.ones(len(batch)))
-                out[start : start + len(batch)] = self._encoder(x).numpy()
+                views = [torch.flip(x, dims) if dims else x for dims in FLIPS] if self._flips else [x]
+                out[start : start + len(batch)] = torch.stack([self._encoder(v) for v in views]).mean(0).numpy()
         return out
 
 
