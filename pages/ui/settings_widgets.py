@@ -12,9 +12,10 @@ FEATURES_HELP = (
     "Pose-free features rescue shapes drawn anywhere at any angle, but they would put a 6 with a 9 (a turned 6). "
     "Choose what must NOT count for your images.\n\n"
     "The learned features come from an encoder trained on your own images, without labels, before the first "
-    "clustering (about 2 minutes on a 2-core laptop whatever the number of images, seconds on a GPU). On the "
-    "quality suite they found handwritten digits and near-alike shapes better than the hand-made features, and "
-    "typeset letters worse: try them beside the hand-made ones on the Compare page. They need PyTorch "
+    "clustering (about 2 minutes on a 2-core laptop whatever the number of images; on a GPU when there is one). "
+    "On the quality suite they tied with the hand-made features on handwritten digits and on shapes at any "
+    "pose, and lost on typeset letters, with a recommended k further from the truth: they are not the "
+    "default. Try them beside the hand-made ones on the Compare page. They need PyTorch "
     "(`python3 -m pip install -r requirements-learned.txt`). `pretrained` uses a network trained on "
     "photographs (VGG16), where its weights are on this machine."
 )
