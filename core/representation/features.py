@@ -19,7 +19,7 @@ feature rows behave like distances between distributions.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -305,10 +305,23 @@ def compute_features(
         blocks = spread(partial(features_of_rows, source=str(source), grid=images.grid, kind=kind), spans, n)
     else:
         blocks = (_features_of_span(images, span, kind) for span in spans)
-    parts = []
-    writer = None
+    stops = (stop for _, stop in spans)
+    return gather_rows(zip(stops, blocks, strict=True), n, 0, on_progress, out)
+
+
+def gather_rows(
+    blocks: Iterable[tuple[int, np.ndarray]],
+    n: int,
+    width: int,
+    on_progress: ProgressFn | None = None,
+    out: str | os.PathLike | None = None,
+) -> np.ndarray | Path:
+    """Consecutive blocks of feature rows, each with the row it ends at, stacked: ndarray of shape (n, d),
+    float32, or with ``out`` streamed into that .npy file, whose path is returned. ``on_progress(stop, n,
+    "features")`` after each block; ``width`` is the row width of a set of no images."""
+    parts, writer = [], None
     try:
-        for (_, stop), block in zip(spans, blocks, strict=True):
+        for stop, block in blocks:
             if out is None:
                 parts.append(block)
             else:
@@ -321,11 +334,9 @@ def compute_features(
             writer.close()
     if out is not None:
         if writer is None:
-            RowWriter(out, (0,), np.float32).close()
+            RowWriter(out, (width,), np.float32).close()
         return Path(out)
-    if not parts:
-        return np.zeros((0, 0), np.float32)
-    return np.concatenate(parts)
+    return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
 
 
 def _features_of_span(images: ImageSet, span: tuple[int, int], kind: str) -> np.ndarray:

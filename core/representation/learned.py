@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import DotmapError
-from core.reading.ondisk import RowWriter, image_block_rows, let_go, row_blocks
-from core.representation.features import FRAME, LEARNED_KINDS
+from core.reading.ondisk import image_block_rows, let_go, row_blocks
+from core.representation.features import FRAME, LEARNED_KINDS, gather_rows
 
 TURNS = {"learned": False, "learned-rotation": True}  # whether any turn and a mirror are augmentations
 METHODS = ("contrastive", "autoencoder")
@@ -312,26 +312,14 @@ def compute_learned_features(
     """The learned features of every image (packed rows, n): ndarray of shape (n, EMBED_DIM), float32, by
     blocks; with ``out``, streamed into that .npy file, whose path is returned."""
     n = len(packed)
-    parts, writer = [], None
-    try:
+
+    def blocks() -> Iterator[tuple[int, np.ndarray]]:
         for start, stop in row_blocks(n, image_block_rows()):
             block = encoder.features(encoder_input(np.asarray(packed[start:stop]), grid, kind))
             let_go(packed)
-            if out is None:
-                parts.append(block)
-            else:
-                writer = writer or RowWriter(out, (EMBED_DIM,), np.float32)
-                writer.append(block)
-            if on_progress is not None:
-                on_progress(stop, n, "features")
-    finally:
-        if writer is not None:
-            writer.close()
-    if out is not None:
-        if writer is None:
-            RowWriter(out, (EMBED_DIM,), np.float32).close()
-        return Path(out)
-    return np.concatenate(parts) if parts else np.zeros((0, EMBED_DIM), np.float32)
+            yield stop, block
+
+    return gather_rows(blocks(), n, EMBED_DIM, on_progress, out)
 
 
 class Encoder:

@@ -20,7 +20,7 @@ import hashlib
 import os
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import DotmapError
-from core.reading.ondisk import RowWriter, let_go, row_blocks
+from core.reading.ondisk import let_go, row_blocks
+from core.representation.features import gather_rows
 from core.representation.learned import _torch_threads, device_name, import_torch
 
 WEIGHTS_ENV = "DOTMAP_PRETRAINED"
@@ -39,6 +40,7 @@ FRAME_CELLS = 64
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BATCH = 64
+BLOCK_IMAGES = 512  # images a block of the features stage: progress every few seconds on a CPU
 WORDS = (
     "The `pretrained` features need a network's weights, and none is on this machine (Dotmap downloads "
     "nothing). Either put torchvision's VGG16 file ({file}) in {hub}, as `torchvision.models.vgg16("
@@ -218,24 +220,11 @@ def compute_pretrained_features(
     and meta: the network's words and the device."""
     network, words = find_network()
     device, n = device_name(), len(packed)
-    parts, writer = [], None
-    try:
-        for start, stop in row_blocks(n, 512):
+
+    def blocks() -> Iterator[tuple[int, np.ndarray]]:
+        for start, stop in row_blocks(n, BLOCK_IMAGES):
             block = features_of_packed(network, np.asarray(packed[start:stop]), grid, device)
             let_go(packed)
-            if out is None:
-                parts.append(block)
-            else:
-                writer = writer or RowWriter(out, block.shape[1:], np.float32)
-                writer.append(block)
-            if on_progress is not None:
-                on_progress(stop, n, "features")
-    finally:
-        if writer is not None:
-            writer.close()
-    meta = {"network": words, "device": device}
-    if out is not None:
-        if writer is None:
-            RowWriter(out, (0,), np.float32).close()
-        return Path(out), meta
-    return (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)), meta
+            yield stop, block
+
+    return gather_rows(blocks(), n, 0, on_progress, out), {"network": words, "device": device}
