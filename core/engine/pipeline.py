@@ -88,7 +88,7 @@ class Pipeline:
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}
-        self._network: Any = None  # the pretrained network, once new images needed it
+        self._network: Any = None  # the network that makes the features (learned, pretrained), once new images need it
 
     # ---- keys: pure functions of settings and upstream keys, derived from the stage table ----
     def key(self, stage: str, k: int | None = None) -> str:
@@ -163,8 +163,8 @@ class Pipeline:
         """The features of new images (packed rows on this set's grid), as this set's were made: (m, n_features)."""
         s = self.settings
         if s.features in LEARNED_KINDS:
-            fine = learned.encoder_input(packed, s.grid, s.features)
-            return self.encoder().features(fine)
+            self._network = self._network or self.encoder()  # built once: every Classify batch would build it again
+            return self._network.features(learned.encoder_input(packed, s.grid, s.features))
         if s.features == "pretrained":
             if self._network is None:
                 self._network = pretrained.find_network()[0]
