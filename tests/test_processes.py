@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from core.clustering import scoring
 from core.demo import make_demo
 from core.engine import processes
 from core.engine.pipeline import Pipeline, Settings
+from core.errors import DotmapError
 from core.representation import features, reduction, typical
 
 SETTINGS = Settings(k_min=2, k_max=7, cluster_space="pca")
@@ -132,30 +134,74 @@ def _failing_stage_beside(stage: str, *args, on_progress) -> None:
     raise RuntimeError(f"no {stage} today")
 
 
+def _warmed(on_progress) -> None:
+    on_progress(1, 1, f"warmed {os.environ.get('DOTMAP_TEST_WARMED')}")
+
+
+def _warm_up() -> None:
+    os.environ["DOTMAP_TEST_WARMED"] = "first"
+
+
+def test_work_beside_with_a_warm_up_waits_for_go_and_runs_after_it():
+    beside = processes.Beside(_warmed, warm_up=_warm_up)
+    time.sleep(1.0)
+    assert beside._process.is_alive() and beside.warmed() and not beside.going  # warmed up, waiting
+    seen = []
+    assert beside.wait(lambda done, total, stage: seen.append(stage)) is None  # wait lets it go
+    assert seen == ["warmed first"]
+
+
+def test_closing_work_beside_ends_its_process():
+    beside = processes.Beside(_warmed, warm_up=_warm_up)
+    beside.close()
+    assert not beside._process.is_alive()
+
+
 @pytest.mark.slow
-def test_the_map_made_beside_is_the_map_made_here(images, tmp_path, monkeypatch):
+def test_the_umap_stages_made_beside_are_the_ones_made_here(images, tmp_path, monkeypatch):
     settings = Settings(k_min=2, k_max=4)
     here = Pipeline(images, settings, tmp_path / "here")
     here.prepare()
-    assert not any(r.stage == "map" and not r.computed for r in here.records)
+    assert not any(r.stage in ("space", "map") and not r.computed for r in here.records)
     monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 0)
     beside = Pipeline(images, settings, tmp_path / "beside")
     seen, waited = [], []
     real_wait = processes.Beside.wait
 
-    def wait(self, on_progress=None):  # when the wait ends, the other process has cached the map
-        waited.append((real_wait(self, on_progress), beside.is_cached("map")))
+    def wait(self, on_progress=None):  # when the wait ends, the other process has cached its stage
+        waited.append((real_wait(self, on_progress), beside.is_cached("space"), beside.is_cached("map")))
         return waited[-1][0]
 
     monkeypatch.setattr(processes.Beside, "wait", wait)
     beside.on_progress = lambda done, total, stage: seen.append(stage)
     beside.prepare()
-    assert waited == [(None, True)]
+    assert waited == [(None, True, waited[0][2]), (None, True, True)]  # the cluster space first, the map last
+    assert np.array_equal(here.space(), beside.space())
     assert np.array_equal(here.map(), beside.map())
-    (record,) = [r for r in beside.records if r.stage == "map"]
-    assert record.computed and record.seconds > 0
-    assert any(stage.startswith("map (UMAP): epochs") for stage in seen)  # the epochs came from the other process
+    assert np.array_equal(here.sweep().labels, beside.sweep().labels)
+    for stage in ("space", "map"):
+        (record,) = [r for r in beside.records if r.stage == stage]
+        assert record.computed and record.seconds > 0
+    # the epochs came from the other processes
+    assert any(stage.startswith("cluster space (UMAP): epochs") for stage in seen)
+    assert any(stage.startswith("map (UMAP): epochs") for stage in seen)
     assert not beside.cache.notes
+
+
+def test_a_prepare_that_stops_ends_the_processes_beside(tmp_path, monkeypatch):
+    monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 0)
+    folder = make_demo(tmp_path / "two", n=2)
+    started = []
+    real_init = processes.Beside.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(processes.Beside, "__init__", init)
+    with pytest.raises(DotmapError):
+        Pipeline(folder, Settings(k_min=2, k_max=4), tmp_path / "cache").prepare()
+    assert started and not any(b._process.is_alive() for b in started)
 
 
 @pytest.mark.slow
@@ -168,3 +214,23 @@ def test_a_map_that_fails_beside_is_said_and_made_here(images, tmp_path, monkeyp
     p.prepare()
     assert p.map().shape == (600, 2)
     assert any("failed (RuntimeError: no map today)" in note and "made it here" in note for note in p.cache.notes)
+
+
+@pytest.mark.slow
+def test_a_jobs_map_made_beside_shows_running_while_the_groups_are_found(images, tmp_path, monkeypatch):
+    from core.engine import jobs
+
+    monkeypatch.setattr(processes, "SPREAD_FROM_IMAGES", 0)
+    snapshots = []
+    real_write = jobs._Reporter.write
+
+    def write(self, force: bool = False) -> None:
+        snapshots.append({s.stage: s.state.value for s in self.status.stages})
+        real_write(self, force)
+
+    monkeypatch.setattr(jobs._Reporter, "write", write)
+    code = jobs.run_job(str(images), Settings(k_min=2, k_max=4), tmp_path / "cache", tmp_path / "job")
+    assert code == 0
+    assert any(s["map"] == "running" and s["auto"] == "running" for s in snapshots)
+    final = snapshots[-1]
+    assert final["map"] == "done" and all(state in ("done", "cached") for state in final.values())

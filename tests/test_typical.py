@@ -273,3 +273,13 @@ def test_images_kept_for_no_cluster_are_not_drawn(four_masks: np.ndarray, monkey
     labels = np.array([[0, 0, 0, 0], [0, 0, 1, 1]])
     cluster_means(pack_masks(four_masks), GRID, "shape", labels, [1, 2], sample=1, seed=0)
     assert sum(drawn) == 2  # one member a cluster: 2 images for k=2, k=1's the first in the queue, one of them
+
+
+@pytest.mark.parametrize("kind", ["pixels", "shape", "shape-rotation"])
+def test_densities_by_sub_blocks_are_the_densities_of_one_pass(kind, monkeypatch):
+    rng = np.random.default_rng(3)
+    masks = rng.random((37, 40, 40)) < 0.05
+    packed = pack_masks(masks)
+    whole = pose_free_densities(packed, 40, kind, cells=12)
+    monkeypatch.setattr(core.representation.typical, "POINTS_BLOCK", 5)
+    assert np.array_equal(pose_free_densities(packed, 40, kind, cells=12), whole)

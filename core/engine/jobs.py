@@ -259,9 +259,12 @@ class _Reporter:
         self.write(force=True)
 
     def begin(self, stage: str) -> None:
+        """``stage`` is now the one whose progress comes; one already running (made beside the others
+        since it began) keeps its start."""
         self.current = self.status.stage(stage)
-        self.current.state, self.current.done, self.current.total = State.RUNNING, 0, 0
-        self.current.started = time.time()
+        if self.current.state != State.RUNNING:
+            self.current.state, self.current.done, self.current.total = State.RUNNING, 0, 0
+            self.current.started = time.time()
         self.write(force=True)
 
     def end(self) -> None:

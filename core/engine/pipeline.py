@@ -32,11 +32,15 @@ from core.representation.features import LEARNED_KINDS, features_from_packed
 __all__ = ["CLUSTER_SPACES", "Pipeline", "Settings", "StageRecord", "Step", "Sweep", "skipped_words"]
 
 SKIPPED_NAMED = 5  # skipped files named in an error; the rest are counted
-# the stage made in a process beside the others once BESIDE_AFTER is done (see Pipeline.prepare); dense 32,000
-# images, benchmarks/stages.py: beside the cluster space (which leaves a core idle) it took 3.7 s off the whole
-# prepare but made the first clustering 1.3-1.5 s slower; beside the typical shapes (two workers) it only slowed
-# them and took the peak of all processes to 1.37 GB; after them: the same total, 1.13 GB
-BESIDE_STAGE, BESIDE_AFTER = "map", "typical"
+# the UMAP stages, each made in a process beside this one from SPREAD_FROM_IMAGES images (Pipeline.prepare;
+# docs/speed.md has the runs), its work begun once its inputs are there and the stage named here is done. The
+# cluster space's process starts with the prepare and imports umap-learn (on a fresh machine it also compiles
+# it: 10-40 s) while this one reads the images; the map's starts when its work may begin, and is waited for
+# last. Dense 32,000 images: the map begun beside the cluster space (at nice 19 or not) or started early to
+# import umap-learn took a core from the stages the first clustering waits for.
+BESIDE_STAGES = {"space": None, "map": "typical"}
+STARTED_EARLY = ("space",)
+WAITED_FOR_LAST = ("map",)
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -290,68 +294,103 @@ class Pipeline:
         """Run (or reuse) every stage of :meth:`plan`, upstream first, so each record times its own stage.
 
         ``on_step(step, starting)`` is called before (True) and after (False) each step that is not
-        cached yet. Returns the stage records of this call.
+        cached yet; for a step made beside the others and waited for last (the map), True comes when
+        its process starts, and True again when it is waited for. Returns the stage records of this call.
         """
         first = len(self.records)
         if not self.missing(with_map):
             self.image_meta()  # the skipped-file list is part of what a run reports
             return self.records[first:]
         self.cache.remove_orphaned_staging()  # what a killed run left half-written
-        beside: processes.Beside | None = None
         steps = self.plan(with_map)
-        while steps:
-            step = steps.pop(0)
-            if beside is not None and step.stage == BESIDE_STAGE and steps:
-                steps.append(step)  # made beside: waited for once the others are done
-                continue
-            computing = on_step is not None and not self.is_cached(step.stage)
-            if computing:
-                on_step(step, True)
-            if beside is not None and step.stage == BESIDE_STAGE:
-                self._finish_beside(beside)
-            else:
-                step.run()
-            if step.stage == "images":
-                self.check_enough_images()
-            if step.stage == BESIDE_AFTER and with_map:
-                beside = self._start_beside()
-            if computing:
-                on_step(step, False)
+        planned = {step.stage for step in steps}
+        beside: dict[str, processes.Beside] = {}
+        self._let_beside_begin(beside, planned)
+        announced: set[str] = set()  # stages made beside that on_step was told have begun
+        try:
+            while steps:
+                step = steps.pop(0)
+                if step.stage in beside and step.stage in WAITED_FOR_LAST and steps:
+                    steps.append(step)
+                    continue
+                computing = on_step is not None and (step.stage in announced or not self.is_cached(step.stage))
+                if computing:
+                    on_step(step, True)
+                if step.stage in beside:
+                    self._finish_beside(beside.pop(step.stage), step.stage)
+                else:
+                    step.run()
+                if step.stage == "images":
+                    self.check_enough_images()
+                begun = self._let_beside_begin(beside, planned)
+                if computing:
+                    on_step(step, False)
+                for later in (s for s in steps if s.stage in begun and s.stage in WAITED_FOR_LAST):
+                    if on_step is not None:
+                        on_step(later, True)  # it runs from now on; the steps between report their own progress
+                        announced.add(later.stage)
+        finally:
+            for process in beside.values():  # an error stopped the prepare: their work is not wanted
+                process.close()
         return self.records[first:]
 
-    def _start_beside(self) -> processes.Beside | None:
-        """The 2-D map, in a process beside this one, while this one makes the thumbnails and the
-        groups. From SPREAD_FROM_IMAGES images on a machine of more than one core, when the map is not
-        cached."""
-        n = len(self.image_meta()["paths"])
-        if (
-            self.backend.name != "local"
-            or n < processes.SPREAD_FROM_IMAGES
-            or processes.cores() < 2
-            or self.is_cached(BESIDE_STAGE)
-        ):
-            return None
-        for up in STAGES[BESIDE_STAGE].inputs:
-            self.entry(up)
-        return processes.Beside(
-            _stage_beside, BESIDE_STAGE, self.data_dir, self.settings, self.cache.root, self.inventory, self.image_shape
+    def _let_beside_begin(self, beside: dict[str, processes.Beside], planned: set[str]) -> list[str]:
+        """The stages made beside whose inputs and BESIDE_STAGES' stage are now there begin: a process
+        started early is let go, another starts (into ``beside``, by stage), as does a process of
+        STARTED_EARLY not started yet. Returns the stages whose work began now."""
+        begun = []
+        for name, after in BESIDE_STAGES.items():
+            ready = all(self.is_cached(up) for up in STAGES[name].inputs) and (after is None or self.is_cached(after))
+            if name not in beside and self._goes_beside(name, planned) and (ready or name in STARTED_EARLY):
+                beside[name] = self._start_beside(name)
+                if ready and name not in STARTED_EARLY:
+                    begun.append(name)
+            if name in beside and ready and not beside[name].going:
+                beside[name].go()
+                begun.append(name)
+        return begun
+
+    def _goes_beside(self, stage: str, planned: set[str]) -> bool:
+        """Whether ``stage`` is made in a process beside this one: it is planned and not cached, the
+        work runs here, the machine has more than one core, and there are SPREAD_FROM_IMAGES images."""
+        return (
+            stage in planned
+            and self.backend.name == "local"
+            and len(self.inventory.files) >= processes.SPREAD_FROM_IMAGES
+            and processes.cores() >= 2
+            and not processes.current_process().daemon  # a daemonic process has no children
+            and not self.is_cached(stage)
         )
 
-    def _finish_beside(self, beside: processes.Beside) -> None:
-        """Wait for the stage made beside (handing on its progress) and load it; if it failed, say so
+    def _start_beside(self, stage: str) -> processes.Beside:
+        from core.representation import embedding
+
+        return processes.Beside(
+            _stage_beside,
+            stage,
+            self.data_dir,
+            self.settings,
+            self.cache.root,
+            self.inventory,
+            self.image_shape,
+            warm_up=embedding.warm_up if stage in STARTED_EARLY else None,
+        )
+
+    def _finish_beside(self, beside: processes.Beside, stage: str) -> None:
+        """Wait for a stage made beside (handing on its progress) and load it; if it failed, say so
         and make it here, where its error, if it has one, is raised as any stage's is."""
         problem = beside.wait(self.progress)
         seconds = time.perf_counter() - beside.started
         if problem is not None:
             self.cache.notes.append(
-                f"the {BESIDE_STAGE} stage, made in a process beside this one, failed ({problem}); made it here instead"
+                f"the {stage} stage, made in a process beside this one, failed ({problem}); made it here instead"
             )
-            self.entry(BESIDE_STAGE)
+            self.entry(stage)
             return
-        self.entry(BESIDE_STAGE)
+        self.entry(stage)
         record = self.records[-1]
-        if record.stage == BESIDE_STAGE and not record.computed:  # computed, beside: its wall time since it began
-            self.records[-1] = StageRecord(BESIDE_STAGE, seconds, True)
+        if record.stage == stage and not record.computed:  # computed, beside: its wall time since it began
+            self.records[-1] = StageRecord(stage, seconds, True)
 
 
 def _stage_beside(stage: str, data_dir, settings, cache_dir, inventory, image_shape, on_progress) -> None:

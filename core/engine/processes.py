@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import suppress
 from functools import partial
 from multiprocessing import current_process, get_context
 from multiprocessing.context import BaseContext
@@ -143,27 +144,60 @@ def spread(fn: Callable, items: Iterable, n_images: int, workers: int | None = N
 
 class Beside:
     """``fn(*args, on_progress=...)`` run in a process beside this one, for a stage that need not wait
-    for the ones this process runs meanwhile (the 2-D map beside the thumbnails and the groups).
+    for the ones this process runs meanwhile (the UMAP cluster space beside the reading, the 2-D map
+    beside the thumbnails and the groups).
+
+    ``warm_up()``, when given, runs as soon as the process starts: the process then waits for
+    :meth:`go` before its work (umap-learn imported, and compiled on a fresh machine, while this
+    process reads the images the work needs).
 
     Its progress comes back through a queue and is handed on by :meth:`wait`; the process ends when
-    this one dies (daemonic, and it watches its owner). It comes from the fork server, never a fork of
-    this process: after the cluster space's UMAP a forked child's UMAP was killed by numba ("fork()
-    called from a process already using GNU OpenMP").
+    this one dies (daemonic, and it watches its owner), or at :meth:`close`. It comes from the fork
+    server, never a fork of this process: after the cluster space's UMAP a forked child's UMAP was
+    killed by numba ("fork() called from a process already using GNU OpenMP").
     """
 
-    def __init__(self, fn: Callable, *args: Any) -> None:
+    def __init__(self, fn: Callable, *args: Any, warm_up: Callable[[], Any] | None = None) -> None:
         context = fork_server()
         self._messages = context.Queue()  # a feeder thread sends: the worker never blocks on a full pipe
+        self._go, self._warmed = context.Event(), context.Event()
+        if warm_up is None:
+            self._go.set()
         self._process = context.Process(
-            target=_run_beside, args=(os.getpid(), self._messages, fn, args), daemon=True, name="dotmap-beside"
+            target=_run_beside,
+            args=(os.getpid(), self._messages, self._go, self._warmed, warm_up, fn, args),
+            daemon=True,
+            name="dotmap-beside",
         )
         self.started = time.perf_counter()
         self._process.start()
+
+    @property
+    def going(self) -> bool:
+        """Whether its work was let begin."""
+        return self._go.is_set()
+
+    def warmed(self) -> bool:
+        """Whether its warm-up is over (at once when it has none)."""
+        return self._warmed.is_set()
+
+    def go(self) -> None:
+        """Let the work begin (its inputs are ready); the time it takes counts from now."""
+        if not self._go.is_set():
+            self.started = time.perf_counter()
+            self._go.set()
+
+    def close(self) -> None:
+        """End the process if it still runs (its work is no longer wanted)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
 
     def wait(self, on_progress: Callable[[int, int, str], None] | None = None) -> str | None:
         """Hand on its progress until it ends; None when its work succeeded, else what went wrong, in words."""
         import queue
 
+        self.go()
         kind, payload, ended = "", None, False
         while kind in ("", "progress"):
             try:
@@ -183,9 +217,16 @@ class Beside:
         return None
 
 
-def _run_beside(owner: int, messages: Any, fn: Callable, args: tuple) -> None:
+def _run_beside(
+    owner: int, messages: Any, go: Any, warmed: Any, warm_up: Callable | None, fn: Callable, args: tuple
+) -> None:
     exit_with_owner(owner)
     try:
+        if warm_up is not None:
+            with suppress(Exception):  # the work itself meets the same problem and says it in words
+                warm_up()
+        warmed.set()
+        go.wait()
         fn(*args, on_progress=lambda done, total, stage: messages.put(("progress", (done, total, stage))))
     except BaseException as exc:  # told to the owner, which decides; a KeyboardInterrupt included
         messages.put(("failed", f"{type(exc).__name__}: {exc}"))

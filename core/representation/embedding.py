@@ -67,6 +67,19 @@ def import_umap() -> ModuleType:
     return umap
 
 
+WARM_UP_IMAGES = 300
+
+
+def warm_up() -> None:
+    """umap-learn imported and its compiled code loaded (compiled, on a fresh machine: 10-40 s) by a
+    UMAP of a few random points of the types the pipeline's have, so the real one starts at once."""
+    from core.representation.reduction import nearest_neighbors
+
+    points = np.random.default_rng(0).normal(size=(WARM_UP_IMAGES, CLUSTER_SPACE_DIM)).astype(np.float32)
+    indices, distances = nearest_neighbors(points, seed=0)
+    umap_embedding(points, indices, distances, CLUSTER_SPACE_DIM, min_dist=0.0, n_epochs=10)
+
+
 def umap_embedding(
     Z: np.ndarray,
     knn_indices: np.ndarray,
