@@ -20,6 +20,7 @@ from core.clustering import scoring
 from core.clustering.sweep import Sweep, per_k, sweep_from_arrays
 from core.engine import processes, threads
 from core.engine.backends import Backend
+from core.engine.beside import StagesBeside
 from core.engine.cache import Cache, Entry, default_cache_dir, make_key
 from core.engine.settings import CLUSTER_SPACES, Settings
 from core.engine.stages import STAGES, plan_stages, stage_of, stage_version
@@ -32,16 +33,6 @@ from core.representation.features import LEARNED_KINDS, features_from_packed
 __all__ = ["CLUSTER_SPACES", "Pipeline", "Settings", "StageRecord", "Step", "Sweep", "skipped_words"]
 
 SKIPPED_NAMED = 5  # skipped files named in an error; the rest are counted
-# the UMAP stages, each made in a process beside this one from SPREAD_FROM_IMAGES images (Pipeline.prepare;
-# docs/speed.md has the runs), its work begun once its inputs are there and the stage named here is done. The
-# cluster space's process starts with the prepare and imports umap-learn (on a fresh machine it also compiles
-# it: 10-40 s) while this one reads the images; the map's starts when its work may begin, and is waited for
-# last. Dense 32,000 images: the map begun beside the cluster space (at nice 19 or not) or started early to
-# import umap-learn took a core from the stages the first clustering waits for.
-BESIDE_STAGES = {"space": None, "map": "typical"}
-STARTED_EARLY = ("space",)
-WAITED_FOR_LAST = ("map",)
-
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -295,7 +286,7 @@ class Pipeline:
 
         ``on_step(step, starting)`` is called before (True) and after (False) each step that is not
         cached yet; for a step made beside the others and waited for last (the map), True comes when
-        its process starts, and True again when it is waited for. Returns the stage records of this call.
+        its work begins, and True again when it is waited for. Returns the stage records of this call.
         """
         first = len(self.records)
         if not self.missing(with_map):
@@ -303,94 +294,32 @@ class Pipeline:
             return self.records[first:]
         self.cache.remove_orphaned_staging()  # what a killed run left half-written
         steps = self.plan(with_map)
-        planned = {step.stage for step in steps}
-        beside: dict[str, processes.Beside] = {}
-        self._let_beside_begin(beside, planned)
-        announced: set[str] = set()  # stages made beside that on_step was told have begun
+        beside = StagesBeside(self, {step.stage for step in steps}, _stage_beside)
         try:
             while steps:
                 step = steps.pop(0)
-                if step.stage in beside and step.stage in WAITED_FOR_LAST and steps:
+                if beside.waited_for_last(step.stage) and steps:
                     steps.append(step)
                     continue
-                computing = on_step is not None and (step.stage in announced or not self.is_cached(step.stage))
+                computing = on_step is not None and (step.stage in beside.announced or not self.is_cached(step.stage))
                 if computing:
                     on_step(step, True)
                 if step.stage in beside:
-                    self._finish_beside(beside.pop(step.stage), step.stage)
+                    beside.finish(step.stage)
                 else:
                     step.run()
                 if step.stage == "images":
                     self.check_enough_images()
-                begun = self._let_beside_begin(beside, planned)
+                begun = beside.begin_ready()
                 if computing:
                     on_step(step, False)
-                for later in (s for s in steps if s.stage in begun and s.stage in WAITED_FOR_LAST):
+                for later in (s for s in steps if s.stage in begun and beside.waited_for_last(s.stage)):
                     if on_step is not None:
                         on_step(later, True)  # it runs from now on; the steps between report their own progress
-                        announced.add(later.stage)
+                        beside.announced.add(later.stage)
         finally:
-            for process in beside.values():  # an error stopped the prepare: their work is not wanted
-                process.close()
+            beside.close()  # an error stopped the prepare: the work beside is not wanted
         return self.records[first:]
-
-    def _let_beside_begin(self, beside: dict[str, processes.Beside], planned: set[str]) -> list[str]:
-        """The stages made beside whose inputs and BESIDE_STAGES' stage are now there begin: a process
-        started early is let go, another starts (into ``beside``, by stage), as does a process of
-        STARTED_EARLY not started yet. Returns the stages whose work began now."""
-        begun = []
-        for name, after in BESIDE_STAGES.items():
-            ready = all(self.is_cached(up) for up in STAGES[name].inputs) and (after is None or self.is_cached(after))
-            if name not in beside and self._goes_beside(name, planned) and (ready or name in STARTED_EARLY):
-                beside[name] = self._start_beside(name)
-                if ready and name not in STARTED_EARLY:
-                    begun.append(name)
-            if name in beside and ready and not beside[name].going:
-                beside[name].go()
-                begun.append(name)
-        return begun
-
-    def _goes_beside(self, stage: str, planned: set[str]) -> bool:
-        """Whether ``stage`` is made in a process beside this one: it is planned and not cached, the
-        work runs here, the machine has more than one core, and there are SPREAD_FROM_IMAGES images."""
-        return (
-            stage in planned
-            and self.backend.name == "local"
-            and len(self.inventory.files) >= processes.SPREAD_FROM_IMAGES
-            and processes.cores() >= 2
-            and not processes.current_process().daemon  # a daemonic process has no children
-            and not self.is_cached(stage)
-        )
-
-    def _start_beside(self, stage: str) -> processes.Beside:
-        from core.representation import embedding
-
-        return processes.Beside(
-            _stage_beside,
-            stage,
-            self.data_dir,
-            self.settings,
-            self.cache.root,
-            self.inventory,
-            self.image_shape,
-            warm_up=embedding.warm_up if stage in STARTED_EARLY else None,
-        )
-
-    def _finish_beside(self, beside: processes.Beside, stage: str) -> None:
-        """Wait for a stage made beside (handing on its progress) and load it; if it failed, say so
-        and make it here, where its error, if it has one, is raised as any stage's is."""
-        problem = beside.wait(self.progress)
-        seconds = time.perf_counter() - beside.started
-        if problem is not None:
-            self.cache.notes.append(
-                f"the {stage} stage, made in a process beside this one, failed ({problem}); made it here instead"
-            )
-            self.entry(stage)
-            return
-        self.entry(stage)
-        record = self.records[-1]
-        if record.stage == stage and not record.computed:  # computed, beside: its wall time since it began
-            self.records[-1] = StageRecord(stage, seconds, True)
 
 
 def _stage_beside(stage: str, data_dir, settings, cache_dir, inventory, image_shape, on_progress) -> None:
