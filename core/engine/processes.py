@@ -160,12 +160,12 @@ class Beside:
     def __init__(self, fn: Callable, *args: Any, warm_up: Callable[[], Any] | None = None) -> None:
         context = fork_server()
         self._messages = context.Queue()  # a feeder thread sends: the worker never blocks on a full pipe
-        self._go, self._warmed = context.Event(), context.Event()
+        self._go = context.Event()
         if warm_up is None:
             self._go.set()
         self._process = context.Process(
             target=_run_beside,
-            args=(os.getpid(), self._messages, self._go, self._warmed, warm_up, fn, args),
+            args=(os.getpid(), self._messages, self._go, warm_up, fn, args),
             daemon=True,
             name="dotmap-beside",
         )
@@ -176,10 +176,6 @@ class Beside:
     def going(self) -> bool:
         """Whether its work was let begin."""
         return self._go.is_set()
-
-    def warmed(self) -> bool:
-        """Whether its warm-up is over (at once when it has none)."""
-        return self._warmed.is_set()
 
     def go(self) -> None:
         """Let the work begin (its inputs are ready); the time it takes counts from now."""
@@ -217,15 +213,12 @@ class Beside:
         return None
 
 
-def _run_beside(
-    owner: int, messages: Any, go: Any, warmed: Any, warm_up: Callable | None, fn: Callable, args: tuple
-) -> None:
+def _run_beside(owner: int, messages: Any, go: Any, warm_up: Callable | None, fn: Callable, args: tuple) -> None:
     exit_with_owner(owner)
     try:
         if warm_up is not None:
             with suppress(Exception):  # the work itself meets the same problem and says it in words
                 warm_up()
-        warmed.set()
         go.wait()
         fn(*args, on_progress=lambda done, total, stage: messages.put(("progress", (done, total, stage))))
     except BaseException as exc:  # told to the owner, which decides; a KeyboardInterrupt included
