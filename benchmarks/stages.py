@@ -9,7 +9,9 @@ core busy. "first clustering" is what the Overview waits for: every stage up to 
 Memory: "peak MB" is the prepare's own process, "worker peak MB" the largest of the processes it
 started, "all processes MB" the peak of them all together (proportional set sizes sampled every
 0.2 s, so pages a fork shares count once). The map is made beside the stages after the sweep, so
-the stages' seconds add up to more than the total.
+the stages' seconds add up to more than the total. "warm prepare" is the whole command
+``python3 -m core prepare DIR --cache CACHE`` again on that cache (nothing to compute), the median of
+WARM_RUNS, with Python writing its bytecode as it does by default.
 
 Run from the repository root (medians of --repeats runs; sets are made once in benchmarks/data/):
 
@@ -26,11 +28,13 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness import DATA, RESULTS, busy_core, make_demo_once, run_fresh, stage_seconds
+from harness import DATA, RESULTS, ROOT, busy_core, make_demo_once, run_fresh, stage_seconds
 
 STAGES = (
     "images",
@@ -48,6 +52,19 @@ STAGES = (
 )  # fmt: skip  (encoder and learned: the stages of --features learned, in place of features)
 FIRST_CLUSTERING = STAGES[: STAGES.index("sweep") + 1]
 KINDS = {"sparse": "shapes", "dense": "dense"}
+WARM_RUNS = 5
+
+
+def warm_prepare(folder: str, cache: str, root: Path | None) -> float:
+    """Seconds of the median of WARM_RUNS ``python3 -m core prepare`` commands on a prepared ``cache``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # a user's Python writes it
+    command = [sys.executable, "-m", "core", "prepare", folder, "--cache", cache, "--quiet"]
+    seconds = []
+    for _ in range(WARM_RUNS + 1):  # the first writes the bytecode and the code versions' memo
+        started = time.perf_counter()
+        subprocess.run(command, cwd=root or ROOT, env=env, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[1:])
 
 
 def prepare_once(folder: str, cache: str, features: str | None = None) -> dict[str, float]:
@@ -80,7 +97,8 @@ def measure(
             with tempfile.TemporaryDirectory() as cache, busy_core(busy):
                 peak: list[float] = []
                 run = run_fresh("stages", "prepare_once", folder, cache, features, root=root, peak_tree=peak)
-                runs[which].append({**run, "all processes MB": peak[0]})
+                warm = warm_prepare(folder, cache, root)
+                runs[which].append({**run, "all processes MB": peak[0], "warm prepare": warm})
     return tuple(
         {name: statistics.median(run.get(name, 0.0) for run in found) for name in found[0]} if found else {}
         for found in (runs["after"], runs["before"])
@@ -113,7 +131,7 @@ def main() -> None:
     print(f"features: {args.features or 'the default'}")
     print("\n| stage | " + " | ".join(f"{kind}, {load}" for kind, load in columns) + " |")
     print("|---|" + "---:|" * len(columns))
-    for name in (*STAGES, "first clustering", "total", "peak MB", "worker peak MB", "all processes MB"):
+    for name in (*STAGES, "first clustering", "total", "warm prepare", "peak MB", "worker peak MB", "all processes MB"):
         if not any(name in results[c] or name in earlier[c] for c in columns):
             continue
         print(f"| {name} | " + " | ".join(_cell(results[c], earlier[c], name) for c in columns) + " |")
@@ -121,7 +139,7 @@ def main() -> None:
 
 def _cell(after: dict, before: dict, name: str) -> str:
     """A number (``before -> after`` when there is a before)."""
-    unit, digits = (" MB", 0) if name.endswith("MB") else (" s", 1)
+    unit, digits = (" MB", 0) if name.endswith("MB") else (" s", 2 if name == "warm prepare" else 1)
     number = lambda run: f"{run[name]:,.{digits}f}{unit}" if name in run else "-"  # noqa: E731
     return f"{number(before)} -> {number(after)}" if before else number(after)
 

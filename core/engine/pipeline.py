@@ -18,7 +18,7 @@ import numpy as np
 
 from core.clustering import scoring
 from core.clustering.sweep import Sweep, per_k, sweep_from_arrays
-from core.engine import processes, threads
+from core.engine import processes, threads, versions
 from core.engine.backends import Backend
 from core.engine.beside import StagesBeside
 from core.engine.cache import Cache, Entry, default_cache_dir, make_key
@@ -81,6 +81,7 @@ class Pipeline:
             self.inventory = arrays.scan_data(self.data_dir, self.image_shape)  # first: a wrong folder creates nothing
         ondisk.block_bytes()  # a wrong $DOTMAP_BLOCK_MB is said before any work, not half-way
         self.cache = Cache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
+        versions.remember_in(self.cache.root)  # the stages' code versions, derived once for this code
         self.records: list[StageRecord] = []
         self._entries: dict[str, Entry] = {}
         self._network: Any = None  # the network that makes the features (learned, pretrained), once new images need it
