@@ -195,4 +195,7 @@ def _child(module: str, function: str, args: str) -> None:
 
 
 if __name__ == "__main__":
+    from core.engine import threads  # loads no numpy
+
+    os.environ.setdefault(threads.HUGE_PAGES_VARIABLE, "0")  # numpy as ``python -m core`` loads it
     _child(*sys.argv[1:])

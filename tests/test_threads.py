@@ -65,18 +65,23 @@ def run_core_help(extra: dict[str, str]) -> list[str]:
         "sys.argv = ['core', '--help']\n"
         "try:\n    runpy.run_module('core', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "print(os.environ['OMP_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'])\n"
+        "import numpy\n"
+        "from numpy._core.multiarray import _get_madvise_hugepage\n"
+        "print(os.environ['OMP_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'], _get_madvise_hugepage())\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in (*threads.POOL_VARIABLES, threads.THREADS_ENV)}
+    ours = (*threads.POOL_VARIABLES, threads.THREADS_ENV, threads.HUGE_PAGES_VARIABLE)
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     env.update(extra)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT)
-    return done.stdout.split()[-2:]
+    return done.stdout.split()[-3:]
 
 
-def test_the_command_lines_pools_start_with_one_thread() -> None:
-    assert run_core_help({}) == ["1", "1"]
-    assert run_core_help({"DOTMAP_THREADS": "2"}) == ["2", "2"]
-    assert run_core_help({"OMP_NUM_THREADS": "4"}) == ["4", "1"]  # a value the user set is kept
+def test_the_command_lines_pools_start_with_one_thread_and_numpy_asks_no_huge_pages() -> None:
+    assert run_core_help({}) == ["1", "1", "False"]
+    assert run_core_help({"DOTMAP_THREADS": "2"}) == ["2", "2", "False"]
+    assert run_core_help({"OMP_NUM_THREADS": "4"}) == ["4", "1", "False"]  # a value the user set is kept
+    if sys.platform == "linux":  # elsewhere numpy never asks
+        assert run_core_help({"NUMPY_MADVISE_HUGEPAGE": "1"}) == ["1", "1", "True"]
 
 
 def test_a_bad_thread_count_stops_the_command_line_in_words() -> None:
