@@ -12,6 +12,7 @@ import pytest
 from core.clustering import scoring
 from core.demo import make_demo
 from core.engine import processes
+from core.engine.beside import WAITING_WORDS
 from core.engine.pipeline import Pipeline, Settings
 from core.errors import DotmapError
 from core.representation import features, reduction, typical
@@ -184,6 +185,9 @@ def test_the_umap_stages_made_beside_are_the_ones_made_here(images, tmp_path, mo
         assert record.computed and record.seconds > 0
     # the epochs came from the other processes
     assert any(stage.startswith("cluster space (UMAP): epochs") for stage in seen)
+    # said from the moment it is waited for (it may be compiling), in the stage's own words, which come too
+    space_lines = [stage for stage in seen if stage.startswith("cluster space (UMAP)")]
+    assert space_lines[0] == space_lines[1] == WAITING_WORDS["space"]
     assert any(stage.startswith("map (UMAP): epochs") for stage in seen)
     assert not beside.cache.notes
 

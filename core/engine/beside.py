@@ -9,6 +9,7 @@ from typing import Any
 
 from core.engine import processes
 from core.engine.stages import STAGES
+from core.representation.embedding import SETUP_WORDS
 
 # each made in a process beside the prepare's from SPREAD_FROM_IMAGES images (docs/speed.md has the runs), its
 # work begun once its inputs are there and the stage named here is done. The cluster space's process starts
@@ -19,6 +20,9 @@ from core.engine.stages import STAGES
 BESIDE_STAGES = {"space": None, "map": "typical"}
 STARTED_EARLY = ("space",)
 WAITED_FOR_LAST = ("map",)
+# the line a stage started early shows from the moment it is waited for: it may still be compiling UMAP, and
+# says nothing until its work begins (the same line as the stage's own first: stages.cluster_space)
+WAITING_WORDS = {"space": f"cluster space (UMAP): {SETUP_WORDS}"}
 
 
 class StagesBeside:
@@ -60,6 +64,8 @@ class StagesBeside:
         """Wait for a stage made beside (handing on its progress) and load it; if it failed, say so
         and make it here, where its error, if it has one, is raised as any stage's is."""
         p, beside = self.pipeline, self.running.pop(stage)
+        if stage in WAITING_WORDS:
+            p.progress(0, 0, WAITING_WORDS[stage])
         problem = beside.wait(p.progress)
         seconds = time.perf_counter() - beside.started
         if problem is not None:
