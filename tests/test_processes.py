@@ -78,8 +78,8 @@ def test_a_pipeline_spread_over_processes_gives_what_it_gives_here(images, tmp_p
 
 
 def test_a_process_running_threads_spreads_from_the_fork_server(images, tmp_path, monkeypatch):
-    """A job's process (or a notebook's) runs other threads: its workers come from the fork server, with
-    the same results."""
+    """A notebook's process (or a web server's) runs other threads: its workers come from the fork server,
+    with the same results."""
     import threading
 
     monkeypatch.setattr(features, "CHUNK_IMAGES", 150)
@@ -101,6 +101,29 @@ def test_a_process_running_threads_spreads_from_the_fork_server(images, tmp_path
     assert contexts and {c.get_start_method() for c in contexts} == {"forkserver"}
     assert np.array_equal(here.features(), spread.features())
     assert np.array_equal(here.sweep().labels, spread.sweep().labels)
+
+
+POOL_BESIDE_THREADS = """
+import threading
+from core.engine import processes
+stop = threading.Event()
+processes.start_fork_safe(stop.wait, "waits")
+alone = processes.pool_context().get_start_method()
+threading.Thread(target=stop.wait, daemon=True).start()
+print(alone, processes.pool_context().get_start_method())
+"""
+
+
+def test_a_pool_forks_beside_fork_safe_threads_only():
+    """The job's status writer and parent watch leave its pools forked (no scikit-learn imported again in
+    every worker); any other thread sends them to the fork server. In a fresh process: this one may run
+    threads of earlier tests."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", POOL_BESIDE_THREADS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fork", "forkserver"]
 
 
 def _counts_to(n: int, on_progress) -> None:

@@ -34,7 +34,7 @@ from core.engine.backends import Where
 from core.engine.cache import Cache, make_key
 from core.engine.job_status import JobStatus, Problem, StageProgress, State, problem_of, status_from_json
 from core.engine.pipeline import Pipeline, Settings, Step
-from core.engine.processes import process_alive, watch_parent
+from core.engine.processes import process_alive, start_fork_safe, watch_parent
 from core.engine.settings import setting_flags
 from core.errors import DotmapError
 
@@ -234,7 +234,7 @@ class _Reporter:
         self.current: StageProgress | None = None
         self.lock = threading.Lock()
         self.dirty = threading.Event()
-        threading.Thread(target=self._flush, daemon=True, name="status-writer").start()
+        start_fork_safe(self._flush, "status-writer")  # a pool forks beside it: it locks only its own lock
 
     def _flush(self) -> None:
         while True:
