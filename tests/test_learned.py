@@ -16,9 +16,10 @@ from core.demo import draw_demo_image, make_demo
 from core.engine.pipeline import Pipeline, Settings
 from core.engine.stages import STAGES, stage_version
 from core.engine.versions import code_reached
+from core.errors import DotmapError
 from core.reading.images import pack_masks
 from core.representation import learned
-from core.representation.features import FEATURE_KINDS, LEARNED_KINDS, feature_view
+from core.representation.features import FEATURE_KINDS, LEARNED_KINDS, feature_view, features_from_packed
 
 SEED = 0
 GRID = 64
@@ -139,6 +140,35 @@ def test_a_trained_encoder_separates_two_families(two_families, method: str) -> 
     assert agreement(labels, found)[0] >= 0.9
 
 
+def test_balance_gives_each_part_a_total_variance_of_one() -> None:
+    codes = np.array([[0.0], [2.0]], np.float32)  # variance 1
+    hand = np.array([[0.0, 0.0], [4.0, 0.0]], np.float32)  # variances 4 and 0
+    assert learned.balance(codes, hand) == pytest.approx([1.0, 0.5])
+
+
+def test_learned_rotation_sets_the_hand_made_features_beside_the_codes(
+    small_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its 60 images are its training sample: each part of the features has a total variance of 1 there,
+    and the hand-made part is shape-rotation's, scaled."""
+    monkeypatch.setattr(learned, "TRAIN_STEPS", 2)
+    settings = Settings(features="learned-rotation", cluster_space="pca", k_max=4, grid=GRID)
+    pipeline = Pipeline(small_demo, settings, tmp_path)
+    X = pipeline.features().astype(np.float64)
+    codes, hand = X[:, : learned.EMBED_DIM], X[:, learned.EMBED_DIM :]
+    assert codes.var(0).sum() == pytest.approx(1.0, rel=1e-3)
+    assert hand.var(0).sum() == pytest.approx(1.0, rel=1e-3)
+    made = features_from_packed(np.asarray(pipeline.images().packed), GRID, "shape-rotation")
+    np.testing.assert_allclose(hand, made * pipeline.entry("encoder").meta["balance"][1], rtol=1e-5, atol=1e-6)
+
+
+def test_an_encoder_without_its_scales_says_to_prepare_again(two_families) -> None:
+    fine, _ = two_families
+    weights, meta = learned.train_encoder(fine, "learned-rotation", epochs=1)
+    with pytest.raises(DotmapError, match="prepare the set again"):
+        learned.Encoder(weights, meta).features_of_packed(np.zeros((1, (GRID * GRID + 7) // 8), np.uint8), GRID)
+
+
 def test_features_are_of_each_image_alone(two_families) -> None:
     fine, _ = two_families
     weights, meta = learned.train_encoder(fine, "learned", epochs=1)
@@ -257,17 +287,19 @@ def test_a_learned_prepare_trains_once_and_reuses_the_encoder(
     assert "features" not in computed  # the learned stage stands for it
     assert any(words.startswith("encoder: epochs (loss ") for words in seen)
     X = first.features()
-    assert X.shape == (60, learned.EMBED_DIM)
+    assert X.shape == (60, learned.feature_width("learned-rotation", GRID)) and X.shape[1] > learned.EMBED_DIM
     again = Pipeline(small_demo, settings, tmp_path / "c")
     assert not again.missing(with_map=False)
     np.testing.assert_array_equal(again.features(), X)
     assert not any(r.computed for r in again.records)
 
 
-def test_new_images_get_the_features_the_set_got(small_demo: Path, tmp_path: Path, monkeypatch) -> None:
-    """What the Classify page and ``predict`` compute for a new image is what the set's own images got."""
+@pytest.mark.parametrize("kind", ["learned", "learned-rotation"])
+def test_new_images_get_the_features_the_set_got(small_demo: Path, tmp_path: Path, monkeypatch, kind: str) -> None:
+    """What the Classify page and ``predict`` compute for a new image is what the set's own images got
+    (for learned-rotation, the codes and the hand-made part beside them, each with the set's scale)."""
     monkeypatch.setattr(learned, "TRAIN_STEPS", 2)
-    settings = Settings(features="learned", cluster_space="pca", k_max=4, grid=GRID)
+    settings = Settings(features=kind, cluster_space="pca", k_max=4, grid=GRID)
     pipeline = Pipeline(small_demo, settings, tmp_path / "c")
     X = pipeline.features()
     again = pipeline.features_of(np.asarray(pipeline.images().packed[:7]))

@@ -160,7 +160,7 @@ class Pipeline:
         s = self.settings
         if s.features in LEARNED_KINDS:
             self._network = self._network or self.encoder()  # built once: every Classify batch would build it again
-            return self._network.features(learned.encoder_input(packed, s.grid, s.features))
+            return self._network.features_of_packed(packed, s.grid)
         if s.features == "pretrained":
             if self._network is None:
                 self._network = pretrained.find_network()[0]

@@ -87,7 +87,7 @@ def features_bytes(p: Pipeline) -> int:
     """One float32 row of features per image read, as wide as the kind of features makes it."""
     s = p.settings
     if s.features in features.NETWORK_KINDS:
-        width = learned.EMBED_DIM if _learned(s) else 512  # VGG16's; another model's may differ
+        width = learned.feature_width(s.features, s.grid) if _learned(s) else 512  # VGG16's; another model's may differ
         return len(p.image_meta()["paths"]) * width * np.dtype(np.float32).itemsize
     blank = np.zeros((1, (s.grid * s.grid + 7) // 8), np.uint8)
     width = features.features_from_packed(blank, s.grid, s.features).shape[1]
@@ -108,7 +108,13 @@ def train_encoder(p: Pipeline) -> Result:
     rows = learned.training_rows(len(loaded), s.seed)
     fine = learned.encoder_input(np.asarray(loaded.packed[rows]), loaded.grid, s.features)
     on_epoch = lambda done, total, loss: p.progress(done, total, f"encoder: epochs (loss {loss:.3f})")  # noqa: E731
-    return learned.train_encoder(fine, s.features, s.seed, on_epoch=on_epoch)
+    weights, meta = learned.train_encoder(fine, s.features, s.seed, on_epoch=on_epoch)
+    hand = learned.BESIDE_HAND_MADE[s.features]
+    if hand is not None:  # the two parts' scales, from the images it trained on
+        codes = learned.Encoder(weights, {**meta, "balance": [1.0, 1.0]}).features(fine)
+        made = features.features_from_packed(np.asarray(loaded.packed[rows]), loaded.grid, hand)
+        meta = {**meta, "balance": learned.balance(codes, made)}
+    return weights, meta
 
 
 def learned_features(p: Pipeline) -> Result:

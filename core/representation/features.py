@@ -43,8 +43,8 @@ FEATURE_HELP = {
     "shape-rotation": "position, size, rotation and mirroring do not count: only the shape",
     "learned": "an encoder trained on your images first (a few minutes on a laptop; needs PyTorch): position "
     "and size do not count, angle does",
-    "learned-rotation": "an encoder trained on your images first (needs PyTorch): position, size, rotation and "
-    "mirroring do not count",
+    "learned-rotation": "an encoder trained on your images first, its numbers beside shape-rotation's (needs "
+    "PyTorch): position, size, rotation and mirroring do not count",
     "pretrained": "a network trained on photographs (ImageNet's VGG16, or your model file; needs PyTorch and its "
     "weights on this machine): position and size do not count",
 }

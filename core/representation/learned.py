@@ -6,7 +6,8 @@ so position and size never count; for ``learned-rotation`` also turned to the do
 What else does not count is taught by the augmentations it is trained with: dots dropped and added,
 thicker or thinner, a small shift, turn, stretch and shear. For ``learned-rotation`` which way the
 principal axes point does not count either: the images are flipped in training (the contrastive
-training turns and mirrors them any way), and the features are the mean of the four flips' codes.
+training turns and mirrors them any way), and the codes are the mean of the four flips' codes. Its
+features are those codes with the hand-made ``shape-rotation`` features beside them (BESIDE_HAND_MADE).
 
 Two ways to train it (``METHODS``), both measured on the quality suite (docs/quality.md):
 - ``contrastive``: two augmented views of each image are pulled together and pushed from the other
@@ -31,9 +32,14 @@ import numpy as np
 
 from core.errors import DotmapError
 from core.reading.ondisk import image_block_rows, let_go, row_blocks
-from core.representation.features import FRAME, LEARNED_KINDS, gather_rows
+from core.representation.features import FRAME, LEARNED_KINDS, features_from_packed, gather_rows
 
 TURNS = {"learned": False, "learned-rotation": True}  # whether any turn and a mirror are augmentations
+# the hand-made features set beside the codes, each part scaled to a total variance of 1 over the training
+# sample (docs/quality.md, seeds 0 and 1): learned-rotation's beside shape-rotation's, hard shapes 0.717 ->
+# 0.819 and 0.718 -> 0.820, shapes 0.999 -> 1.000, dense 0.997 -> 1.000; learned's beside shape's lost
+# (digits 0.721 -> 0.703, letters 0.556 -> 0.496), so the codes stay alone there
+BESIDE_HAND_MADE: dict[str, str | None] = {"learned": None, "learned-rotation": "shape-rotation"}
 METHODS = ("contrastive", "autoencoder")
 # the quality suite's choice (docs/quality.md, benchmarks/quality.py): the autoencoder scored higher on digits
 # (0.751 against 0.730) and glyphs (0.561 against 0.389), lower on hard shapes (0.733 against 0.751), in 60% of
@@ -301,6 +307,21 @@ def training_rows(n: int, seed: int, sample: int = TRAIN_SAMPLE) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
 
 
+def balance(codes: np.ndarray, hand: np.ndarray) -> list[float]:
+    """The factors that give the codes (n, EMBED_DIM) and the hand-made features (n, d) of the training
+    sample a total variance of 1 each, so that PCA weighs the two views alike."""
+    return [float(1 / math.sqrt(max(float(part.astype(np.float64).var(0).sum()), 1e-12))) for part in (codes, hand)]
+
+
+def feature_width(kind: str, grid: int) -> int:
+    """How many numbers the features of ``kind`` have an image: the codes, and the hand-made part beside them."""
+    hand = BESIDE_HAND_MADE[kind]
+    if hand is None:
+        return EMBED_DIM
+    blank = np.zeros((1, (grid * grid + 7) // 8), np.uint8)
+    return EMBED_DIM + features_from_packed(blank, grid, hand).shape[1]
+
+
 def compute_learned_features(
     packed: np.ndarray,
     grid: int,
@@ -309,17 +330,18 @@ def compute_learned_features(
     on_progress: Callable[[int, int, str], None] | None = None,
     out: str | os.PathLike | None = None,
 ) -> np.ndarray | Path:
-    """The learned features of every image (packed rows, n): ndarray of shape (n, EMBED_DIM), float32, by
-    blocks; with ``out``, streamed into that .npy file, whose path is returned."""
+    """The learned features of every image (packed rows, n): ndarray of shape (n, feature_width(kind, grid)),
+    float32, by blocks (:meth:`Encoder.features_of_packed`); with ``out``, streamed into that .npy file,
+    whose path is returned."""
     n = len(packed)
 
     def blocks() -> Iterator[tuple[int, np.ndarray]]:
         for start, stop in row_blocks(n, image_block_rows()):
-            block = encoder.features(encoder_input(np.asarray(packed[start:stop]), grid, kind))
+            block = encoder.features_of_packed(np.asarray(packed[start:stop]), grid)
             let_go(packed)
             yield stop, block
 
-    return gather_rows(blocks(), n, EMBED_DIM, on_progress, out)
+    return gather_rows(blocks(), n, feature_width(kind, grid), on_progress, out)
 
 
 class Encoder:
@@ -333,7 +355,26 @@ class Encoder:
         encoder.load_state_dict(state)
         self._device = device_name()
         self._encoder = encoder.eval().to(self._device)
-        self._flips = TURNS.get(meta.get("kind", ""), False)
+        self._kind = meta.get("kind", "")
+        self._flips = TURNS.get(self._kind, False)
+        self._hand = BESIDE_HAND_MADE.get(self._kind)
+        self._balance = meta.get("balance")
+
+    def features_of_packed(self, packed: np.ndarray, grid: int) -> np.ndarray:
+        """The features of images (packed rows, n) as the set's were made: ndarray of shape (n, width), float32.
+
+        The encoder's codes, and for a kind of BESIDE_HAND_MADE the hand-made features beside them, each
+        part scaled by the factor the training sample gave it (``meta["balance"]``, :func:`balance`)."""
+        codes = self.features(encoder_input(packed, grid, self._kind))
+        if self._hand is None:
+            return codes
+        if self._balance is None:
+            raise DotmapError(
+                f"This `{self._kind}` encoder has no scales for its hand-made part (an older Dotmap trained it); "
+                "prepare the set again."
+            )
+        hand = features_from_packed(packed, grid, self._hand)
+        return np.hstack([codes * self._balance[0], hand * self._balance[1]]).astype(np.float32)
 
     def features(self, fine: np.ndarray) -> np.ndarray:
         """Features of fine densities (n, FINE_CELLS, FINE_CELLS): ndarray of shape (n, EMBED_DIM), float32.
