@@ -25,6 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,8 @@ from core.reading.ondisk import image_block_rows, let_go, row_blocks
 from core.representation.features import FRAME, LEARNED_KINDS, features_from_packed, gather_rows
 
 TURNS = {"learned": False, "learned-rotation": True}  # whether any turn and a mirror are augmentations
-# the hand-made features set beside the codes, each part scaled to a total variance of 1 over the training
-# sample (docs/quality.md, seeds 0 and 1): learned-rotation's beside shape-rotation's, hard shapes 0.717 ->
-# 0.819 and 0.718 -> 0.820, shapes 0.999 -> 1.000, dense 0.997 -> 1.000; learned's beside shape's lost
-# (digits 0.721 -> 0.703, letters 0.556 -> 0.496), so the codes stay alone there
+# the hand-made features beside the codes, each part scaled to a total variance of 1 (docs/quality.md: hard
+# shapes 0.718 -> 0.825); learned's beside shape's lost on digits and letters, so its codes stay alone
 BESIDE_HAND_MADE: dict[str, str | None] = {"learned": None, "learned-rotation": "shape-rotation"}
 METHODS = ("contrastive", "autoencoder")
 # the quality suite's choice (docs/quality.md, benchmarks/quality.py): the autoencoder scored higher on digits
@@ -308,18 +307,15 @@ def training_rows(n: int, seed: int, sample: int = TRAIN_SAMPLE) -> np.ndarray:
 
 
 def balance(codes: np.ndarray, hand: np.ndarray) -> list[float]:
-    """The factors that give the codes (n, EMBED_DIM) and the hand-made features (n, d) of the training
-    sample a total variance of 1 each, so that PCA weighs the two views alike."""
+    """Factors giving the training sample's codes (n, EMBED_DIM) and hand-made features (n, d) a total
+    variance of 1 each, so that PCA weighs the two views alike."""
     return [float(1 / math.sqrt(max(float(part.astype(np.float64).var(0).sum()), 1e-12))) for part in (codes, hand)]
 
 
 def feature_width(kind: str, grid: int) -> int:
     """How many numbers the features of ``kind`` have an image: the codes, and the hand-made part beside them."""
-    hand = BESIDE_HAND_MADE[kind]
-    if hand is None:
-        return EMBED_DIM
-    blank = np.zeros((1, (grid * grid + 7) // 8), np.uint8)
-    return EMBED_DIM + features_from_packed(blank, grid, hand).shape[1]
+    hand, blank = BESIDE_HAND_MADE[kind], np.zeros((1, (grid * grid + 7) // 8), np.uint8)
+    return EMBED_DIM + (0 if hand is None else features_from_packed(blank, grid, hand).shape[1])
 
 
 def compute_learned_features(
@@ -361,18 +357,13 @@ class Encoder:
         self._balance = meta.get("balance")
 
     def features_of_packed(self, packed: np.ndarray, grid: int) -> np.ndarray:
-        """The features of images (packed rows, n) as the set's were made: ndarray of shape (n, width), float32.
-
-        The encoder's codes, and for a kind of BESIDE_HAND_MADE the hand-made features beside them, each
-        part scaled by the factor the training sample gave it (``meta["balance"]``, :func:`balance`)."""
+        """Features of images (packed rows, n) as the set's were made: ndarray of shape (n, width), float32: the
+        codes and, for a kind of BESIDE_HAND_MADE, the hand-made features, each part times ``meta["balance"]``."""
         codes = self.features(encoder_input(packed, grid, self._kind))
         if self._hand is None:
             return codes
-        if self._balance is None:
-            raise DotmapError(
-                f"This `{self._kind}` encoder has no scales for its hand-made part (an older Dotmap trained it); "
-                "prepare the set again."
-            )
+        if self._balance is None:  # an older Dotmap trained it
+            raise DotmapError(f"This `{self._kind}` encoder lacks its scales; prepare the set again.")
         hand = features_from_packed(packed, grid, self._hand)
         return np.hstack([codes * self._balance[0], hand * self._balance[1]]).astype(np.float32)
 
@@ -394,19 +385,16 @@ class Encoder:
         return out
 
 
-class _torch_threads:
+@contextmanager
+def _torch_threads(torch: Any, device: str) -> Iterator[None]:
     """Inside, PyTorch runs on every core (Dotmap's other stages run on one BLAS thread: core.engine.threads);
     its own pool, not the BLAS one, so it does not spin against them. On CUDA nothing changes."""
+    from core.engine.processes import cores
 
-    def __init__(self, torch: Any, device: str) -> None:
-        self.torch, self.device = torch, device
-
-    def __enter__(self) -> None:
-        from core.engine.processes import cores
-
-        self.before = self.torch.get_num_threads()
-        if self.device == "cpu":
-            self.torch.set_num_threads(cores())
-
-    def __exit__(self, *exc: object) -> None:
-        self.torch.set_num_threads(self.before)
+    before = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
