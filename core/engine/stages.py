@@ -105,15 +105,15 @@ def train_encoder(p: Pipeline) -> Result:
     p.check_enough_images()
     s, loaded = p.settings, p.images()
     p.progress(0, 0, "encoder: what it sees of each image")
-    rows = learned.training_rows(len(loaded), s.seed)
-    fine = learned.encoder_input(np.asarray(loaded.packed[rows]), loaded.grid, s.features)
+    packed = np.asarray(loaded.packed[learned.training_rows(len(loaded), s.seed)])
+    fine = learned.encoder_input(packed, loaded.grid, s.features)
     on_epoch = lambda done, total, loss: p.progress(done, total, f"encoder: epochs (loss {loss:.3f})")  # noqa: E731
     weights, meta = learned.train_encoder(fine, s.features, s.seed, on_epoch=on_epoch)
     hand = learned.BESIDE_HAND_MADE[s.features]
     if hand is not None:  # the two parts' scales, from the images it trained on
-        codes = learned.Encoder(weights, {**meta, "balance": [1.0, 1.0]}).features(fine)
-        made = features.features_from_packed(np.asarray(loaded.packed[rows]), loaded.grid, hand)
-        meta = {**meta, "balance": learned.balance(codes, made)}
+        p.progress(0, 0, f"encoder: scaling its numbers and the `{hand}` features beside them")
+        codes = learned.Encoder(weights, meta).features(fine)
+        meta = {**meta, "balance": learned.balance(codes, features.features_from_packed(packed, loaded.grid, hand))}
     return weights, meta
 
 
